@@ -1,0 +1,121 @@
+//! API keys: how clients present them, how they are hashed, and what a stored key record holds.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ports::find_header;
+
+/// Prefix of every gateway key, so a leaked key is recognisable in logs and secret scanners.
+pub const KEY_PREFIX: &str = "gw-";
+
+/// What the gateway knows about a key. Stored under its hash: KV `key/<sha256hex>` or SQLite `api_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub revoked: bool,
+    /// Unix milliseconds after which the key stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+impl KeyRecord {
+    /// Why the key may not be used now, if it may not.
+    pub fn refusal(&self, now_ms: f64) -> Option<&'static str> {
+        if self.revoked {
+            return Some("this API key has been revoked");
+        }
+        match self.expires_at_ms {
+            Some(t) if (t as f64) <= now_ms => Some("this API key has expired"),
+            _ => None,
+        }
+    }
+}
+
+/// The key presented by the client: `Authorization: Bearer <key>` (what OpenAI SDKs send) or `x-api-key`.
+pub fn presented_key(headers: &[(String, String)]) -> Option<&str> {
+    if let Some(auth) = find_header(headers, "authorization") {
+        let auth = auth.trim();
+        if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+            let key = auth[7..].trim();
+            if !key.is_empty() {
+                return Some(key);
+            }
+        }
+    }
+    find_header(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty())
+}
+
+/// Lower-case hex SHA-256 of the key: the only form in which keys are stored.
+pub fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Builds a new key from 32 bytes of OS randomness supplied by the caller.
+pub fn key_from_random(random: &[u8; 32]) -> String {
+    format!("{KEY_PREFIX}{}", hex(random))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn bearer_and_x_api_key_are_both_accepted() {
+        assert_eq!(presented_key(&h(&[("authorization", "Bearer gw-1")])), Some("gw-1"));
+        assert_eq!(presented_key(&h(&[("authorization", "bearer  gw-2 ")])), Some("gw-2"));
+        assert_eq!(presented_key(&h(&[("x-api-key", "gw-3")])), Some("gw-3"));
+        assert_eq!(presented_key(&h(&[("authorization", "Basic abc")])), None);
+        assert_eq!(presented_key(&h(&[("authorization", "Bearer ")])), None);
+        assert_eq!(presented_key(&h(&[])), None);
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn revoked_and_expired_keys_are_refused() {
+        let mut k = KeyRecord {
+            id: "key_1".into(),
+            name: "n".into(),
+            team: None,
+            tier: None,
+            tags: vec![],
+            revoked: false,
+            expires_at_ms: Some(1_000),
+            created_at_ms: 0,
+        };
+        assert_eq!(k.refusal(999.0), None);
+        assert_eq!(k.refusal(1_000.0), Some("this API key has expired"));
+        k.expires_at_ms = None;
+        k.revoked = true;
+        assert_eq!(k.refusal(0.0), Some("this API key has been revoked"));
+    }
+}

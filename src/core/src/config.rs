@@ -1,0 +1,129 @@
+//! Gateway configuration, read from named settings: Worker vars and secrets, or environment variables natively.
+//! Both hosts pass a lookup function, so the names and defaults are defined once, here.
+
+use crate::providers::{self, ProviderSpec};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    pub name: &'static str,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub default_model: String,
+    pub models: &'static [&'static str],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Providers with a key or a base URL configured, in catalog order.
+    pub providers: Vec<ProviderConfig>,
+    /// Provider for bare model ids (`gpt-4o-mini`) and `auto`.
+    pub default_provider: Option<&'static str>,
+    pub max_body_bytes: usize,
+    /// Time allowed for an upstream's response headers (and, for JSON, its whole body).
+    pub upstream_timeout_ms: u64,
+    /// Longest silence allowed between two chunks of an upstream stream.
+    pub stream_idle_timeout_ms: u64,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+impl GatewayConfig {
+    /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
+    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS` and `STREAM_IDLE_TIMEOUT_MS`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut configured = Vec::new();
+        for spec in providers::CATALOG {
+            let prefix = spec.env_prefix;
+            let api_key = get(&format!("{prefix}_API_KEY"));
+            let base_url = get(&format!("{prefix}_BASE_URL"));
+            if api_key.is_none() && base_url.is_none() {
+                continue;
+            }
+            configured.push(provider_config(spec, api_key, base_url, get(&format!("{prefix}_DEFAULT_MODEL")))?);
+        }
+        let default_provider = match get("DEFAULT_PROVIDER") {
+            Some(name) => Some(
+                configured
+                    .iter()
+                    .find(|p| p.name == name)
+                    .map(|p| p.name)
+                    .ok_or_else(|| format!("DEFAULT_PROVIDER `{name}` is not a configured provider"))?,
+            ),
+            None => configured.first().map(|p| p.name),
+        };
+        Ok(Self {
+            providers: configured,
+            default_provider,
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
+            stream_idle_timeout_ms: number(&get, "STREAM_IDLE_TIMEOUT_MS", DEFAULT_STREAM_IDLE_TIMEOUT_MS)?,
+        })
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+fn provider_config(
+    spec: &'static ProviderSpec,
+    api_key: Option<String>,
+    base_url: Option<String>,
+    default_model: Option<String>,
+) -> Result<ProviderConfig, String> {
+    let base_url = base_url.unwrap_or_else(|| spec.base_url.to_owned());
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(format!("{}_BASE_URL must start with http:// or https://, got `{base_url}`", spec.env_prefix));
+    }
+    Ok(ProviderConfig {
+        name: spec.name,
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        api_key,
+        default_model: default_model.unwrap_or_else(|| spec.default_model.to_owned()),
+        models: spec.models,
+    })
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name} must be a positive whole number, got `{v}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<GatewayConfig, String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        GatewayConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_provider_is_configured_by_key_or_base_url() {
+        let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")]).unwrap();
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.default_provider, Some("openai"));
+        assert!(cfg(&[]).unwrap().providers.is_empty());
+    }
+
+    #[test]
+    fn bad_numbers_and_urls_are_reported_by_name() {
+        let e = cfg(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert!(e.contains("MAX_BODY_BYTES"), "{e}");
+        let e = cfg(&[("OPENAI_BASE_URL", "ftp://x")]).unwrap_err();
+        assert!(e.contains("OPENAI_BASE_URL"), "{e}");
+        let e = cfg(&[("OPENAI_API_KEY", "k"), ("DEFAULT_PROVIDER", "nope")]).unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+}

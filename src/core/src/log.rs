@@ -1,0 +1,104 @@
+//! The per-request log row (`request_logs` in migrations/0001_init.sql), identical on D1 and SQLite.
+
+use serde::Serialize;
+
+/// Token counts as the provider reported them, normalized to OpenAI's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cached_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+}
+
+/// One row per request that reached the gateway, whatever its outcome. Never holds prompt or completion text.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct LogRecord {
+    pub id: String,
+    pub ts_ms: i64,
+    pub key_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub endpoint: Option<&'static str>,
+    pub requested_model: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub stream: bool,
+    pub attempts: u32,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub usage: Option<Usage>,
+    /// A stream that ended without `[DONE]` (cut, stalled, failed upstream, or client gone).
+    pub truncated: bool,
+}
+
+/// A value bound to a SQL parameter; each host maps it to its driver's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, method, path, endpoint, \
+requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
+prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+impl LogRecord {
+    /// Parameters for [`INSERT_SQL`], in order.
+    pub fn sql_params(&self) -> Vec<SqlValue> {
+        fn text(v: &Option<String>) -> SqlValue {
+            v.as_ref().map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()))
+        }
+        fn int(v: Option<u64>) -> SqlValue {
+            v.map_or(SqlValue::Null, |n| SqlValue::Integer(n.min(i64::MAX as u64) as i64))
+        }
+        let u = self.usage;
+        vec![
+            SqlValue::Text(self.id.clone()),
+            SqlValue::Integer(self.ts_ms),
+            text(&self.key_id),
+            SqlValue::Text(self.method.clone()),
+            SqlValue::Text(self.path.clone()),
+            self.endpoint.map_or(SqlValue::Null, |e| SqlValue::Text(e.to_owned())),
+            text(&self.requested_model),
+            text(&self.provider),
+            text(&self.model),
+            SqlValue::Integer(i64::from(self.status)),
+            text(&self.error_code),
+            SqlValue::Integer(i64::from(self.stream)),
+            SqlValue::Integer(i64::from(self.attempts)),
+            SqlValue::Real(round3(self.latency_ms)),
+            self.ttft_ms.map_or(SqlValue::Null, |t| SqlValue::Real(round3(t))),
+            int(u.map(|u| u.prompt_tokens)),
+            int(u.map(|u| u.completion_tokens)),
+            int(u.map(|u| u.total_tokens)),
+            int(u.and_then(|u| u.cached_tokens)),
+            int(u.and_then(|u| u.reasoning_tokens)),
+            SqlValue::Integer(i64::from(self.truncated)),
+        ]
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_parameter_per_placeholder() {
+        let n = LogRecord::default().sql_params().len();
+        assert!(INSERT_SQL.contains(&format!("?{n})")));
+        assert!(!INSERT_SQL.contains(&format!("?{}", n + 1)));
+        let columns = INSERT_SQL[INSERT_SQL.find('(').unwrap()..INSERT_SQL.find(')').unwrap()].split(',').count();
+        assert_eq!(columns, n);
+    }
+}

@@ -1,0 +1,89 @@
+//! Ports: what the core needs from a host. Each host (Workers, native) implements these and nothing else.
+//!
+//! The traits use `async fn` without `Send` bounds on purpose: wasm futures are `!Send`, and the native host
+//! runs the pipeline on a current-thread runtime per worker thread.
+
+use futures::future::LocalBoxFuture;
+use futures::stream::LocalBoxStream;
+
+use crate::auth::KeyRecord;
+use crate::log::LogRecord;
+
+/// A response body arriving from an upstream, chunk by chunk as the network delivers it.
+pub type ByteStream = LocalBoxStream<'static, Result<Vec<u8>, UpstreamError>>;
+
+/// An HTTP request to a provider, fully built by a connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub struct UpstreamResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: ByteStream,
+}
+
+impl UpstreamResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// Looks up a header by lower-case name in a list whose names are lower case.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// No response: DNS, connect, TLS, or the request could not be sent.
+    Connect(String),
+    /// The response body failed after the headers arrived.
+    Body(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "could not reach upstream: {e}"),
+            Self::Body(e) => write!(f, "upstream body failed: {e}"),
+        }
+    }
+}
+
+/// Sends requests to providers. Dropping the returned future or body stream must cancel the request.
+#[allow(async_fn_in_trait)]
+pub trait Upstream {
+    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
+}
+
+/// Finds API keys by the SHA-256 hex of the presented key. Keys are never stored in clear.
+#[allow(async_fn_in_trait)]
+pub trait KeyStore {
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String>;
+}
+
+/// Writes one log row per request, after the response has been sent.
+#[allow(async_fn_in_trait)]
+pub trait LogSink {
+    async fn write(&self, record: LogRecord) -> Result<(), String>;
+}
+
+/// Time and randomness, which differ between wasm32 and native.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> f64;
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+    /// Not for secrets: request ids and sampling only.
+    fn random_u64(&self) -> u64;
+}
+
+/// Everything the request path needs from its host. Cheap to clone (handles, not data).
+pub trait Host: Upstream + KeyStore + Clock + Clone + 'static {}
+
+impl<T: Upstream + KeyStore + Clock + Clone + 'static> Host for T {}

@@ -1,0 +1,221 @@
+//! OpenAI and any OpenAI-compatible upstream (the mock, proxies): `/chat/completions`, `/embeddings`.
+//! The client's body is forwarded nearly as is; this connector only sets the model, asks for usage on
+//! streams, and reads usage and errors back.
+
+use serde_json::{Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::ApiError;
+use crate::log::Usage;
+use crate::ports::{find_header, UpstreamRequest};
+
+/// Fields the gateway understands itself and never forwards.
+const GATEWAY_FIELDS: &[&str] = &["provider"];
+
+pub fn chat_request(p: &ProviderConfig, mut body: Map<String, Value>, model: &str, stream: bool) -> UpstreamRequest {
+    prepare_body(&mut body, model);
+    if stream {
+        // Always ask for usage so the log row has token counts; the relay drops the usage chunk again
+        // when the client did not ask for it.
+        let options = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(o) = options {
+            o.insert("include_usage".into(), Value::Bool(true));
+        } else {
+            *options = serde_json::json!({"include_usage": true});
+        }
+    }
+    post(p, "/chat/completions", &body)
+}
+
+pub fn embeddings_request(p: &ProviderConfig, mut body: Map<String, Value>, model: &str) -> UpstreamRequest {
+    prepare_body(&mut body, model);
+    post(p, "/embeddings", &body)
+}
+
+fn prepare_body(body: &mut Map<String, Value>, model: &str) {
+    for field in GATEWAY_FIELDS {
+        body.remove(*field);
+    }
+    body.insert("model".into(), Value::String(model.to_owned()));
+}
+
+fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(key) = &p.api_key {
+        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+    }
+    UpstreamRequest {
+        method: "POST",
+        url: format!("{}{path}", p.base_url),
+        headers,
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
+/// Reads `usage` (providers.md §7.2, OpenAI row). `None` when absent or null.
+pub fn usage(response: &Value) -> Option<Usage> {
+    let u = response.get("usage")?.as_object()?;
+    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
+    let prompt = n(u.get("prompt_tokens")).unwrap_or(0);
+    let completion = n(u.get("completion_tokens")).unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: n(u.get("total_tokens")).unwrap_or(prompt + completion),
+        cached_tokens: n(u.get("prompt_tokens_details").and_then(|d| d.get("cached_tokens"))),
+        reasoning_tokens: n(u.get("completion_tokens_details").and_then(|d| d.get("reasoning_tokens"))),
+    })
+}
+
+/// What one `data:` payload of an upstream chat stream is.
+#[derive(Debug, PartialEq)]
+pub enum StreamEvent {
+    Done,
+    /// A top-level `error` object: the upstream failed mid-stream.
+    Error,
+    /// The `choices: []` chunk that carries only usage.
+    UsageOnly(Usage),
+    /// A normal chunk, possibly with usage attached.
+    Chunk(Option<Usage>),
+    /// Not JSON; forwarded as is.
+    Opaque,
+}
+
+pub fn stream_event(data: &str) -> StreamEvent {
+    if data.trim() == "[DONE]" {
+        return StreamEvent::Done;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return StreamEvent::Opaque;
+    };
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return StreamEvent::Error;
+    }
+    let usage = usage(&v);
+    let no_choices = v.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
+    match usage {
+        Some(u) if no_choices => StreamEvent::UsageOnly(u),
+        u => StreamEvent::Chunk(u),
+    }
+}
+
+/// Maps an upstream error response to the error the client receives (providers.md §1.5, §7.3).
+pub fn upstream_error(provider: &str, status: u16, headers: &[(String, String)], body: &[u8]) -> ApiError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let obj = parsed.as_ref().and_then(|v| v.get("error")).and_then(Value::as_object);
+    let field = |k: &str| obj.and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let upstream_message = field("message").unwrap_or_else(|| snippet(body));
+    let code = field("code");
+    let message = format!("upstream `{provider}` returned HTTP {status}: {upstream_message}");
+    let mut err = match status {
+        401 | 403 => ApiError::new(
+            502,
+            "server_error",
+            Some("upstream_authentication_failed"),
+            format!("{message} (the gateway's credentials for `{provider}` were rejected)"),
+        ),
+        429 => ApiError::new(
+            429,
+            if code.as_deref() == Some("insufficient_quota") { "insufficient_quota" } else { "rate_limit_error" },
+            Some(code.as_deref().unwrap_or("rate_limit_exceeded")),
+            message,
+        ),
+        400..=499 => ApiError::new(
+            status,
+            "invalid_request_error",
+            code.as_deref(),
+            upstream_message,
+        ),
+        503 => ApiError::new(503, "server_error", Some("upstream_unavailable"), message),
+        _ => ApiError::new(502, "server_error", Some("upstream_error"), message),
+    };
+    if status < 500 && status != 401 && status != 403 {
+        err.param = field("param");
+    }
+    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
+    err
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> ProviderConfig {
+        ProviderConfig {
+            name: "openai",
+            base_url: "http://up/v1".into(),
+            api_key: Some("sk-x".into()),
+            default_model: "m".into(),
+            models: &[],
+        }
+    }
+
+    #[test]
+    fn stream_request_asks_for_usage_and_drops_gateway_fields() {
+        let body = serde_json::json!({"model": "openai/gpt-4o-mini", "provider": "openai", "stream": true,
+            "stream_options": {"include_obfuscation": false}, "messages": []});
+        let Value::Object(body) = body else { unreachable!() };
+        let req = chat_request(&provider(), body, "gpt-4o-mini", true);
+        assert_eq!(req.url, "http://up/v1/chat/completions");
+        assert!(req.headers.contains(&("authorization".into(), "Bearer sk-x".into())));
+        let sent: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(sent["model"], "gpt-4o-mini");
+        assert!(sent.get("provider").is_none());
+        assert_eq!(sent["stream_options"], serde_json::json!({"include_obfuscation": false, "include_usage": true}));
+    }
+
+    #[test]
+    fn usage_reads_details_from_the_real_fixture() {
+        // providers.md §1.3
+        let v = serde_json::json!({"usage": {"prompt_tokens": 1117, "completion_tokens": 46, "total_tokens": 1163,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}}});
+        assert_eq!(
+            usage(&v),
+            Some(Usage { prompt_tokens: 1117, completion_tokens: 46, total_tokens: 1163,
+                cached_tokens: Some(0), reasoning_tokens: Some(0) })
+        );
+        assert_eq!(usage(&serde_json::json!({"usage": null})), None);
+    }
+
+    #[test]
+    fn stream_events_are_classified() {
+        // providers.md §1.4 (real gpt-4o capture)
+        let usage_chunk = r#"{"id":"chatcmpl-A","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_5050236cbd","choices":[],"usage":{"prompt_tokens":14,"completion_tokens":30,"total_tokens":44,"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+        assert!(matches!(stream_event(usage_chunk), StreamEvent::UsageOnly(u) if u.total_tokens == 44));
+        let content = r#"{"id":"chatcmpl-A","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+        assert_eq!(stream_event(content), StreamEvent::Chunk(None));
+        assert_eq!(stream_event("[DONE]"), StreamEvent::Done);
+        assert_eq!(stream_event(r#"{"error":{"message":"boom"}}"#), StreamEvent::Error);
+        assert_eq!(stream_event("not json"), StreamEvent::Opaque);
+    }
+
+    #[test]
+    fn upstream_errors_map_to_gateway_statuses() {
+        let h = vec![("retry-after".to_owned(), "2".to_owned())];
+        let body = br#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#;
+        let e = upstream_error("openai", 429, &h, body);
+        assert_eq!((e.status, e.kind, e.retry_after.as_deref()), (429, "rate_limit_error", Some("2")));
+        let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert_eq!(upstream_error("openai", 429, &[], quota).kind, "insufficient_quota");
+        assert_eq!(upstream_error("openai", 500, &[], b"").status, 502);
+        assert_eq!(upstream_error("openai", 503, &[], b"overloaded").status, 503);
+        let auth = upstream_error("openai", 401, &[], b"{}");
+        assert_eq!((auth.status, auth.code.as_deref()), (502, Some("upstream_authentication_failed")));
+        let missing = br#"{"error":{"message":"The model `gpt-9` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#;
+        let e = upstream_error("openai", 404, &[], missing);
+        assert_eq!((e.status, e.code.as_deref()), (404, Some("model_not_found")));
+        assert_eq!(e.message, "The model `gpt-9` does not exist");
+    }
+}
