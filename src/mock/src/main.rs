@@ -1,1 +1,331 @@
-fn main() {}
+//! `mock-provider`: an OpenAI-compatible LLM server for tests and local development (providers.md §1, §8).
+//!
+//! Behaviour is chosen per request by the **model name**, so it works through the gateway unchanged:
+//!
+//! | model                | behaviour                                                                 |
+//! |----------------------|---------------------------------------------------------------------------|
+//! | anything else        | a normal answer (JSON or SSE)                                             |
+//! | `mock-<status>`      | that HTTP status with an OpenAI error body (`mock-429` adds `Retry-After`) |
+//! | `mock-slow-<ms>`     | `<ms>` between stream chunks                                              |
+//! | `mock-latency-<ms>`  | `<ms>` before the response headers                                        |
+//! | `mock-stall`         | headers, then nothing (stalls before the first byte of the body)          |
+//! | `mock-stall-mid`     | a role and a content chunk, then nothing                                  |
+//! | `mock-cut`           | a few chunks, then the connection is dropped (no `[DONE]`)                |
+//! | `mock-eof`           | a few chunks, then a clean end of body without `[DONE]`                   |
+//! | `mock-error-mid`     | a content chunk, then a `data: {"error": …}` event                        |
+//!
+//! `--latency-ms` and `--chunk-delay-ms` (or the `x-mock-latency-ms` / `x-mock-chunk-delay-ms` request
+//! headers) set the same knobs for every request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Parser;
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Mock OpenAI-compatible provider for tests and local development")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on the first line of stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Delay before every response's headers.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Delay between stream chunks.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+    /// When set, requests must carry `Authorization: Bearer <this key>`.
+    #[arg(long)]
+    api_key: Option<String>,
+}
+
+struct Mock {
+    args: Args,
+    counter: AtomicU64,
+}
+
+type Shared = Arc<Mock>;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("mock-provider listening on http://{}", listener.local_addr()?);
+    let state = Arc::new(Mock { args, counter: AtomicU64::new(0) });
+    let app = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// What the model name (and knobs) ask this request to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Status(u16),
+    Stall,
+    StallMid,
+    Cut,
+    Eof,
+    ErrorMid,
+}
+
+struct Plan {
+    fault: Fault,
+    latency_ms: u64,
+    chunk_delay_ms: u64,
+}
+
+fn plan(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
+    let header_ms = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut p = Plan {
+        fault: Fault::None,
+        latency_ms: header_ms("x-mock-latency-ms").unwrap_or(args.latency_ms),
+        chunk_delay_ms: header_ms("x-mock-chunk-delay-ms").unwrap_or(args.chunk_delay_ms),
+    };
+    let Some(rest) = model.strip_prefix("mock-") else { return p };
+    match rest {
+        "stall" => p.fault = Fault::Stall,
+        "stall-mid" => p.fault = Fault::StallMid,
+        "cut" => p.fault = Fault::Cut,
+        "eof" => p.fault = Fault::Eof,
+        "error-mid" => p.fault = Fault::ErrorMid,
+        _ => {
+            if let Some(ms) = rest.strip_prefix("slow-").and_then(|v| v.parse().ok()) {
+                p.chunk_delay_ms = ms;
+            } else if let Some(ms) = rest.strip_prefix("latency-").and_then(|v| v.parse().ok()) {
+                p.latency_ms = ms;
+            } else if let Ok(status @ 400..=599) = rest.parse::<u16>() {
+                p.fault = Fault::Status(status);
+            }
+        }
+    }
+    p
+}
+
+fn error_response(status: u16, message: &str, kind: &str, code: Option<&str>) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+/// OpenAI's bodies for each status (providers.md §1.5).
+fn fault_response(status: u16, model: &str) -> Response {
+    let mut resp = match status {
+        401 => error_response(401, "Incorrect API key provided: sk-abc***xyz.", "invalid_request_error", Some("invalid_api_key")),
+        404 => error_response(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error", Some("model_not_found")),
+        429 => error_response(429, "Rate limit reached for requests. Please try again in 1s.", "requests", Some("rate_limit_exceeded")),
+        503 => error_response(503, "The engine is currently overloaded, please try again later.", "server_error", None),
+        s if s >= 500 => error_response(s, "The server had an error while processing your request. Sorry about that!", "server_error", None),
+        s => error_response(s, "Invalid request (mock fault).", "invalid_request_error", None),
+    };
+    if status == 429 {
+        resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn check_auth(state: &Mock, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.args.api_key else { return Ok(()) };
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if presented == Some(expected.as_str()) {
+        Ok(())
+    } else {
+        Err(fault_response(401, ""))
+    }
+}
+
+async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_auth(&state, &headers) {
+        return r;
+    }
+    let data: Vec<Value> = ["gpt-4o-mini", "gpt-6-luna", "text-embedding-3-small"]
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1686935002, "owned_by": "mock"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The words of the reply: deterministic, so tests can assert on them.
+fn reply_words(body: &Value) -> Vec<String> {
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let echo: String = last_user.chars().take(60).collect();
+    format!("This is the mock provider answering: {echo}")
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+fn prompt_tokens(body: &Value) -> u64 {
+    let chars: usize = body["messages"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["content"].to_string().len() + 12).sum())
+        .unwrap_or(0);
+    (chars as u64).div_ceil(4)
+}
+
+async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_auth(&state, &headers) {
+        return r;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error", None);
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if model.is_empty() || !body["messages"].is_array() {
+        return error_response(400, "`model` and `messages` are required.", "invalid_request_error", None);
+    }
+    let plan = plan(&model, &headers, &state.args);
+    if plan.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
+    }
+    if let Fault::Status(s) = plan.fault {
+        return fault_response(s, &model);
+    }
+    let id = format!("chatcmpl-mock{}", state.counter.fetch_add(1, Ordering::Relaxed));
+    let words = reply_words(&body);
+    let usage = json!({"prompt_tokens": prompt_tokens(&body), "completion_tokens": words.len(),
+        "total_tokens": prompt_tokens(&body) + words.len() as u64,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    if body["stream"] == true {
+        let include_usage = body["stream_options"]["include_usage"] == true;
+        return stream_response(id, model, words, usage, include_usage, plan);
+    }
+    if plan.fault == Fault::Stall {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    Json(json!({
+        "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "refusal": null, "annotations": []},
+            "logprobs": null, "finish_reason": "stop"}],
+        "usage": usage, "system_fingerprint": "fp_mock"
+    }))
+    .into_response()
+}
+
+/// The OpenAI chunk sequence (providers.md §1.4), shaped by the fault.
+fn stream_response(id: String, model: String, words: Vec<String>, usage: Value, include_usage: bool, plan: Plan) -> Response {
+    let created = now_secs();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut events: Vec<Value> = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock", "choices": [], "usage": usage}));
+    }
+    let mut frames: Vec<Result<Bytes, std::io::Error>> =
+        events.iter().map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))).collect();
+    frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    let stall = Err(std::io::Error::other("stall"));
+    match plan.fault {
+        Fault::Stall => frames = vec![stall],
+        Fault::StallMid => frames = vec![frames.remove(0), frames.remove(0), stall],
+        Fault::Cut => {
+            frames.truncate(3);
+            frames.push(Err(std::io::Error::other("connection cut by mock")));
+        }
+        Fault::Eof => frames.truncate(3),
+        Fault::ErrorMid => {
+            frames.truncate(2);
+            let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
+            frames.push(Ok(Bytes::from(format!("data: {err}\n\n"))));
+        }
+        Fault::None | Fault::Status(_) => {}
+    }
+    let delay = plan.chunk_delay_ms;
+    let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+        if i > 0 && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        match frame {
+            Err(e) if e.to_string() == "stall" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(e)
+            }
+            // Let what was sent reach the client before the connection drops.
+            Err(e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(e)
+            }
+            other => other,
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_auth(&state, &headers) {
+        return r;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error", None);
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if let Fault::Status(s) = plan(&model, &headers, &state.args).fault {
+        return fault_response(s, &model);
+    }
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
+        _ => return error_response(400, "`input` is required.", "invalid_request_error", None),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": fake_embedding(text)}))
+        .collect();
+    let tokens: u64 = inputs.iter().map(|t| (t.len() as u64).div_ceil(4)).sum();
+    Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+        .into_response()
+}
+
+/// Eight deterministic dimensions from the text (FNV-1a), so equal inputs embed equally.
+fn fake_embedding(text: &str) -> Vec<f64> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    (0..8)
+        .map(|i| {
+            for b in text.bytes().chain([i as u8]) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            ((h % 2000) as f64 / 1000.0) - 1.0
+        })
+        .collect()
+}
+
