@@ -1,1 +1,126 @@
-fn main() {}
+//! `gateway`: the AI gateway as one native binary (hyper + tokio + SQLite), for private deployments,
+//! local development without Node, and benchmarks. The same core runs on Cloudflare Workers.
+
+mod db;
+mod host;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway_core::{auth, GatewayConfig, KeyRecord};
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "OpenAI-compatible AI gateway (native host)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API. Providers and limits come from environment variables (see the README).
+    Serve {
+        #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// SQLite database for keys and logs; created and migrated if needed.
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+        /// Worker threads, each with its own event loop (default: available cores).
+        #[arg(long, env = "GATEWAY_THREADS")]
+        threads: Option<usize>,
+    },
+    /// Apply the SQL migrations in migrations/ to the database.
+    Migrate {
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key. The key is printed once; only its SHA-256 hash is stored.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        /// Store it in this SQLite database (the native host's key store).
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+        /// Store nothing; print `{"key","id","kv_key","kv_value"}` for writing to the Worker's KV.
+        #[arg(long)]
+        kv_json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { listen, db, threads } => {
+            let config = GatewayConfig::from_lookup(|k| std::env::var(k).ok())?;
+            if config.providers.is_empty() {
+                eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL)");
+            }
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            server::serve(server::ServeOptions { listen, db, threads, config })
+        }
+        Command::Migrate { db } => {
+            let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            let applied = db::migrate(&mut conn).map_err(|e| e.to_string())?;
+            eprintln!("applied {} migration(s) to {}: {}", applied.len(), db.display(), applied.join(", "));
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Create { name, team, tier, db, kv_json } } => {
+            let mut random = [0u8; 32];
+            let mut id_bytes = [0u8; 6];
+            getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+            getrandom::fill(&mut id_bytes).map_err(|e| e.to_string())?;
+            let key = auth::key_from_random(&random);
+            let hash = auth::hash_key(&key);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let record = KeyRecord {
+                id: format!("key_{}", auth::hex(&id_bytes)),
+                name,
+                team,
+                tier,
+                tags: vec![],
+                revoked: false,
+                expires_at_ms: None,
+                created_at_ms: now,
+            };
+            if kv_json {
+                let value = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+                let out = serde_json::json!({"key": key, "id": record.id, "kv_key": format!("key/{hash}"), "kv_value": value});
+                println!("{out}");
+                return Ok(());
+            }
+            let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            db::migrate(&mut conn).map_err(|e| e.to_string())?;
+            db::insert_key(&conn, &hash, &record)?;
+            eprintln!("created key {} ({}) in {}; it is shown only once:", record.id, record.name, db.display());
+            println!("{key}");
+            Ok(())
+        }
+    }
+}

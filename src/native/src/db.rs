@@ -1,0 +1,131 @@
+//! SQLite: the same migrations as D1, the API key table, and the log writer thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use gateway_core::{KeyRecord, LogRecord, SqlValue};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Every file in `migrations/`, in order. A test checks this list against the folder.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Applies the migrations not yet applied, recording them in `d1_migrations` as wrangler does on D1.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, \
+         applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)",
+    )?;
+    let mut applied = Vec::new();
+    for (name, sql) in MIGRATIONS {
+        let done: Option<i64> =
+            conn.query_row("SELECT id FROM d1_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        if done.is_some() {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO d1_migrations (name) VALUES (?1)", [name])?;
+        tx.commit()?;
+        applied.push(*name);
+    }
+    Ok(applied)
+}
+
+pub fn insert_key(conn: &Connection, key_hash: &str, record: &KeyRecord) -> Result<(), String> {
+    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+    conn.execute(
+        "INSERT INTO api_keys (key_hash, id, name, record, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key_hash, record.id, record.name, json, record.created_at_ms],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, String> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT record FROM api_keys WHERE key_hash = ?1")
+        .and_then(|mut s| s.query_row([key_hash], |r| r.get(0)).optional())
+        .map_err(|e| e.to_string())?;
+    match json {
+        None => Ok(None),
+        Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| format!("stored key record is invalid: {e}")),
+    }
+}
+
+fn to_sql(v: SqlValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(i),
+        SqlValue::Real(f) => Value::Real(f),
+        SqlValue::Text(s) => Value::Text(s),
+    }
+}
+
+/// Starts the thread that writes log rows, batching whatever has queued up into one transaction.
+pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecord>> {
+    let mut conn = open(&path)?;
+    let (tx, rx) = mpsc::channel::<LogRecord>();
+    std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let batch: Vec<LogRecord> = std::iter::once(first).chain(rx.try_iter().take(511)).collect();
+                if let Err(e) = write_batch(&mut conn, &batch) {
+                    eprintln!("gateway: could not write {} log rows: {e}", batch.len());
+                }
+            }
+        })
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(tx)
+}
+
+fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(gateway_core::log::INSERT_SQL)?;
+        for rec in batch {
+            let values: Vec<_> = rec.sql_params().into_iter().map(to_sql).collect();
+            stmt.execute(rusqlite::params_from_iter(values))?;
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_list_matches_the_migrations_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn migrations_apply_once_and_log_rows_round_trip() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), vec!["0001_init.sql"]);
+        assert!(migrate(&mut conn).unwrap().is_empty());
+        let rec = LogRecord { id: "req_1".into(), method: "POST".into(), path: "/v1/chat/completions".into(), status: 200, ..Default::default() };
+        write_batch(&mut conn, &[rec]).unwrap();
+        let status: i64 = conn.query_row("SELECT status FROM request_logs WHERE id = 'req_1'", [], |r| r.get(0)).unwrap();
+        assert_eq!(status, 200);
+    }
+}

@@ -1,0 +1,94 @@
+//! The native implementation of the core's ports: reqwest for upstreams, SQLite for keys, tokio for time.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::{FutureExt, LocalBoxFuture};
+use futures::StreamExt;
+use gateway_core::{Clock, KeyRecord, KeyStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+use rusqlite::Connection;
+
+/// One per worker thread: its own HTTP client (connections stay on the thread's runtime) and SQLite handle.
+#[derive(Clone)]
+pub struct NativeHost {
+    client: reqwest::Client,
+    db: Rc<Connection>,
+    seed: u64,
+    counter: Rc<AtomicU64>,
+}
+
+impl NativeHost {
+    pub fn new(db_path: &Path) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let db = crate::db::open(db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| e.to_string())?;
+        Ok(Self { client, db: Rc::new(db), seed: u64::from_le_bytes(seed), counter: Rc::default() })
+    }
+}
+
+impl Upstream for NativeHost {
+    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let mut builder = self.client.request(method, &request.url).body(request.body);
+        for (k, v) in &request.headers {
+            builder = builder.header(k, v);
+        }
+        let resp = builder.send().await.map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = resp
+            .bytes_stream()
+            .map(|chunk| chunk.map(|b| b.to_vec()).map_err(|e| UpstreamError::Body(error_chain(&e))))
+            .boxed_local();
+        Ok(UpstreamResponse { status, headers, body })
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+impl KeyStore for NativeHost {
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String> {
+        crate::db::find_key(&self.db, key_hash)
+    }
+}
+
+impl Clock for NativeHost {
+    fn now_ms(&self) -> f64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        tokio::time::sleep(Duration::from_millis(ms)).boxed_local()
+    }
+
+    /// SplitMix64 over a per-thread random seed and a counter: unique and unpredictable enough for request ids.
+    fn random_u64(&self) -> u64 {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut z = self.seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP server: one current-thread tokio runtime per worker thread, all accepting on one socket.
+//! The core's futures are `!Send` (as on wasm), so each connection runs on the thread that accepted it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::stream::LocalBoxStream;
+use futures::StreamExt;
+use gateway_core::{Body, Gateway, GatewayConfig, GatewayRequest, Handled, LogRecord, RequestBody};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use crate::host::NativeHost;
+
+/// A response body that may be `!Send`, like the core's streams (hyper's boxed bodies all require `Send`).
+enum OutBody {
+    Full(Option<Bytes>),
+    Stream(LocalBoxStream<'static, Vec<u8>>),
+}
+
+impl hyper::body::Body for OutBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            OutBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutBody::Stream(s) => s.poll_next_unpin(cx).map(|c| c.map(|c| Ok(Frame::data(Bytes::from(c))))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, OutBody::Full(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            OutBody::Full(Some(b)) => hyper::body::SizeHint::with_exact(b.len() as u64),
+            OutBody::Full(None) => hyper::body::SizeHint::with_exact(0),
+            OutBody::Stream(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub threads: usize,
+    pub config: GatewayConfig,
+}
+
+pub fn serve(opts: ServeOptions) -> Result<(), String> {
+    let mut conn = crate::db::open(&opts.db).map_err(|e| format!("{}: {e}", opts.db.display()))?;
+    crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
+    drop(conn);
+    let log_tx = crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
+    println!("gateway listening on http://{addr} (providers: {}; db: {})", names.join(", "), opts.db.display());
+    let mut handles = Vec::new();
+    for i in 0..opts.threads.max(1) {
+        let listener = listener.try_clone().map_err(|e| e.to_string())?;
+        let (config, db, log_tx) = (opts.config.clone(), opts.db.clone(), log_tx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("gateway-{i}"))
+            .spawn(move || worker_thread(listener, config, db, log_tx))
+            .map_err(|e| e.to_string())?;
+        handles.push(handle);
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a worker thread panicked".into()),
+        }
+    }
+    Ok(())
+}
+
+fn worker_thread(
+    listener: std::net::TcpListener,
+    config: GatewayConfig,
+    db: PathBuf,
+    log_tx: mpsc::Sender<LogRecord>,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let host = NativeHost::new(&db)?;
+        let gateway = Rc::new(Gateway::new(host, Rc::new(config)));
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("gateway: accept failed: {e}");
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (gateway, log_tx) = (gateway.clone(), log_tx.clone());
+            tokio::task::spawn_local(async move {
+                let service = service_fn(move |req| handle(gateway.clone(), log_tx.clone(), req));
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    })
+}
+
+async fn handle(
+    gateway: Rc<Gateway<NativeHost>>,
+    log_tx: mpsc::Sender<LogRecord>,
+    req: Request<Incoming>,
+) -> Result<Response<OutBody>, Infallible> {
+    let limit = gateway.config().max_body_bytes;
+    let (parts, body) = req.into_parts();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let declared_len = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let body = if declared_len.is_some_and(|n| n > limit) {
+        RequestBody::TooLarge
+    } else {
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => RequestBody::Bytes(collected.to_bytes().to_vec()),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => RequestBody::TooLarge,
+            // The client's body failed mid-way; it is probably gone, and what arrived is not a request.
+            Err(_) => RequestBody::Bytes(Vec::new()),
+        }
+    };
+    let request = GatewayRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        headers,
+        body,
+    };
+    let Handled { response, record } = gateway.handle(request).await;
+    tokio::task::spawn_local(async move {
+        let _ = log_tx.send(record.await);
+    });
+    let body = match response.body {
+        Body::Full(bytes) => OutBody::Full(Some(Bytes::from(bytes))),
+        Body::Stream(stream) => OutBody::Stream(stream),
+    };
+    let mut builder = Response::builder().status(response.status);
+    for (k, v) in &response.headers {
+        builder = builder.header(k, v);
+    }
+    Ok(builder.body(body).unwrap_or_else(|_| {
+        let err = gateway_core::ApiError::internal("the gateway built an invalid response header");
+        let mut r = Response::new(OutBody::Full(Some(Bytes::from(err.body()))));
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    }))
+}
