@@ -1,0 +1,181 @@
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::{FutureExt, LocalBoxFuture};
+use futures::StreamExt;
+use gateway_core::{
+    ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore, LogRecord, RequestBody,
+    SqlValue, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
+use wasm_bindgen::JsValue;
+use worker::{
+    event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit,
+    Response,
+};
+
+#[derive(Clone)]
+struct WorkerHost {
+    keys: Rc<KvStore>,
+}
+
+impl Upstream for WorkerHost {
+    async fn send(&self, r: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let connect = |e: worker::Error| UpstreamError::Connect(e.to_string());
+        let headers = Headers::new();
+        for (k, v) in &r.headers {
+            headers.set(k, v).map_err(connect)?;
+        }
+        let mut init = RequestInit::new();
+        let method = if r.method == "GET" { Method::Get } else { Method::Post };
+        let has_body = method == Method::Post;
+        init.with_method(method).with_headers(headers);
+        if has_body {
+            init.with_body(Some(js_sys::Uint8Array::from(r.body.as_slice()).into()));
+        }
+        let request = Request::new_with_init(&r.url, &init).map_err(connect)?;
+        // Dropping a fetch future does not cancel the subrequest: abort it when the core gives up on it.
+        let guard = AbortOnDrop(Some(AbortController::default()));
+        let signal = guard.signal();
+        let mut resp = Fetch::Request(request).send_with_signal(&signal).await.map_err(connect)?;
+        let status = resp.status_code();
+        let headers = resp.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let body = resp
+            .stream()
+            .map_err(connect)?
+            .map(move |chunk| {
+                let _keep_until_body_dropped = &guard;
+                chunk.map_err(|e| UpstreamError::Body(e.to_string()))
+            })
+            .boxed_local();
+        Ok(UpstreamResponse { status, headers, body })
+    }
+}
+
+struct AbortOnDrop(Option<AbortController>);
+
+impl AbortOnDrop {
+    fn signal(&self) -> worker::AbortSignal {
+        match &self.0 {
+            Some(c) => c.signal(),
+            None => worker::AbortSignal::abort(),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.abort();
+        }
+    }
+}
+
+impl KeyStore for WorkerHost {
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String> {
+        self.keys
+            .get(&format!("key/{key_hash}"))
+            .json::<KeyRecord>()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Clock for WorkerHost {
+    fn now_ms(&self) -> f64 {
+        Date::now().as_millis() as f64
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        Delay::from(Duration::from_millis(ms)).boxed_local()
+    }
+
+    fn random_u64(&self) -> u64 {
+        let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        (hi << 32) | lo
+    }
+}
+
+/// Reads a setting from the Worker's secrets, then its vars.
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+}
+
+#[event(fetch)]
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let config = match GatewayConfig::from_lookup(|k| setting(&env, k)) {
+        Ok(c) => c,
+        Err(e) => return respond_error(&ApiError::internal(format!("gateway configuration: {e}"))),
+    };
+    let keys = match env.kv("API_KEYS") {
+        Ok(kv) => kv,
+        Err(e) => return respond_error(&ApiError::internal(format!("KV binding API_KEYS: {e}"))),
+    };
+    let request = read_request(req, config.max_body_bytes).await;
+    let gateway = Gateway::new(WorkerHost { keys: Rc::new(keys) }, Rc::new(config));
+    let Handled { response, record } = gateway.handle(request).await;
+    match env.d1("DB") {
+        Ok(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
+        Err(e) => worker::console_error!("D1 binding DB missing, log row lost: {e}"),
+    }
+    let mut out = match response.body {
+        Body::Full(bytes) => Response::from_bytes(bytes)?,
+        Body::Stream(stream) => Response::from_stream(stream.map(Ok::<Vec<u8>, worker::Error>))?,
+    }
+    .with_status(response.status);
+    let headers = out.headers_mut();
+    for (k, v) in &response.headers {
+        headers.set(k, v)?;
+    }
+    Ok(out)
+}
+
+async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {
+    let headers: Vec<(String, String)> = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let body = if declared.is_some_and(|n| n > limit) {
+        RequestBody::TooLarge
+    } else if req.method() == Method::Get || req.method() == Method::Head {
+        RequestBody::Bytes(Vec::new())
+    } else {
+        match req.bytes().await {
+            Ok(b) if b.len() > limit => RequestBody::TooLarge,
+            Ok(b) => RequestBody::Bytes(b),
+            Err(_) => RequestBody::Bytes(Vec::new()),
+        }
+    };
+    GatewayRequest { method: req.method().to_string(), path: req.path(), headers, body }
+}
+
+fn respond_error(err: &ApiError) -> worker::Result<Response> {
+    let mut r = Response::from_bytes(err.body())?.with_status(err.status);
+    r.headers_mut().set("content-type", "application/json")?;
+    Ok(r)
+}
+
+async fn write_log(db: &D1Database, record: LogRecord) {
+    let params: Vec<JsValue> = record
+        .sql_params()
+        .into_iter()
+        .map(|v| match v {
+            SqlValue::Null => JsValue::NULL,
+            // D1 rejects BigInt: integers go as f64, exact up to 2^53.
+            SqlValue::Integer(i) => JsValue::from_f64(i as f64),
+            SqlValue::Real(f) => JsValue::from_f64(f),
+            SqlValue::Text(s) => JsValue::from_str(&s),
+        })
+        .collect();
+    let result = match db.prepare(gateway_core::log::INSERT_SQL).bind(&params) {
+        Ok(stmt) => stmt.run().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        worker::console_error!("log row {} not written: {e}", record.id);
+    }
+}
