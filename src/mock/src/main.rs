@@ -306,10 +306,15 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
         Value::Array(a) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
         _ => return error_response(400, "`input` is required.", "invalid_request_error", None),
     };
+    let base64 = body["encoding_format"] == "base64";
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": fake_embedding(text)}))
+        .map(|(i, text)| {
+            let v = fake_embedding(text);
+            let embedding = if base64 { json!(base64_f32(&v)) } else { json!(v) };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     let tokens: u64 = inputs.iter().map(|t| (t.len() as u64).div_ceil(4)).sum();
     Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
@@ -329,3 +334,21 @@ fn fake_embedding(text: &str) -> Vec<f64> {
         .collect()
 }
 
+
+/// `encoding_format: "base64"`: little-endian float32s, base64-encoded (providers.md §1.6).
+fn base64_f32(values: &[f64]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let n = group.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,215 @@
+"""Starts the mock provider and the gateway (native host or workerd via wrangler) for end-to-end tests.
+
+Every process is started in its own session and its whole process group is killed afterwards: killing
+`wrangler` alone would leave `workerd` running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("GATEWAY_BIN_DIR", ROOT / "target" / "debug"))
+
+# Small limits so the tests can reach them quickly.
+SETTINGS = {
+    "OPENAI_API_KEY": "sk-mock-upstream",
+    "MAX_BODY_BYTES": "65536",
+    "UPSTREAM_TIMEOUT_MS": "3000",
+    "STREAM_IDLE_TIMEOUT_MS": "1500",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    node_bin = ROOT / "node_modules" / ".bin"
+    env["PATH"] = f"{Path.home() / '.cargo' / 'bin'}:{node_bin}:{env.get('PATH', '')}"
+    env.update(CI="true", WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false", DO_NOT_TRACK="1")
+    return env
+
+
+class Process:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict | None = None, cwd: Path = ROOT):
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self._log = open(self.log_path, "w+b")
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.output())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not print {pattern!r}; output:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        # start_new_session made the child a group leader: its pid is the group id, even after it exits.
+        pgid = self.proc.pid
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                self.proc.poll()  # reap the leader so it does not linger as a zombie
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                continue
+            break
+        self._log.close()
+
+
+def wait_healthy(url: str, proc: Process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited; output:\n{proc.output()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{proc.name} not healthy at {url} after {timeout}s; output:\n{proc.output()[-4000:]}")
+
+
+class Mock:
+    def __init__(self):
+        self.proc = Process("mock-provider", [str(BIN_DIR / "mock-provider"), "--listen", "127.0.0.1:0",
+                                              "--api-key", SETTINGS["OPENAI_API_KEY"]])
+        port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Gateway:
+    """What the tests need from a running gateway, whichever host runs it."""
+
+    name: str
+    url: str
+    key: str
+
+    def log_row(self, request_id: str, timeout: float = 15) -> dict:
+        """The request's log row, waiting for it: rows are written after the response."""
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self._find_row(request_id)
+            if row is not None or time.monotonic() > deadline:
+                if row is None:
+                    raise AssertionError(f"no log row for {request_id} on {self.name}")
+                return row
+            time.sleep(0.2)
+
+    def _find_row(self, request_id: str) -> dict | None:
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+
+class NativeGateway(Gateway):
+    name = "native"
+
+    def __init__(self, mock: Mock):
+        self.dir = Path(tempfile.mkdtemp(prefix="gateway-native-"))
+        self.db = self.dir / "gateway.sqlite"
+        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--db", str(self.db)],
+                                 capture_output=True, text=True, check=True)
+        self.key = created.stdout.strip()
+        env = dict(os.environ, OPENAI_BASE_URL=f"{mock.url}/v1", **SETTINGS)
+        self.proc = Process("gateway-native", [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0",
+                                               "--db", str(self.db), "--threads", "2"], env=env)
+        port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
+        self.url = f"http://127.0.0.1:{port}"
+        wait_healthy(self.url, self.proc, 30)
+
+    def _find_row(self, request_id: str) -> dict | None:
+        conn = sqlite3.connect(self.db, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            row = conn.execute("SELECT * FROM request_logs WHERE id = ?", (request_id,)).fetchone()
+            return dict(row) if row else None
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.stop()
+
+
+class WorkerdGateway(Gateway):
+    """The Worker in workerd via `wrangler dev`, with local KV and D1 persisted to a temporary folder."""
+
+    name = "workerd"
+
+    def __init__(self, mock: Mock):
+        self.state = Path(tempfile.mkdtemp(prefix="gateway-workerd-"))
+        self.env = tool_env()
+        self.wrangler(["d1", "migrations", "apply", "DB", "--local"])
+        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--kv-json"],
+                                 capture_output=True, text=True, check=True)
+        entry = json.loads(created.stdout)
+        self.key = entry["key"]
+        self.wrangler(["kv", "key", "put", "--binding", "API_KEYS", entry["kv_key"], entry["kv_value"], "--local"])
+        port = free_port()
+        settings = dict(SETTINGS, OPENAI_BASE_URL=f"{mock.url}/v1")
+        args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
+                "--persist-to", str(self.state), "--log-level", "warn"]
+        for k, v in settings.items():
+            args += ["--var", f"{k}:{v}"]
+        self.proc = Process("gateway-workerd", args, env=dict(self.env, GATEWAY_SKIP_WORKER_BUILD="1"))
+        self.url = f"http://127.0.0.1:{port}"
+        wait_healthy(self.url, self.proc, 90)
+
+    def wrangler(self, args: list[str]) -> str:
+        out = subprocess.run(["wrangler", *args, "--persist-to", str(self.state)], cwd=ROOT, env=self.env,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"wrangler {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    def _find_row(self, request_id: str) -> dict | None:
+        if not re.fullmatch(r"req_[0-9a-f]{32}", request_id):
+            raise ValueError(request_id)
+        out = self.wrangler(["d1", "execute", "DB", "--local", "--json",
+                             "--command", f"SELECT * FROM request_logs WHERE id = '{request_id}'"])
+        rows = json.loads(out)[0]["results"]
+        return rows[0] if rows else None
+
+    def stop(self):
+        self.proc.stop()
