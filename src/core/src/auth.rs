@@ -51,7 +51,9 @@ pub fn presented_key(headers: &[(String, String)]) -> Option<&str> {
             }
         }
     }
-    find_header(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty())
+    find_header(headers, "x-api-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Lower-case hex SHA-256 of the key: the only form in which keys are stored.
@@ -79,13 +81,22 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn bearer_and_x_api_key_are_both_accepted() {
-        assert_eq!(presented_key(&h(&[("authorization", "Bearer gw-1")])), Some("gw-1"));
-        assert_eq!(presented_key(&h(&[("authorization", "bearer  gw-2 ")])), Some("gw-2"));
+        assert_eq!(
+            presented_key(&h(&[("authorization", "Bearer gw-1")])),
+            Some("gw-1")
+        );
+        assert_eq!(
+            presented_key(&h(&[("authorization", "bearer  gw-2 ")])),
+            Some("gw-2")
+        );
         assert_eq!(presented_key(&h(&[("x-api-key", "gw-3")])), Some("gw-3"));
         assert_eq!(presented_key(&h(&[("authorization", "Basic abc")])), None);
         assert_eq!(presented_key(&h(&[("authorization", "Bearer ")])), None);

@@ -33,7 +33,11 @@ impl GatewayConfig {
     /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
     /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS` and `STREAM_IDLE_TIMEOUT_MS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let mut configured = Vec::new();
         for spec in providers::CATALOG {
             let prefix = spec.env_prefix;
@@ -42,7 +46,12 @@ impl GatewayConfig {
             if api_key.is_none() && base_url.is_none() {
                 continue;
             }
-            configured.push(provider_config(spec, api_key, base_url, get(&format!("{prefix}_DEFAULT_MODEL")))?);
+            configured.push(provider_config(
+                spec,
+                api_key,
+                base_url,
+                get(&format!("{prefix}_DEFAULT_MODEL")),
+            )?);
         }
         let default_provider = match get("DEFAULT_PROVIDER") {
             Some(name) => Some(
@@ -50,7 +59,9 @@ impl GatewayConfig {
                     .iter()
                     .find(|p| p.name == name)
                     .map(|p| p.name)
-                    .ok_or_else(|| format!("DEFAULT_PROVIDER `{name}` is not a configured provider"))?,
+                    .ok_or_else(|| {
+                        format!("DEFAULT_PROVIDER `{name}` is not a configured provider")
+                    })?,
             ),
             None => configured.first().map(|p| p.name),
         };
@@ -59,7 +70,11 @@ impl GatewayConfig {
             default_provider,
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
-            stream_idle_timeout_ms: number(&get, "STREAM_IDLE_TIMEOUT_MS", DEFAULT_STREAM_IDLE_TIMEOUT_MS)?,
+            stream_idle_timeout_ms: number(
+                &get,
+                "STREAM_IDLE_TIMEOUT_MS",
+                DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+            )?,
         })
     }
 
@@ -76,7 +91,10 @@ fn provider_config(
 ) -> Result<ProviderConfig, String> {
     let base_url = base_url.unwrap_or_else(|| spec.base_url.to_owned());
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(format!("{}_BASE_URL must start with http:// or https://, got `{base_url}`", spec.env_prefix));
+        return Err(format!(
+            "{}_BASE_URL must start with http:// or https://, got `{base_url}`",
+            spec.env_prefix
+        ));
     }
     Ok(ProviderConfig {
         name: spec.name,
@@ -104,7 +122,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<GatewayConfig, String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         GatewayConfig::from_lookup(|k| map.get(k).cloned())
     }
 

@@ -30,7 +30,12 @@ struct ErrorObject<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: u16, kind: &'static str, code: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             message: message.into(),
@@ -51,7 +56,12 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(401, "invalid_request_error", Some("invalid_api_key"), message)
+        Self::new(
+            401,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            message,
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -59,7 +69,12 @@ impl ApiError {
     }
 
     pub fn model_not_found(message: impl Into<String>) -> Self {
-        Self::new(404, "invalid_request_error", Some("model_not_found"), message)
+        Self::new(
+            404,
+            "invalid_request_error",
+            Some("model_not_found"),
+            message,
+        )
     }
 
     pub fn method_not_allowed(method: &str, path: &str) -> Self {

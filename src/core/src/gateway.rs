@@ -102,7 +102,11 @@ impl<H: Host> Gateway<H> {
     pub async fn handle(&self, req: GatewayRequest) -> Handled {
         let start = self.host.now_ms();
         let mut rec = LogRecord {
-            id: format!("req_{:016x}{:016x}", self.host.random_u64(), self.host.random_u64()),
+            id: format!(
+                "req_{:016x}{:016x}",
+                self.host.random_u64(),
+                self.host.random_u64()
+            ),
             ts_ms: start as i64,
             method: req.method.clone(),
             path: req.path.clone(),
@@ -111,10 +115,18 @@ impl<H: Host> Gateway<H> {
         let reply = self.route(&req, &mut rec).await;
         let request_id = rec.id.clone();
         let mut response = match reply {
-            Ok(Reply::Full { status, headers, body }) => {
+            Ok(Reply::Full {
+                status,
+                headers,
+                body,
+            }) => {
                 rec.status = status;
                 rec.latency_ms = self.host.now_ms() - start;
-                GatewayResponse { status, headers, body: Body::Full(body) }
+                GatewayResponse {
+                    status,
+                    headers,
+                    body: Body::Full(body),
+                }
             }
             Err(err) => {
                 rec.status = err.status;
@@ -122,33 +134,61 @@ impl<H: Host> Gateway<H> {
                 rec.latency_ms = self.host.now_ms() - start;
                 error_response(&err)
             }
-            Ok(Reply::Stream { headers, upstream, client_wants_usage }) => {
+            Ok(Reply::Stream {
+                headers,
+                upstream,
+                client_wants_usage,
+            }) => {
                 rec.status = 200;
                 let idle = self.config.stream_idle_timeout_ms;
-                let (body, record) = relay::relay(self.host.clone(), upstream, rec, start, idle, client_wants_usage);
+                let (body, record) = relay::relay(
+                    self.host.clone(),
+                    upstream,
+                    rec,
+                    start,
+                    idle,
+                    client_wants_usage,
+                );
                 let mut headers = headers;
-                headers.push(("content-type".into(), "text/event-stream; charset=utf-8".into()));
+                headers.push((
+                    "content-type".into(),
+                    "text/event-stream; charset=utf-8".into(),
+                ));
                 headers.push(("cache-control".into(), "no-cache".into()));
-                let mut response = GatewayResponse { status: 200, headers, body: Body::Stream(body) };
+                let mut response = GatewayResponse {
+                    status: 200,
+                    headers,
+                    body: Body::Stream(body),
+                };
                 response.headers.push(("x-request-id".into(), request_id));
                 return Handled { response, record };
             }
         };
         response.headers.push(("x-request-id".into(), request_id));
-        Handled { response, record: future::ready(rec).boxed_local() }
+        Handled {
+            response,
+            record: future::ready(rec).boxed_local(),
+        }
     }
 
     async fn route(&self, req: &GatewayRequest, rec: &mut LogRecord) -> Result<Reply, ApiError> {
         let path = req.path.as_str();
         let Some(&(_, method, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
-            return Err(ApiError::not_found(format!("no route for `{} {path}`", req.method)));
+            return Err(ApiError::not_found(format!(
+                "no route for `{} {path}`",
+                req.method
+            )));
         };
         if req.method != method {
             let err = ApiError::method_not_allowed(&req.method, path);
             rec.error_code = err.code.clone();
             let mut headers = with_json(Vec::new());
             headers.push(("allow".into(), method.into()));
-            return Ok(Reply::Full { status: err.status, headers, body: err.body() });
+            return Ok(Reply::Full {
+                status: err.status,
+                headers,
+                body: err.body(),
+            });
         }
         if endpoint == Endpoint::Health {
             return Ok(json_reply(200, br#"{"status":"ok"}"#.to_vec()));
@@ -166,7 +206,11 @@ impl<H: Host> Gateway<H> {
         }
     }
 
-    async fn authenticate(&self, req: &GatewayRequest, rec: &mut LogRecord) -> Result<(), ApiError> {
+    async fn authenticate(
+        &self,
+        req: &GatewayRequest,
+        rec: &mut LogRecord,
+    ) -> Result<(), ApiError> {
         let Some(key) = auth::presented_key(&req.headers) else {
             return Err(ApiError::unauthorized(
                 "missing API key: send `Authorization: Bearer <gateway key>` or `x-api-key: <gateway key>`",
@@ -176,7 +220,14 @@ impl<H: Host> Gateway<H> {
             .host
             .find_key(&auth::hash_key(key))
             .await
-            .map_err(|e| ApiError::new(503, "server_error", Some("key_store_unavailable"), format!("key store: {e}")))?;
+            .map_err(|e| {
+                ApiError::new(
+                    503,
+                    "server_error",
+                    Some("key_store_unavailable"),
+                    format!("key store: {e}"),
+                )
+            })?;
         let Some(record) = record else {
             return Err(ApiError::unauthorized("incorrect API key provided"));
         };
@@ -204,15 +255,30 @@ impl<H: Host> Gateway<H> {
         match body.get("messages") {
             Some(Value::Array(m)) if !m.is_empty() => {}
             Some(Value::Array(_)) => {
-                return Err(ApiError::invalid_request("`messages` must contain at least one message").with_param("messages"))
+                return Err(ApiError::invalid_request(
+                    "`messages` must contain at least one message",
+                )
+                .with_param("messages"))
             }
-            Some(_) => return Err(ApiError::invalid_request("`messages` must be an array").with_param("messages")),
-            None => return Err(ApiError::invalid_request("`messages` is required").with_param("messages")),
+            Some(_) => {
+                return Err(
+                    ApiError::invalid_request("`messages` must be an array").with_param("messages")
+                )
+            }
+            None => {
+                return Err(
+                    ApiError::invalid_request("`messages` is required").with_param("messages")
+                )
+            }
         }
         let stream = match body.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ApiError::invalid_request("`stream` must be a boolean").with_param("stream")),
+            Some(_) => {
+                return Err(
+                    ApiError::invalid_request("`stream` must be a boolean").with_param("stream")
+                )
+            }
         };
         let client_wants_usage = body
             .get("stream_options")
@@ -226,15 +292,30 @@ impl<H: Host> Gateway<H> {
         let resp = self.send(upstream_req, provider.name, deadline).await?;
         let headers = route_headers(provider.name, &upstream_model);
         if stream {
-            return Ok(Reply::Stream { headers, upstream: resp.body, client_wants_usage });
+            return Ok(Reply::Stream {
+                headers,
+                upstream: resp.body,
+                client_wants_usage,
+            });
         }
-        let bytes = self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name).await?;
-        let parsed: Value = serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
+        let bytes = self
+            .read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
+            .await?;
+        let parsed: Value =
+            serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = openai::usage(&parsed);
-        Ok(Reply::Full { status: 200, headers: with_json(headers), body: bytes })
+        Ok(Reply::Full {
+            status: 200,
+            headers: with_json(headers),
+            body: bytes,
+        })
     }
 
-    async fn embeddings(&self, req: &GatewayRequest, rec: &mut LogRecord) -> Result<Reply, ApiError> {
+    async fn embeddings(
+        &self,
+        req: &GatewayRequest,
+        rec: &mut LogRecord,
+    ) -> Result<Reply, ApiError> {
         let body = json_body(&req.body, self.config.max_body_bytes)?;
         let model = required_string(&body, "model")?;
         if body.get("input").is_none_or(Value::is_null) {
@@ -244,10 +325,17 @@ impl<H: Host> Gateway<H> {
         let upstream_req = openai::embeddings_request(provider, body, &upstream_model);
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
         let resp = self.send(upstream_req, provider.name, deadline).await?;
-        let bytes = self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name).await?;
-        let parsed: Value = serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
+        let bytes = self
+            .read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
+            .await?;
+        let parsed: Value =
+            serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = openai::usage(&parsed);
-        Ok(Reply::Full { status: 200, headers: with_json(route_headers(provider.name, &upstream_model)), body: bytes })
+        Ok(Reply::Full {
+            status: 200,
+            headers: with_json(route_headers(provider.name, &upstream_model)),
+            body: bytes,
+        })
     }
 
     /// Which provider and upstream model serve this request (design.md §4 model selection).
@@ -261,7 +349,11 @@ impl<H: Host> Gateway<H> {
         let explicit = match body.get("provider") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => Some(p.as_str()),
-            Some(_) => return Err(ApiError::invalid_request("`provider` must be a string").with_param("provider")),
+            Some(_) => {
+                return Err(
+                    ApiError::invalid_request("`provider` must be a string").with_param("provider")
+                )
+            }
         };
         let (name, upstream_model) = match (explicit, model.split_once('/')) {
             (Some(p), Some((prefix, rest))) if prefix == p => (p, rest.to_owned()),
@@ -276,15 +368,21 @@ impl<H: Host> Gateway<H> {
             },
         };
         if providers::spec(name).is_none() {
-            return Err(ApiError::invalid_request(format!("unknown provider `{name}`")).with_param("provider"));
+            return Err(
+                ApiError::invalid_request(format!("unknown provider `{name}`"))
+                    .with_param("provider"),
+            );
         }
         let Some(provider) = self.config.provider(name) else {
             return Err(ApiError::model_not_found(format!(
                 "provider `{name}` is not configured on this gateway, so model `{model}` is not available"
             )));
         };
-        let upstream_model =
-            if upstream_model == "auto" || upstream_model.is_empty() { provider.default_model.clone() } else { upstream_model };
+        let upstream_model = if upstream_model == "auto" || upstream_model.is_empty() {
+            provider.default_model.clone()
+        } else {
+            upstream_model
+        };
         rec.provider = Some(provider.name.to_owned());
         rec.model = Some(upstream_model.clone());
         rec.attempts = 1;
@@ -292,12 +390,22 @@ impl<H: Host> Gateway<H> {
     }
 
     /// Sends one upstream request; maps connection failures, timeouts and error statuses to client errors.
-    async fn send(&self, req: UpstreamRequest, provider: &str, deadline: f64) -> Result<UpstreamResponse, ApiError> {
+    async fn send(
+        &self,
+        req: UpstreamRequest,
+        provider: &str,
+        deadline: f64,
+    ) -> Result<UpstreamResponse, ApiError> {
         let send = self.host.send(req);
         let resp = match self.within(deadline, send).await {
             None => return Err(upstream_timeout(provider, self.config.upstream_timeout_ms)),
             Some(Err(e)) => {
-                return Err(ApiError::new(502, "server_error", Some("upstream_unreachable"), format!("upstream `{provider}`: {e}")))
+                return Err(ApiError::new(
+                    502,
+                    "server_error",
+                    Some("upstream_unreachable"),
+                    format!("upstream `{provider}`: {e}"),
+                ))
             }
             Some(Ok(resp)) => resp,
         };
@@ -306,13 +414,22 @@ impl<H: Host> Gateway<H> {
         }
         let status = resp.status;
         let headers = resp.headers.clone();
-        let body = self.read_body(resp.body, MAX_ERROR_BODY, deadline, provider).await.unwrap_or_default();
+        let body = self
+            .read_body(resp.body, MAX_ERROR_BODY, deadline, provider)
+            .await
+            .unwrap_or_default();
         Err(openai::upstream_error(provider, status, &headers, &body))
     }
 
     /// Reads a whole upstream body, up to `limit` bytes (an error body is truncated there; a success body over
     /// the limit fails), before `deadline`.
-    async fn read_body(&self, mut body: ByteStream, limit: usize, deadline: f64, provider: &str) -> Result<Vec<u8>, ApiError> {
+    async fn read_body(
+        &self,
+        mut body: ByteStream,
+        limit: usize,
+        deadline: f64,
+        provider: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         let collect = async move {
             let mut out = Vec::new();
             while let Some(chunk) = body.next().await {
@@ -330,13 +447,22 @@ impl<H: Host> Gateway<H> {
         };
         match self.within(deadline, collect).await {
             None => Err(upstream_timeout(provider, self.config.upstream_timeout_ms)),
-            Some(Err(e)) => Err(ApiError::new(502, "server_error", Some("upstream_error"), format!("upstream `{provider}`: {e}"))),
+            Some(Err(e)) => Err(ApiError::new(
+                502,
+                "server_error",
+                Some("upstream_error"),
+                format!("upstream `{provider}`: {e}"),
+            )),
             Some(Ok(bytes)) => Ok(bytes),
         }
     }
 
     /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).
-    async fn within<T>(&self, deadline: f64, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    async fn within<T>(
+        &self,
+        deadline: f64,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
         let left = (deadline - self.host.now_ms()).max(0.0) as u64;
         let fut = std::pin::pin!(fut);
         match future::select(fut, self.host.sleep(left)).await {
@@ -354,8 +480,12 @@ fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, Api
     };
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request("the request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid_request(format!("the request body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::invalid_request(
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::invalid_request(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -365,7 +495,9 @@ fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Api
         Some(Value::String(_)) | None | Some(Value::Null) => {
             Err(ApiError::invalid_request(format!("`{field}` is required")).with_param(field))
         }
-        Some(_) => Err(ApiError::invalid_request(format!("`{field}` must be a string")).with_param(field)),
+        Some(_) => {
+            Err(ApiError::invalid_request(format!("`{field}` must be a string")).with_param(field))
+        }
     }
 }
 
@@ -383,7 +515,11 @@ fn with_json(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
 }
 
 fn json_reply(status: u16, body: Vec<u8>) -> Reply {
-    Reply::Full { status, headers: with_json(Vec::new()), body }
+    Reply::Full {
+        status,
+        headers: with_json(Vec::new()),
+        body,
+    }
 }
 
 fn error_response(err: &ApiError) -> GatewayResponse {
@@ -391,13 +527,27 @@ fn error_response(err: &ApiError) -> GatewayResponse {
     if let Some(r) = &err.retry_after {
         headers.push(("retry-after".into(), r.clone()));
     }
-    GatewayResponse { status: err.status, headers, body: Body::Full(err.body()) }
+    GatewayResponse {
+        status: err.status,
+        headers,
+        body: Body::Full(err.body()),
+    }
 }
 
 fn upstream_timeout(provider: &str, ms: u64) -> ApiError {
-    ApiError::new(504, "server_error", Some("upstream_timeout"), format!("upstream `{provider}` did not answer within {ms} ms"))
+    ApiError::new(
+        504,
+        "server_error",
+        Some("upstream_timeout"),
+        format!("upstream `{provider}` did not answer within {ms} ms"),
+    )
 }
 
 fn invalid_upstream_json(provider: &str) -> ApiError {
-    ApiError::new(502, "server_error", Some("upstream_invalid_response"), format!("upstream `{provider}` returned a body that is not JSON"))
+    ApiError::new(
+        502,
+        "server_error",
+        Some("upstream_invalid_response"),
+        format!("upstream `{provider}` returned a body that is not JSON"),
+    )
 }

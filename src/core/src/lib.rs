@@ -19,4 +19,7 @@ pub use config::GatewayConfig;
 pub use error::ApiError;
 pub use gateway::{Body, Gateway, GatewayRequest, GatewayResponse, Handled, RequestBody};
 pub use log::{LogRecord, SqlValue, Usage};
-pub use ports::{ByteStream, Clock, Host, KeyStore, LogSink, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+pub use ports::{
+    ByteStream, Clock, Host, KeyStore, LogSink, Upstream, UpstreamError, UpstreamRequest,
+    UpstreamResponse,
+};

@@ -53,10 +53,13 @@ impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
     pub fn sql_params(&self) -> Vec<SqlValue> {
         fn text(v: &Option<String>) -> SqlValue {
-            v.as_ref().map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()))
+            v.as_ref()
+                .map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()))
         }
         fn int(v: Option<u64>) -> SqlValue {
-            v.map_or(SqlValue::Null, |n| SqlValue::Integer(n.min(i64::MAX as u64) as i64))
+            v.map_or(SqlValue::Null, |n| {
+                SqlValue::Integer(n.min(i64::MAX as u64) as i64)
+            })
         }
         let u = self.usage;
         vec![
@@ -65,7 +68,8 @@ impl LogRecord {
             text(&self.key_id),
             SqlValue::Text(self.method.clone()),
             SqlValue::Text(self.path.clone()),
-            self.endpoint.map_or(SqlValue::Null, |e| SqlValue::Text(e.to_owned())),
+            self.endpoint
+                .map_or(SqlValue::Null, |e| SqlValue::Text(e.to_owned())),
             text(&self.requested_model),
             text(&self.provider),
             text(&self.model),
@@ -74,7 +78,8 @@ impl LogRecord {
             SqlValue::Integer(i64::from(self.stream)),
             SqlValue::Integer(i64::from(self.attempts)),
             SqlValue::Real(round3(self.latency_ms)),
-            self.ttft_ms.map_or(SqlValue::Null, |t| SqlValue::Real(round3(t))),
+            self.ttft_ms
+                .map_or(SqlValue::Null, |t| SqlValue::Real(round3(t))),
             int(u.map(|u| u.prompt_tokens)),
             int(u.map(|u| u.completion_tokens)),
             int(u.map(|u| u.total_tokens)),
@@ -98,7 +103,9 @@ mod tests {
         let n = LogRecord::default().sql_params().len();
         assert!(INSERT_SQL.contains(&format!("?{n})")));
         assert!(!INSERT_SQL.contains(&format!("?{}", n + 1)));
-        let columns = INSERT_SQL[INSERT_SQL.find('(').unwrap()..INSERT_SQL.find(')').unwrap()].split(',').count();
+        let columns = INSERT_SQL[INSERT_SQL.find('(').unwrap()..INSERT_SQL.find(')').unwrap()]
+            .split(',')
+            .count();
         assert_eq!(columns, n);
     }
 }

@@ -120,12 +120,17 @@ mod tests {
 
     #[test]
     fn lf_crlf_and_cr_line_ends_all_dispatch() {
-        assert_eq!(decode_all(&[b"data: a\n\ndata: b\r\n\r\ndata: c\r\r"]), ["a", "b", "c"]);
+        assert_eq!(
+            decode_all(&[b"data: a\n\ndata: b\r\n\r\ndata: c\r\r"]),
+            ["a", "b", "c"]
+        );
     }
 
     #[test]
     fn comments_and_unknown_fields_are_ignored() {
-        let got = decode_all(&[b": keep-alive\n\n: OPENROUTER PROCESSING\n\nid: 7\nretry: 10\ndata: x\n\n"]);
+        let got = decode_all(&[
+            b": keep-alive\n\n: OPENROUTER PROCESSING\n\nid: 7\nretry: 10\ndata: x\n\n",
+        ]);
         assert_eq!(got, ["x"]);
     }
 
@@ -136,14 +141,21 @@ mod tests {
 
     #[test]
     fn crlf_split_across_chunks_is_one_line_end() {
-        assert_eq!(decode_all(&[b"data: a\r", b"\n\r", b"\ndata: b\n\n"]), ["a", "b"]);
+        assert_eq!(
+            decode_all(&[b"data: a\r", b"\n\r", b"\ndata: b\n\n"]),
+            ["a", "b"]
+        );
     }
 
     #[test]
     fn utf8_split_inside_a_character_survives() {
         let text = "data: 你好\n\n".as_bytes();
         for cut in 0..text.len() {
-            assert_eq!(decode_all(&[&text[..cut], &text[cut..]]), ["你好"], "cut at {cut}");
+            assert_eq!(
+                decode_all(&[&text[..cut], &text[cut..]]),
+                ["你好"],
+                "cut at {cut}"
+            );
         }
     }
 
@@ -154,7 +166,10 @@ mod tests {
         assert_eq!(whole, ["{\"a\":1}", "[DONE]"]);
         for i in 0..stream.len() {
             for j in i..stream.len() {
-                assert_eq!(decode_all(&[&stream[..i], &stream[i..j], &stream[j..]]), whole);
+                assert_eq!(
+                    decode_all(&[&stream[..i], &stream[i..j], &stream[j..]]),
+                    whole
+                );
             }
         }
     }

@@ -1,4 +1,5 @@
 //! The pipeline end to end against an in-memory host: what a client sees and what the log row says.
+#![allow(clippy::unwrap_used)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,7 +46,11 @@ impl FakeHost {
         revoked.id = "key_revoked".into();
         revoked.revoked = true;
         let keys = HashMap::from([(hash_key(KEY), record), (hash_key("gw-revoked"), revoked)]);
-        Self { keys: Rc::new(keys), script: Rc::new(RefCell::new(script)), sent: Rc::default() }
+        Self {
+            keys: Rc::new(keys),
+            script: Rc::new(RefCell::new(script)),
+            sent: Rc::default(),
+        }
     }
 
     fn sent_body(&self) -> Value {
@@ -66,7 +71,9 @@ impl Upstream for FakeHost {
             Script::Stall(chunks) => Ok(UpstreamResponse {
                 status: 200,
                 headers: vec![],
-                body: stream::iter(chunks.into_iter().map(Ok)).chain(stream::pending()).boxed_local(),
+                body: stream::iter(chunks.into_iter().map(Ok))
+                    .chain(stream::pending())
+                    .boxed_local(),
             }),
             Script::Unreachable => Err(UpstreamError::Connect("connection refused".into())),
         }
@@ -125,7 +132,10 @@ struct Seen {
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
@@ -149,7 +159,8 @@ fn run(host: &FakeHost, req: GatewayRequest) -> Seen {
 }
 
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-const STREAM: &str = r#"{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM: &str =
+    r#"{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
 fn ok_json() -> Script {
     let body = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
@@ -159,7 +170,10 @@ fn ok_json() -> Script {
 }
 
 fn sse(events: &[&str]) -> Vec<Vec<u8>> {
-    events.iter().map(|e| format!("data: {e}\n\n").into_bytes()).collect()
+    events
+        .iter()
+        .map(|e| format!("data: {e}\n\n").into_bytes())
+        .collect()
 }
 
 const ROLE: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
@@ -169,7 +183,10 @@ const USAGE: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"m
 
 #[test]
 fn healthz_needs_no_key() {
-    let seen = run(&FakeHost::new(ok_json()), request("GET", "/healthz", None, ""));
+    let seen = run(
+        &FakeHost::new(ok_json()),
+        request("GET", "/healthz", None, ""),
+    );
     assert_eq!(seen.status, 200);
     assert_eq!(seen.json(), json!({"status": "ok"}));
 }
@@ -188,7 +205,10 @@ fn missing_unknown_and_revoked_keys_get_401_with_an_openai_error() {
         assert!(err["message"].as_str().unwrap().contains(message), "{err}");
         assert_eq!(err["code"], "invalid_api_key");
         assert_eq!(seen.record.status, 401);
-        assert!(host.sent.borrow().is_empty(), "nothing may reach the upstream");
+        assert!(
+            host.sent.borrow().is_empty(),
+            "nothing may reach the upstream"
+        );
         assert!(seen.header("x-request-id").is_some());
     }
 }
@@ -211,12 +231,21 @@ fn bad_bodies_are_400_naming_the_field() {
     for (body, param) in [
         ("{not json", Value::Null),
         ("[1,2]", Value::Null),
-        (r#"{"messages":[{"role":"user","content":"x"}]}"#, json!("model")),
+        (
+            r#"{"messages":[{"role":"user","content":"x"}]}"#,
+            json!("model"),
+        ),
         (r#"{"model":"m"}"#, json!("messages")),
         (r#"{"model":"m","messages":[]}"#, json!("messages")),
-        (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, json!("stream")),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+            json!("stream"),
+        ),
     ] {
-        let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), body));
+        let seen = run(
+            &host,
+            request("POST", "/v1/chat/completions", Some(KEY), body),
+        );
         assert_eq!(seen.status, 400, "{body}");
         assert_eq!(seen.json()["error"]["param"], param, "{body}");
     }
@@ -230,38 +259,83 @@ fn oversized_bodies_are_413() {
     req.body = RequestBody::TooLarge;
     let seen = run(&host, req);
     assert_eq!(seen.status, 413);
-    assert!(seen.json()["error"]["message"].as_str().unwrap().contains("1000 bytes"));
-    let big = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(2000));
-    assert_eq!(run(&host, request("POST", "/v1/chat/completions", Some(KEY), &big)).status, 413);
+    assert!(seen.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1000 bytes"));
+    let big = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(2000)
+    );
+    assert_eq!(
+        run(
+            &host,
+            request("POST", "/v1/chat/completions", Some(KEY), &big)
+        )
+        .status,
+        413
+    );
 }
 
 #[test]
 fn json_chat_is_forwarded_with_the_configured_key_and_logged_with_usage() {
     let host = FakeHost::new(ok_json());
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
     assert_eq!(seen.status, 200);
     assert_eq!(seen.json()["choices"][0]["message"]["content"], "hello");
     assert_eq!(seen.header("x-gateway-provider"), Some("openai"));
     assert_eq!(seen.header("x-gateway-model"), Some("gpt-4o-mini"));
     let sent = &host.sent.borrow()[0];
     assert_eq!(sent.url, "http://mock/v1/chat/completions");
-    assert!(sent.headers.contains(&("authorization".into(), "Bearer sk-upstream".into())));
+    assert!(sent
+        .headers
+        .contains(&("authorization".into(), "Bearer sk-upstream".into())));
     let r = &seen.record;
-    assert_eq!((r.status, r.key_id.as_deref(), r.provider.as_deref()), (200, Some("key_test"), Some("openai")));
-    assert_eq!(r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((9, 1)));
+    assert_eq!(
+        (r.status, r.key_id.as_deref(), r.provider.as_deref()),
+        (200, Some("key_test"), Some("openai"))
+    );
+    assert_eq!(
+        r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((9, 1))
+    );
     assert_eq!(r.id, seen.header("x-request-id").unwrap());
     assert!(!r.stream);
 }
 
 #[test]
 fn stream_is_relayed_event_by_event_and_the_unrequested_usage_chunk_is_dropped() {
-    let host = FakeHost::new(Script::Reply(200, vec![], sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"])));
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), STREAM));
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"]),
+    ));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), STREAM),
+    );
     assert_eq!(seen.status, 200);
-    assert_eq!(seen.header("content-type"), Some("text/event-stream; charset=utf-8"));
-    assert_eq!(seen.body, format!("data: {ROLE}\n\ndata: {TEXT}\n\ndata: {FINISH}\n\ndata: [DONE]\n\n"));
-    assert_eq!(host.sent_body()["stream_options"]["include_usage"], true, "usage is always requested upstream");
-    assert_eq!(host.sent_body()["model"], "gpt-4o-mini", "the provider prefix is stripped");
+    assert_eq!(
+        seen.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    assert_eq!(
+        seen.body,
+        format!("data: {ROLE}\n\ndata: {TEXT}\n\ndata: {FINISH}\n\ndata: [DONE]\n\n")
+    );
+    assert_eq!(
+        host.sent_body()["stream_options"]["include_usage"],
+        true,
+        "usage is always requested upstream"
+    );
+    assert_eq!(
+        host.sent_body()["model"],
+        "gpt-4o-mini",
+        "the provider prefix is stripped"
+    );
     let r = &seen.record;
     assert_eq!(r.usage.map(|u| u.total_tokens), Some(7));
     assert!(r.stream && !r.truncated && r.ttft_ms.is_some());
@@ -269,17 +343,29 @@ fn stream_is_relayed_event_by_event_and_the_unrequested_usage_chunk_is_dropped()
 
 #[test]
 fn usage_chunk_is_kept_when_the_client_asked_for_it() {
-    let host = FakeHost::new(Script::Reply(200, vec![], sse(&[ROLE, FINISH, USAGE, "[DONE]"])));
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        sse(&[ROLE, FINISH, USAGE, "[DONE]"]),
+    ));
     let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), body));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
     assert!(seen.body.contains(r#""choices":[],"usage""#));
 }
 
 #[test]
 fn a_stream_cut_before_done_ends_with_an_error_event_and_no_done() {
     let host = FakeHost::new(Script::Reply(200, vec![], sse(&[ROLE, TEXT])));
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), STREAM));
-    assert!(seen.body.starts_with(&format!("data: {ROLE}\n\ndata: {TEXT}\n\n")));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), STREAM),
+    );
+    assert!(seen
+        .body
+        .starts_with(&format!("data: {ROLE}\n\ndata: {TEXT}\n\n")));
     assert!(!seen.body.contains("[DONE]"));
     let last = seen.body.trim_end().rsplit("\n\n").next().unwrap();
     let err: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
@@ -291,7 +377,10 @@ fn a_stream_cut_before_done_ends_with_an_error_event_and_no_done() {
 #[test]
 fn a_stalled_stream_ends_with_a_timeout_error_event() {
     let host = FakeHost::new(Script::Stall(sse(&[ROLE])));
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), STREAM));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), STREAM),
+    );
     assert!(seen.body.contains(r#""code":"upstream_timeout""#));
     assert!(!seen.body.contains("[DONE]"));
     assert_eq!((seen.record.status, seen.record.truncated), (504, true));
@@ -300,32 +389,63 @@ fn a_stalled_stream_ends_with_a_timeout_error_event() {
 #[test]
 fn upstream_errors_before_the_first_byte_are_real_http_errors() {
     let body = br#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#.to_vec();
-    let host = FakeHost::new(Script::Reply(429, vec![("retry-after".into(), "3".into())], vec![body]));
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), STREAM));
+    let host = FakeHost::new(Script::Reply(
+        429,
+        vec![("retry-after".into(), "3".into())],
+        vec![body],
+    ));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), STREAM),
+    );
     assert_eq!(seen.status, 429);
     assert_eq!(seen.header("retry-after"), Some("3"));
     assert_eq!(seen.json()["error"]["code"], "rate_limit_exceeded");
-    assert_eq!(seen.record.error_code.as_deref(), Some("rate_limit_exceeded"));
+    assert_eq!(
+        seen.record.error_code.as_deref(),
+        Some("rate_limit_exceeded")
+    );
 
-    let seen = run(&FakeHost::new(Script::Unreachable), request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let seen = run(
+        &FakeHost::new(Script::Unreachable),
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
     assert_eq!(seen.status, 502);
     assert_eq!(seen.json()["error"]["code"], "upstream_unreachable");
 
-    let host = FakeHost::new(Script::Reply(500, vec![], vec![b"<html>oops</html>".to_vec()]));
-    let seen = run(&host, request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let host = FakeHost::new(Script::Reply(
+        500,
+        vec![],
+        vec![b"<html>oops</html>".to_vec()],
+    ));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
     assert_eq!(seen.status, 502);
-    assert!(seen.json()["error"]["message"].as_str().unwrap().contains("<html>oops</html>"));
+    assert!(seen.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("<html>oops</html>"));
 }
 
 #[test]
 fn models_are_provider_qualified_and_unconfigured_providers_are_404() {
     let host = FakeHost::new(ok_json());
     let seen = run(&host, request("GET", "/v1/models", Some(KEY), ""));
-    let ids: Vec<String> = seen.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = seen.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
     assert!(ids.contains(&"openai/gpt-4o-mini".to_owned()), "{ids:?}");
     // A bare model id with a slash that is not a provider name goes to the default provider verbatim.
     let body = r#"{"model":"meta-llama/llama-4","messages":[{"role":"user","content":"x"}]}"#;
-    run(&host, request("POST", "/v1/chat/completions", Some(KEY), body));
+    run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
     assert_eq!(host.sent_body()["model"], "meta-llama/llama-4");
 }
 
@@ -333,8 +453,12 @@ fn models_are_provider_qualified_and_unconfigured_providers_are_404() {
 fn a_client_that_leaves_mid_stream_is_logged_as_499() {
     let host = FakeHost::new(Script::Stall(sse(&[ROLE, TEXT])));
     let record = block_on(async {
-        let Handled { response, record } = gateway(&host).handle(request("POST", "/v1/chat/completions", Some(KEY), STREAM)).await;
-        let Body::Stream(mut body) = response.body else { panic!("expected a stream") };
+        let Handled { response, record } = gateway(&host)
+            .handle(request("POST", "/v1/chat/completions", Some(KEY), STREAM))
+            .await;
+        let Body::Stream(mut body) = response.body else {
+            panic!("expected a stream")
+        };
         assert!(body.next().await.is_some());
         drop(body);
         record.await
@@ -347,12 +471,24 @@ fn a_client_that_leaves_mid_stream_is_logged_as_499() {
 fn embeddings_are_forwarded() {
     let body = json!({"object": "list", "data": [{"object": "embedding", "embedding": [0.1], "index": 0}],
         "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}});
-    let host = FakeHost::new(Script::Reply(200, vec![], vec![serde_json::to_vec(&body).unwrap()]));
-    let req = request("POST", "/v1/embeddings", Some(KEY), r#"{"model":"text-embedding-3-small","input":"hi"}"#);
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        vec![serde_json::to_vec(&body).unwrap()],
+    ));
+    let req = request(
+        "POST",
+        "/v1/embeddings",
+        Some(KEY),
+        r#"{"model":"text-embedding-3-small","input":"hi"}"#,
+    );
     let seen = run(&host, req);
     assert_eq!(seen.status, 200);
     assert_eq!(host.sent.borrow()[0].url, "http://mock/v1/embeddings");
     assert_eq!(seen.record.usage.map(|u| u.prompt_tokens), Some(8));
-    let missing = run(&host, request("POST", "/v1/embeddings", Some(KEY), r#"{"model":"m"}"#));
+    let missing = run(
+        &host,
+        request("POST", "/v1/embeddings", Some(KEY), r#"{"model":"m"}"#),
+    );
     assert_eq!(missing.json()["error"]["param"], "input");
 }

@@ -60,8 +60,14 @@ type Shared = Arc<Mock>;
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("mock-provider listening on http://{}", listener.local_addr()?);
-    let state = Arc::new(Mock { args, counter: AtomicU64::new(0) });
+    println!(
+        "mock-provider listening on http://{}",
+        listener.local_addr()?
+    );
+    let state = Arc::new(Mock {
+        args,
+        counter: AtomicU64::new(0),
+    });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/v1/models", get(models))
@@ -94,13 +100,20 @@ struct Plan {
 }
 
 fn plan(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
-    let header_ms = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let header_ms = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     let mut p = Plan {
         fault: Fault::None,
         latency_ms: header_ms("x-mock-latency-ms").unwrap_or(args.latency_ms),
         chunk_delay_ms: header_ms("x-mock-chunk-delay-ms").unwrap_or(args.chunk_delay_ms),
     };
-    let Some(rest) = model.strip_prefix("mock-") else { return p };
+    let Some(rest) = model.strip_prefix("mock-") else {
+        return p;
+    };
     match rest {
         "stall" => p.fault = Fault::Stall,
         "stall-mid" => p.fault = Fault::StallMid,
@@ -129,31 +142,62 @@ fn error_response(status: u16, message: &str, kind: &str, code: Option<&str>) ->
 /// OpenAI's bodies for each status (providers.md §1.5).
 fn fault_response(status: u16, model: &str) -> Response {
     let mut resp = match status {
-        401 => error_response(401, "Incorrect API key provided: sk-abc***xyz.", "invalid_request_error", Some("invalid_api_key")),
-        404 => error_response(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error", Some("model_not_found")),
-        429 => error_response(429, "Rate limit reached for requests. Please try again in 1s.", "requests", Some("rate_limit_exceeded")),
-        503 => error_response(503, "The engine is currently overloaded, please try again later.", "server_error", None),
-        s if s >= 500 => error_response(s, "The server had an error while processing your request. Sorry about that!", "server_error", None),
-        s => error_response(s, "Invalid request (mock fault).", "invalid_request_error", None),
+        401 => error_response(
+            401,
+            "Incorrect API key provided: sk-abc***xyz.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        404 => error_response(
+            404,
+            &format!("The model `{model}` does not exist or you do not have access to it."),
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        429 => error_response(
+            429,
+            "Rate limit reached for requests. Please try again in 1s.",
+            "requests",
+            Some("rate_limit_exceeded"),
+        ),
+        503 => error_response(
+            503,
+            "The engine is currently overloaded, please try again later.",
+            "server_error",
+            None,
+        ),
+        s if s >= 500 => error_response(
+            s,
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        ),
+        s => error_response(
+            s,
+            "Invalid request (mock fault).",
+            "invalid_request_error",
+            None,
+        ),
     };
     if status == 429 {
-        resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
     }
     resp
 }
 
-fn check_auth(state: &Mock, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = &state.args.api_key else { return Ok(()) };
-    let presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if presented == Some(expected.as_str()) {
-        Ok(())
-    } else {
-        Err(fault_response(401, ""))
-    }
+/// The 401 to send when `--api-key` is set and the request does not carry it.
+fn auth_failure(state: &Mock, headers: &HeaderMap) -> Option<Response> {
+    let expected = state.args.api_key.as_ref()?;
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (presented != Some(expected.as_str())).then(|| fault_response(401, ""))
 }
 
 async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_auth(&state, &headers) {
+    if let Some(r) = auth_failure(&state, &headers) {
         return r;
     }
     let data: Vec<Value> = ["gpt-4o-mini", "gpt-6-luna", "text-embedding-3-small"]
@@ -164,7 +208,10 @@ async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The words of the reply: deterministic, so tests can assert on them.
@@ -174,7 +221,11 @@ fn reply_words(body: &Value) -> Vec<String> {
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .map(|m| match &m["content"] {
             Value::String(s) => s.clone(),
-            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" "),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             _ => String::new(),
         })
         .unwrap_or_default();
@@ -194,15 +245,25 @@ fn prompt_tokens(body: &Value) -> u64 {
 }
 
 async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_auth(&state, &headers) {
+    if let Some(r) = auth_failure(&state, &headers) {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error", None);
+        return error_response(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+        );
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if model.is_empty() || !body["messages"].is_array() {
-        return error_response(400, "`model` and `messages` are required.", "invalid_request_error", None);
+        return error_response(
+            400,
+            "`model` and `messages` are required.",
+            "invalid_request_error",
+            None,
+        );
     }
     let plan = plan(&model, &headers, &state.args);
     if plan.latency_ms > 0 {
@@ -211,7 +272,10 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     if let Fault::Status(s) = plan.fault {
         return fault_response(s, &model);
     }
-    let id = format!("chatcmpl-mock{}", state.counter.fetch_add(1, Ordering::Relaxed));
+    let id = format!(
+        "chatcmpl-mock{}",
+        state.counter.fetch_add(1, Ordering::Relaxed)
+    );
     let words = reply_words(&body);
     let usage = json!({"prompt_tokens": prompt_tokens(&body), "completion_tokens": words.len(),
         "total_tokens": prompt_tokens(&body) + words.len() as u64,
@@ -233,21 +297,39 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
 }
 
 /// The OpenAI chunk sequence (providers.md §1.4), shaped by the fault.
-fn stream_response(id: String, model: String, words: Vec<String>, usage: Value, include_usage: bool, plan: Plan) -> Response {
+fn stream_response(
+    id: String,
+    model: String,
+    words: Vec<String>,
+    usage: Value,
+    include_usage: bool,
+    plan: Plan,
+) -> Response {
     let created = now_secs();
     let chunk = |delta: Value, finish: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
     };
-    let mut events: Vec<Value> = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-    events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+    let mut events: Vec<Value> = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        words
+            .iter()
+            .map(|w| chunk(json!({"content": w}), Value::Null)),
+    );
     events.push(chunk(json!({}), json!("stop")));
     if include_usage {
-        events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_mock", "choices": [], "usage": usage}));
+        events.push(
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock", "choices": [], "usage": usage}),
+        );
     }
-    let mut frames: Vec<Result<Bytes, std::io::Error>> =
-        events.iter().map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))).collect();
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = events
+        .iter()
+        .map(|e| Ok(Bytes::from(format!("data: {e}\n\n"))))
+        .collect();
     frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     let stall = Err(std::io::Error::other("stall"));
     match plan.fault {
@@ -291,11 +373,16 @@ fn stream_response(id: String, model: String, words: Vec<String>, usage: Value, 
 }
 
 async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_auth(&state, &headers) {
+    if let Some(r) = auth_failure(&state, &headers) {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error", None);
+        return error_response(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+        );
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if let Fault::Status(s) = plan(&model, &headers, &state.args).fault {
@@ -303,7 +390,10 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
     }
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect(),
         _ => return error_response(400, "`input` is required.", "invalid_request_error", None),
     };
     let base64 = body["encoding_format"] == "base64";
@@ -312,7 +402,11 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
         .enumerate()
         .map(|(i, text)| {
             let v = fake_embedding(text);
-            let embedding = if base64 { json!(base64_f32(&v)) } else { json!(v) };
+            let embedding = if base64 {
+                json!(base64_f32(&v))
+            } else {
+                json!(v)
+            };
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
@@ -334,14 +428,19 @@ fn fake_embedding(text: &str) -> Vec<f64> {
         .collect()
 }
 
-
 /// `encoding_format: "base64"`: little-endian float32s, base64-encoded (providers.md §1.6).
 fn base64_f32(values: &[f64]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
+    let bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|v| (*v as f32).to_le_bytes())
+        .collect();
     let mut out = String::new();
     for group in bytes.chunks(3) {
-        let n = group.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= group.len() {
                 out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);

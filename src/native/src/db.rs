@@ -8,7 +8,10 @@ use gateway_core::{KeyRecord, LogRecord, SqlValue};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Every file in `migrations/`, in order. A test checks this list against the folder.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init.sql",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -26,8 +29,13 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
     )?;
     let mut applied = Vec::new();
     for (name, sql) in MIGRATIONS {
-        let done: Option<i64> =
-            conn.query_row("SELECT id FROM d1_migrations WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let done: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM d1_migrations WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
         if done.is_some() {
             continue;
         }
@@ -57,7 +65,9 @@ pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, 
         .map_err(|e| e.to_string())?;
     match json {
         None => Ok(None),
-        Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| format!("stored key record is invalid: {e}")),
+        Some(j) => serde_json::from_str(&j)
+            .map(Some)
+            .map_err(|e| format!("stored key record is invalid: {e}")),
     }
 }
 
@@ -79,7 +89,9 @@ pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecor
         .name("log-writer".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let batch: Vec<LogRecord> = std::iter::once(first).chain(rx.try_iter().take(511)).collect();
+                let batch: Vec<LogRecord> = std::iter::once(first)
+                    .chain(rx.try_iter().take(511))
+                    .collect();
                 if let Err(e) = write_batch(&mut conn, &batch) {
                     eprintln!("gateway: could not write {} log rows: {e}", batch.len());
                 }
@@ -123,9 +135,21 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(migrate(&mut conn).unwrap(), vec!["0001_init.sql"]);
         assert!(migrate(&mut conn).unwrap().is_empty());
-        let rec = LogRecord { id: "req_1".into(), method: "POST".into(), path: "/v1/chat/completions".into(), status: 200, ..Default::default() };
+        let rec = LogRecord {
+            id: "req_1".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            status: 200,
+            ..Default::default()
+        };
         write_batch(&mut conn, &[rec]).unwrap();
-        let status: i64 = conn.query_row("SELECT status FROM request_logs WHERE id = 'req_1'", [], |r| r.get(0)).unwrap();
+        let status: i64 = conn
+            .query_row(
+                "SELECT status FROM request_logs WHERE id = 'req_1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(status, 200);
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
-use gateway_core::{Clock, KeyRecord, KeyStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+use gateway_core::{
+    Clock, KeyRecord, KeyStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
 use rusqlite::Connection;
 
 /// One per worker thread: its own HTTP client (connections stay on the thread's runtime) and SQLite handle.
@@ -30,18 +32,27 @@ impl NativeHost {
         let db = crate::db::open(db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| e.to_string())?;
-        Ok(Self { client, db: Rc::new(db), seed: u64::from_le_bytes(seed), counter: Rc::default() })
+        Ok(Self {
+            client,
+            db: Rc::new(db),
+            seed: u64::from_le_bytes(seed),
+            counter: Rc::default(),
+        })
     }
 }
 
 impl Upstream for NativeHost {
     async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let mut builder = self.client.request(method, &request.url).body(request.body);
         for (k, v) in &request.headers {
             builder = builder.header(k, v);
         }
-        let resp = builder.send().await.map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -50,9 +61,17 @@ impl Upstream for NativeHost {
             .collect();
         let body = resp
             .bytes_stream()
-            .map(|chunk| chunk.map(|b| b.to_vec()).map_err(|e| UpstreamError::Body(error_chain(&e))))
+            .map(|chunk| {
+                chunk
+                    .map(|b| b.to_vec())
+                    .map_err(|e| UpstreamError::Body(error_chain(&e)))
+            })
             .boxed_local();
-        Ok(UpstreamResponse { status, headers, body })
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -76,7 +95,10 @@ impl KeyStore for NativeHost {
 
 impl Clock for NativeHost {
     fn now_ms(&self) -> f64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
     }
 
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
@@ -86,7 +108,9 @@ impl Clock for NativeHost {
     /// SplitMix64 over a per-thread random seed and a counter: unique and unpredictable enough for request ids.
     fn random_u64(&self) -> u64 {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut z = self.seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut z = self
+            .seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)

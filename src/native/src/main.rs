@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use gateway_core::{auth, GatewayConfig, KeyRecord};
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "OpenAI-compatible AI gateway (native host)")]
+#[command(
+    name = "gateway",
+    version,
+    about = "OpenAI-compatible AI gateway (native host)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,21 +79,45 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { listen, db, threads } => {
+        Command::Serve {
+            listen,
+            db,
+            threads,
+        } => {
             let config = GatewayConfig::from_lookup(|k| std::env::var(k).ok())?;
             if config.providers.is_empty() {
                 eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL)");
             }
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            server::serve(server::ServeOptions { listen, db, threads, config })
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            server::serve(server::ServeOptions {
+                listen,
+                db,
+                threads,
+                config,
+            })
         }
         Command::Migrate { db } => {
             let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
             let applied = db::migrate(&mut conn).map_err(|e| e.to_string())?;
-            eprintln!("applied {} migration(s) to {}: {}", applied.len(), db.display(), applied.join(", "));
+            eprintln!(
+                "applied {} migration(s) to {}: {}",
+                applied.len(),
+                db.display(),
+                applied.join(", ")
+            );
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { name, team, tier, db, kv_json } } => {
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    name,
+                    team,
+                    tier,
+                    db,
+                    kv_json,
+                },
+        } => {
             let mut random = [0u8; 32];
             let mut id_bytes = [0u8; 6];
             getrandom::fill(&mut random).map_err(|e| e.to_string())?;
@@ -118,7 +146,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
             db::migrate(&mut conn).map_err(|e| e.to_string())?;
             db::insert_key(&conn, &hash, &record)?;
-            eprintln!("created key {} ({}) in {}; it is shown only once:", record.id, record.name, db.display());
+            eprintln!(
+                "created key {} ({}) in {}; it is shown only once:",
+                record.id,
+                record.name,
+                db.display()
+            );
             println!("{key}");
             Ok(())
         }

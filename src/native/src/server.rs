@@ -33,10 +33,15 @@ impl hyper::body::Body for OutBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             OutBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            OutBody::Stream(s) => s.poll_next_unpin(cx).map(|c| c.map(|c| Ok(Frame::data(Bytes::from(c))))),
+            OutBody::Stream(s) => s
+                .poll_next_unpin(cx)
+                .map(|c| c.map(|c| Ok(Frame::data(Bytes::from(c))))),
         }
     }
 
@@ -65,11 +70,16 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
     drop(conn);
     let log_tx = crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
-    let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
+    let listener =
+        std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
-    println!("gateway listening on http://{addr} (providers: {}; db: {})", names.join(", "), opts.db.display());
+    println!(
+        "gateway listening on http://{addr} (providers: {}; db: {})",
+        names.join(", "),
+        opts.db.display()
+    );
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -96,7 +106,10 @@ fn worker_thread(
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
@@ -114,7 +127,9 @@ fn worker_thread(
             let (gateway, log_tx) = (gateway.clone(), log_tx.clone());
             tokio::task::spawn_local(async move {
                 let service = service_fn(move |req| handle(gateway.clone(), log_tx.clone(), req));
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     })
@@ -132,13 +147,22 @@ async fn handle(
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let declared_len = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared_len = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     let body = if declared_len.is_some_and(|n| n > limit) {
         RequestBody::TooLarge
     } else {
         match Limited::new(body, limit).collect().await {
             Ok(collected) => RequestBody::Bytes(collected.to_bytes().to_vec()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => RequestBody::TooLarge,
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                RequestBody::TooLarge
+            }
             // The client's body failed mid-way; it is probably gone, and what arrived is not a request.
             Err(_) => RequestBody::Bytes(Vec::new()),
         }

@@ -4,13 +4,13 @@ use std::time::Duration;
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use gateway_core::{
-    ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore, LogRecord, RequestBody,
-    SqlValue, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+    ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore,
+    LogRecord, RequestBody, SqlValue, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 use wasm_bindgen::JsValue;
 use worker::{
-    event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit,
-    Response,
+    event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method,
+    Request, RequestInit, Response,
 };
 
 #[derive(Clone)]
@@ -26,7 +26,11 @@ impl Upstream for WorkerHost {
             headers.set(k, v).map_err(connect)?;
         }
         let mut init = RequestInit::new();
-        let method = if r.method == "GET" { Method::Get } else { Method::Post };
+        let method = if r.method == "GET" {
+            Method::Get
+        } else {
+            Method::Post
+        };
         let has_body = method == Method::Post;
         init.with_method(method).with_headers(headers);
         if has_body {
@@ -36,9 +40,16 @@ impl Upstream for WorkerHost {
         // Dropping a fetch future does not cancel the subrequest: abort it when the core gives up on it.
         let guard = AbortOnDrop(Some(AbortController::default()));
         let signal = guard.signal();
-        let mut resp = Fetch::Request(request).send_with_signal(&signal).await.map_err(connect)?;
+        let mut resp = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(connect)?;
         let status = resp.status_code();
-        let headers = resp.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let headers = resp
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         let body = resp
             .stream()
             .map_err(connect)?
@@ -47,7 +58,11 @@ impl Upstream for WorkerHost {
                 chunk.map_err(|e| UpstreamError::Body(e.to_string()))
             })
             .boxed_local();
-        Ok(UpstreamResponse { status, headers, body })
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -115,7 +130,12 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Err(e) => return respond_error(&ApiError::internal(format!("KV binding API_KEYS: {e}"))),
     };
     let request = read_request(req, config.max_body_bytes).await;
-    let gateway = Gateway::new(WorkerHost { keys: Rc::new(keys) }, Rc::new(config));
+    let gateway = Gateway::new(
+        WorkerHost {
+            keys: Rc::new(keys),
+        },
+        Rc::new(config),
+    );
     let Handled { response, record } = gateway.handle(request).await;
     match env.d1("DB") {
         Ok(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
@@ -134,7 +154,11 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 }
 
 async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {
-    let headers: Vec<(String, String)> = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     let declared = headers
         .iter()
         .find(|(k, _)| k == "content-length")
@@ -150,7 +174,12 @@ async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {
             Err(_) => RequestBody::Bytes(Vec::new()),
         }
     };
-    GatewayRequest { method: req.method().to_string(), path: req.path(), headers, body }
+    GatewayRequest {
+        method: req.method().to_string(),
+        path: req.path(),
+        headers,
+        body,
+    }
 }
 
 fn respond_error(err: &ApiError) -> worker::Result<Response> {

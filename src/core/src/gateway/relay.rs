@@ -23,7 +23,10 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
     start: f64,
     idle_ms: u64,
     client_wants_usage: bool,
-) -> (LocalBoxStream<'static, Vec<u8>>, LocalBoxFuture<'static, LogRecord>) {
+) -> (
+    LocalBoxStream<'static, Vec<u8>>,
+    LocalBoxFuture<'static, LogRecord>,
+) {
     let (tx, rx) = oneshot::channel();
     let fallback = rec.clone();
     let relay = Relay {
@@ -32,9 +35,17 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
         idle_ms,
         client_wants_usage,
         finished: false,
-        recorder: Recorder { host, rec, start, tx: Some(tx) },
+        recorder: Recorder {
+            host,
+            rec,
+            start,
+            tx: Some(tx),
+        },
     };
-    let body = stream::unfold(relay, |mut r| async move { r.next_chunk().await.map(|c| (c, r)) }).boxed_local();
+    let body = stream::unfold(relay, |mut r| async move {
+        r.next_chunk().await.map(|c| (c, r))
+    })
+    .boxed_local();
     let record = rx.map(move |r| r.unwrap_or(fallback)).boxed_local();
     (body, record)
 }
@@ -51,11 +62,17 @@ struct Relay<H: Clock> {
 impl<H: Clock> Relay<H> {
     async fn next_chunk(&mut self) -> Option<Vec<u8>> {
         while !self.finished {
-            let read = future::select(self.upstream.next(), self.recorder.host.sleep(self.idle_ms)).await;
+            let read =
+                future::select(self.upstream.next(), self.recorder.host.sleep(self.idle_ms)).await;
             let bytes = match read {
                 Either::Left((Some(Ok(bytes)), _)) => bytes,
                 Either::Left((Some(Err(e)), _)) => {
-                    return Some(self.fail(ApiError::new(502, "server_error", Some("upstream_error"), format!("{e}; the stream was cut off"))))
+                    return Some(self.fail(ApiError::new(
+                        502,
+                        "server_error",
+                        Some("upstream_error"),
+                        format!("{e}; the stream was cut off"),
+                    )))
                 }
                 Either::Left((None, _)) => {
                     return Some(self.fail(ApiError::new(
@@ -70,14 +87,18 @@ impl<H: Clock> Relay<H> {
                         504,
                         "server_error",
                         Some("upstream_timeout"),
-                        format!("the upstream sent nothing for {} ms; the stream was cut off", self.idle_ms),
+                        format!(
+                            "the upstream sent nothing for {} ms; the stream was cut off",
+                            self.idle_ms
+                        ),
                     )))
                 }
             };
             let out = self.translate(&bytes);
             if !out.is_empty() {
                 if self.recorder.rec.ttft_ms.is_none() {
-                    self.recorder.rec.ttft_ms = Some(self.recorder.host.now_ms() - self.recorder.start);
+                    self.recorder.rec.ttft_ms =
+                        Some(self.recorder.host.now_ms() - self.recorder.start);
                 }
                 return Some(out);
             }

@@ -12,7 +12,12 @@ use crate::ports::{find_header, UpstreamRequest};
 /// Fields the gateway understands itself and never forwards.
 const GATEWAY_FIELDS: &[&str] = &["provider"];
 
-pub fn chat_request(p: &ProviderConfig, mut body: Map<String, Value>, model: &str, stream: bool) -> UpstreamRequest {
+pub fn chat_request(
+    p: &ProviderConfig,
+    mut body: Map<String, Value>,
+    model: &str,
+    stream: bool,
+) -> UpstreamRequest {
     prepare_body(&mut body, model);
     if stream {
         // Always ask for usage so the log row has token counts; the relay drops the usage chunk again
@@ -29,7 +34,11 @@ pub fn chat_request(p: &ProviderConfig, mut body: Map<String, Value>, model: &st
     post(p, "/chat/completions", &body)
 }
 
-pub fn embeddings_request(p: &ProviderConfig, mut body: Map<String, Value>, model: &str) -> UpstreamRequest {
+pub fn embeddings_request(
+    p: &ProviderConfig,
+    mut body: Map<String, Value>,
+    model: &str,
+) -> UpstreamRequest {
     prepare_body(&mut body, model);
     post(p, "/embeddings", &body)
 }
@@ -64,8 +73,12 @@ pub fn usage(response: &Value) -> Option<Usage> {
         prompt_tokens: prompt,
         completion_tokens: completion,
         total_tokens: n(u.get("total_tokens")).unwrap_or(prompt + completion),
-        cached_tokens: n(u.get("prompt_tokens_details").and_then(|d| d.get("cached_tokens"))),
-        reasoning_tokens: n(u.get("completion_tokens_details").and_then(|d| d.get("reasoning_tokens"))),
+        cached_tokens: n(u
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))),
+        reasoning_tokens: n(u
+            .get("completion_tokens_details")
+            .and_then(|d| d.get("reasoning_tokens"))),
     })
 }
 
@@ -94,7 +107,10 @@ pub fn stream_event(data: &str) -> StreamEvent {
         return StreamEvent::Error;
     }
     let usage = usage(&v);
-    let no_choices = v.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
+    let no_choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty);
     match usage {
         Some(u) if no_choices => StreamEvent::UsageOnly(u),
         u => StreamEvent::Chunk(u),
@@ -102,10 +118,22 @@ pub fn stream_event(data: &str) -> StreamEvent {
 }
 
 /// Maps an upstream error response to the error the client receives (providers.md §1.5, §7.3).
-pub fn upstream_error(provider: &str, status: u16, headers: &[(String, String)], body: &[u8]) -> ApiError {
+pub fn upstream_error(
+    provider: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let obj = parsed.as_ref().and_then(|v| v.get("error")).and_then(Value::as_object);
-    let field = |k: &str| obj.and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let obj = parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(Value::as_object);
+    let field = |k: &str| {
+        obj.and_then(|o| o.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let upstream_message = field("message").unwrap_or_else(|| snippet(body));
     let code = field("code");
     let message = format!("upstream `{provider}` returned HTTP {status}: {upstream_message}");
@@ -118,7 +146,11 @@ pub fn upstream_error(provider: &str, status: u16, headers: &[(String, String)],
         ),
         429 => ApiError::new(
             429,
-            if code.as_deref() == Some("insufficient_quota") { "insufficient_quota" } else { "rate_limit_error" },
+            if code.as_deref() == Some("insufficient_quota") {
+                "insufficient_quota"
+            } else {
+                "rate_limit_error"
+            },
             Some(code.as_deref().unwrap_or("rate_limit_exceeded")),
             message,
         ),
@@ -165,14 +197,21 @@ mod tests {
     fn stream_request_asks_for_usage_and_drops_gateway_fields() {
         let body = serde_json::json!({"model": "openai/gpt-4o-mini", "provider": "openai", "stream": true,
             "stream_options": {"include_obfuscation": false}, "messages": []});
-        let Value::Object(body) = body else { unreachable!() };
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
         let req = chat_request(&provider(), body, "gpt-4o-mini", true);
         assert_eq!(req.url, "http://up/v1/chat/completions");
-        assert!(req.headers.contains(&("authorization".into(), "Bearer sk-x".into())));
+        assert!(req
+            .headers
+            .contains(&("authorization".into(), "Bearer sk-x".into())));
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(sent["model"], "gpt-4o-mini");
         assert!(sent.get("provider").is_none());
-        assert_eq!(sent["stream_options"], serde_json::json!({"include_obfuscation": false, "include_usage": true}));
+        assert_eq!(
+            sent["stream_options"],
+            serde_json::json!({"include_obfuscation": false, "include_usage": true})
+        );
     }
 
     #[test]
@@ -183,8 +222,13 @@ mod tests {
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}}});
         assert_eq!(
             usage(&v),
-            Some(Usage { prompt_tokens: 1117, completion_tokens: 46, total_tokens: 1163,
-                cached_tokens: Some(0), reasoning_tokens: Some(0) })
+            Some(Usage {
+                prompt_tokens: 1117,
+                completion_tokens: 46,
+                total_tokens: 1163,
+                cached_tokens: Some(0),
+                reasoning_tokens: Some(0)
+            })
         );
         assert_eq!(usage(&serde_json::json!({"usage": null})), None);
     }
@@ -193,11 +237,16 @@ mod tests {
     fn stream_events_are_classified() {
         // providers.md §1.4 (real gpt-4o capture)
         let usage_chunk = r#"{"id":"chatcmpl-A","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_5050236cbd","choices":[],"usage":{"prompt_tokens":14,"completion_tokens":30,"total_tokens":44,"completion_tokens_details":{"reasoning_tokens":0}}}"#;
-        assert!(matches!(stream_event(usage_chunk), StreamEvent::UsageOnly(u) if u.total_tokens == 44));
+        assert!(
+            matches!(stream_event(usage_chunk), StreamEvent::UsageOnly(u) if u.total_tokens == 44)
+        );
         let content = r#"{"id":"chatcmpl-A","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":null}],"usage":null}"#;
         assert_eq!(stream_event(content), StreamEvent::Chunk(None));
         assert_eq!(stream_event("[DONE]"), StreamEvent::Done);
-        assert_eq!(stream_event(r#"{"error":{"message":"boom"}}"#), StreamEvent::Error);
+        assert_eq!(
+            stream_event(r#"{"error":{"message":"boom"}}"#),
+            StreamEvent::Error
+        );
         assert_eq!(stream_event("not json"), StreamEvent::Opaque);
     }
 
@@ -206,16 +255,31 @@ mod tests {
         let h = vec![("retry-after".to_owned(), "2".to_owned())];
         let body = br#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#;
         let e = upstream_error("openai", 429, &h, body);
-        assert_eq!((e.status, e.kind, e.retry_after.as_deref()), (429, "rate_limit_error", Some("2")));
+        assert_eq!(
+            (e.status, e.kind, e.retry_after.as_deref()),
+            (429, "rate_limit_error", Some("2"))
+        );
         let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-        assert_eq!(upstream_error("openai", 429, &[], quota).kind, "insufficient_quota");
+        assert_eq!(
+            upstream_error("openai", 429, &[], quota).kind,
+            "insufficient_quota"
+        );
         assert_eq!(upstream_error("openai", 500, &[], b"").status, 502);
-        assert_eq!(upstream_error("openai", 503, &[], b"overloaded").status, 503);
+        assert_eq!(
+            upstream_error("openai", 503, &[], b"overloaded").status,
+            503
+        );
         let auth = upstream_error("openai", 401, &[], b"{}");
-        assert_eq!((auth.status, auth.code.as_deref()), (502, Some("upstream_authentication_failed")));
+        assert_eq!(
+            (auth.status, auth.code.as_deref()),
+            (502, Some("upstream_authentication_failed"))
+        );
         let missing = br#"{"error":{"message":"The model `gpt-9` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#;
         let e = upstream_error("openai", 404, &[], missing);
-        assert_eq!((e.status, e.code.as_deref()), (404, Some("model_not_found")));
+        assert_eq!(
+            (e.status, e.code.as_deref()),
+            (404, Some("model_not_found"))
+        );
         assert_eq!(e.message, "The model `gpt-9` does not exist");
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the core's unit and pipeline tests, then end-to-end tests over real
+# HTTP against the native host (SQLite) and the Worker in workerd (wrangler dev, local KV and D1), including
+# the official OpenAI Python SDK. Installs what is missing first (scripts/setup.sh).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+export CI="${CI:-true}"
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+bash scripts/setup.sh
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy (native and wasm32)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p gateway-workers --target wasm32-unknown-unknown --quiet -- -D warnings
+
+say "unit and pipeline tests"
+cargo test --workspace --quiet
+
+say "building the binaries and the Worker"
+cargo build --quiet -p gateway-native -p gateway-mock
+bash scripts/build-worker.sh
+
+say "end-to-end tests: native host and workerd, with the OpenAI SDK"
+.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
