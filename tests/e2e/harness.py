@@ -39,7 +39,8 @@ def free_port() -> int:
 def tool_env() -> dict:
     env = dict(os.environ)
     node_bin = ROOT / "node_modules" / ".bin"
-    env["PATH"] = f"{Path.home() / '.cargo' / 'bin'}:{node_bin}:{env.get('PATH', '')}"
+    cargo_bin = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin"
+    env["PATH"] = f"{cargo_bin}:{node_bin}:{env.get('PATH', '')}"
     env.update(CI="true", WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false", DO_NOT_TRACK="1")
     return env
 
