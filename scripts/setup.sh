@@ -20,13 +20,13 @@ fi
 
 # worker-build runs the wasm-bindgen CLI at exactly the version in Cargo.lock.
 bindgen_want=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-bindgen_have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+bindgen_have=$("$WASM_BINDGEN_BIN" --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$bindgen_have" != "$bindgen_want" ]; then
   say "installing wasm-bindgen-cli $bindgen_want (was: ${bindgen_have:-none}); takes a few minutes once"
   cargo install wasm-bindgen-cli --version "=$bindgen_want" --locked
 fi
 
-if [ "$(worker-build --version 2>/dev/null || true)" != "0.8.7" ]; then
+if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null || true)" != "0.8.7" ]; then
   say "installing worker-build 0.8.7; takes a few minutes once"
   cargo install worker-build --version =0.8.7 --locked
 fi
