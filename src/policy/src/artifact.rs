@@ -1,0 +1,202 @@
+//! The compiled policy: canonical JSON that CI publishes to KV and the gateway loads. It holds the resolved
+//! rules (conditions with typed values, targets with provider and model), a decision index, and the catalog.
+//! `hash` is the SHA-256 of the canonical JSON with `hash` empty, so the same policy always hashes the same.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::scheme::FieldId;
+
+/// Bumped when the artifact's shape changes incompatibly; the gateway refuses formats it does not know.
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub format: u32,
+    pub hash: String,
+    pub sources: Vec<SourceInfo>,
+    /// Checked first; any match denies.
+    pub deny: Vec<CompiledRule>,
+    /// In order; the first match decides.
+    pub rules: Vec<CompiledRule>,
+    pub default: CompiledRule,
+    /// Which of `rules` can match, by attribute value, so evaluation skips the rest.
+    pub index: Index,
+    pub catalog: Catalog,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompiledRule {
+    /// The rule's name; `FILE:LINE` for an anonymous rule; `default`.
+    pub id: String,
+    pub loc: Loc,
+    pub when: Cond,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Loc {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A condition over request attributes. Leaves keep their source text for explain traces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Cond {
+    True,
+    Cmp { field: FieldId, cmp: Cmp, value: Val, src: String },
+    In { field: FieldId, values: Vec<Val>, negated: bool, src: String },
+    Matches { field: FieldId, pattern: String, src: String },
+    Contains { field: FieldId, value: String, src: String },
+    Not { cond: Box<Cond> },
+    And { all: Vec<Cond> },
+    Or { any: Vec<Cond> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmp {
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+/// A typed literal (already checked against its field's type).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Val {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    Deny { status: u16, message: String },
+    Route { steps: Vec<Step> },
+}
+
+/// One element of a fallback chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Target { target: Target },
+    /// One arm, chosen by the request's `sample` (0–99) against the cumulative weights.
+    Split { arms: Vec<SplitArm> },
+    /// All targets, cheapest first for this request's size (catalog prices).
+    Cheapest { targets: Vec<Target> },
+    /// All targets, lowest health p50 latency first; providers that are down go last.
+    Fastest { targets: Vec<Target> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitArm {
+    pub target: Target,
+    pub weight: u32,
+}
+
+/// `requested` (what the client asked for) or a provider and model, written `provider:model`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Requested,
+    Model { provider: String, model: String },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Requested => f.write_str("requested"),
+            Target::Model { provider, model } => write!(f, "{provider}:{model}"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "requested" {
+            return Ok(Target::Requested);
+        }
+        match s.split_once(':') {
+            Some((p, m)) if !p.is_empty() && !m.is_empty() => {
+                Ok(Target::Model { provider: p.to_owned(), model: m.to_owned() })
+            }
+            _ => Err(format!("target `{s}` is not `requested` or `provider:model`")),
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `with …` options of a rule, passed to the dispatcher with every attempt of its plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Status patterns (`429`, `5xx`) and failure kinds (`timeout`, `connect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_on: Vec<String>,
+}
+
+impl Options {
+    pub fn is_empty(&self) -> bool {
+        *self == Options::default()
+    }
+}
+
+/// A decision tree over rule positions: each node narrows the candidate rules by one attribute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "node", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Index {
+    /// Candidate rule positions, ascending.
+    Leaf { rules: Vec<u32> },
+    /// By a text attribute's value; `other` for values not listed.
+    Text { field: FieldId, cases: BTreeMap<String, Index>, other: Box<Index> },
+    /// By a whole-number attribute: `children[i]` covers `bounds[i-1] <= v < bounds[i]`.
+    Range { field: FieldId, bounds: Vec<i64>, children: Vec<Index> },
+}

@@ -1,0 +1,389 @@
+//! Evaluation of a compiled policy: attributes in, decision out. This is what runs on every request, in the
+//! Worker and natively, so it depends on nothing but serde, sha2 and regex-lite.
+
+use std::collections::HashSet;
+
+use regex_lite::Regex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::artifact::*;
+use crate::catalog::Catalog;
+use crate::scheme::{AttrValue, Attrs};
+
+/// A loaded, ready-to-evaluate policy: the artifact plus its compiled regular expressions.
+#[derive(Debug)]
+pub struct Policy {
+    pub artifact: Artifact,
+    regexes: Vec<(String, Regex)>,
+}
+
+/// What the policy decided for one request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    /// The id of the deciding rule (`default` when no rule matched).
+    pub rule: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Deny { status: u16, message: String },
+    /// The ordered attempt plan: try each in turn.
+    Route { attempts: Vec<Attempt> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attempt {
+    pub target: Target,
+    #[serde(skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
+}
+
+impl Decision {
+    /// The plan as `provider:model` strings (`requested` resolved when the request named a provider).
+    pub fn chain(&self) -> Vec<String> {
+        match &self.outcome {
+            Outcome::Route { attempts } => attempts.iter().map(|a| a.target.to_string()).collect(),
+            Outcome::Deny { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Why a compiled policy could not be loaded. A gateway keeps its current policy when this happens.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Limits on a `matches` pattern, enforced when checking and again when loading.
+pub const MAX_REGEX_LEN: usize = 1_000;
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > MAX_REGEX_LEN {
+        return Err(format!("the pattern is {} characters long; the limit is {MAX_REGEX_LEN}", pattern.len()));
+    }
+    regex_lite::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| e.to_string())
+}
+
+/// The SHA-256 (hex) of the artifact's canonical JSON with an empty `hash`.
+pub fn content_hash(artifact: &Artifact) -> String {
+    let mut body = artifact.clone();
+    body.hash = String::new();
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    crate::hex(&Sha256::digest(&bytes))
+}
+
+impl Policy {
+    /// Parses and verifies a compiled policy (format, hash, regexes).
+    pub fn from_json(json: &str) -> Result<Self, LoadError> {
+        let artifact: Artifact =
+            serde_json::from_str(json).map_err(|e| LoadError(format!("not a compiled policy: {e}")))?;
+        Self::new(artifact)
+    }
+
+    pub fn new(artifact: Artifact) -> Result<Self, LoadError> {
+        if artifact.format != FORMAT {
+            return Err(LoadError(format!("compiled policy format {} is not supported (expected {FORMAT})", artifact.format)));
+        }
+        let expected = content_hash(&artifact);
+        if artifact.hash != expected {
+            return Err(LoadError(format!("hash mismatch: the artifact says {}, its content hashes to {expected}", artifact.hash)));
+        }
+        let mut regexes = Vec::new();
+        let mut seen = HashSet::new();
+        let all = artifact.deny.iter().chain(&artifact.rules).chain(std::iter::once(&artifact.default));
+        for rule in all {
+            for pattern in patterns(&rule.when) {
+                if seen.insert(pattern.to_owned()) {
+                    let re = compile_regex(pattern).map_err(|e| LoadError(format!("rule `{}`: {e}", rule.id)))?;
+                    regexes.push((pattern.to_owned(), re));
+                }
+            }
+        }
+        Ok(Self { artifact, regexes })
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.artifact.hash
+    }
+
+    /// Decides, testing only the rules the index leaves as candidates.
+    pub fn decide(&self, attrs: &Attrs) -> Decision {
+        let a = &self.artifact;
+        for rule in &a.deny {
+            if self.test(&rule.when, attrs) {
+                return self.outcome(rule, attrs);
+            }
+        }
+        let mut node = &a.index;
+        let candidates = loop {
+            match node {
+                Index::Leaf { rules } => break rules,
+                Index::Text { field, cases, other } => {
+                    node = match attrs.get(field) {
+                        AttrValue::Str(s) => cases.get(s).unwrap_or(other),
+                        _ => other,
+                    }
+                }
+                Index::Range { field, bounds, children } => {
+                    let v = match attrs.get(field) {
+                        AttrValue::Int(i) => i,
+                        _ => 0,
+                    };
+                    let slot = bounds.partition_point(|b| *b <= v);
+                    match children.get(slot) {
+                        Some(child) => node = child,
+                        None => return self.decide_linear(attrs),
+                    }
+                }
+            }
+        };
+        for &i in candidates {
+            match a.rules.get(i as usize) {
+                Some(rule) if self.test(&rule.when, attrs) => return self.outcome(rule, attrs),
+                Some(_) => {}
+                None => return self.decide_linear(attrs),
+            }
+        }
+        self.outcome(&a.default, attrs)
+    }
+
+    /// Decides by testing every rule in order: the reference the index must agree with.
+    pub fn decide_linear(&self, attrs: &Attrs) -> Decision {
+        let a = &self.artifact;
+        let rule = a
+            .deny
+            .iter()
+            .find(|r| self.test(&r.when, attrs))
+            .or_else(|| a.rules.iter().find(|r| self.test(&r.when, attrs)))
+            .unwrap_or(&a.default);
+        self.outcome(rule, attrs)
+    }
+
+    /// Decides and records, for every rule tested, each condition's value and result.
+    pub fn explain(&self, attrs: &Attrs) -> (Decision, Vec<RuleTrace>) {
+        let a = &self.artifact;
+        let mut trace = Vec::new();
+        for (kind, rules) in [("deny", &a.deny), ("rule", &a.rules)] {
+            for rule in rules {
+                let mut checks = Vec::new();
+                let matched = self.test_traced(&rule.when, attrs, &mut checks);
+                trace.push(RuleTrace { id: rule.id.clone(), kind, loc: rule.loc.clone(), matched, checks });
+                if matched {
+                    return (self.outcome(rule, attrs), trace);
+                }
+            }
+        }
+        trace.push(RuleTrace { id: a.default.id.clone(), kind: "default", loc: a.default.loc.clone(), matched: true, checks: vec![] });
+        (self.outcome(&a.default, attrs), trace)
+    }
+
+    fn outcome(&self, rule: &CompiledRule, attrs: &Attrs) -> Decision {
+        let outcome = match &rule.action {
+            Action::Deny { status, message } => Outcome::Deny { status: *status, message: message.clone() },
+            Action::Route { steps } => Outcome::Route { attempts: plan(steps, &rule.options, attrs, &self.artifact.catalog) },
+        };
+        Decision { rule: rule.id.clone(), outcome }
+    }
+
+    fn regex(&self, pattern: &str) -> Option<&Regex> {
+        self.regexes.iter().find(|(p, _)| p == pattern).map(|(_, r)| r)
+    }
+
+    pub fn test(&self, cond: &Cond, attrs: &Attrs) -> bool {
+        match cond {
+            Cond::True => true,
+            Cond::Not { cond } => !self.test(cond, attrs),
+            Cond::And { all } => all.iter().all(|c| self.test(c, attrs)),
+            Cond::Or { any } => any.iter().any(|c| self.test(c, attrs)),
+            leaf => self.leaf(leaf, attrs),
+        }
+    }
+
+    fn test_traced(&self, cond: &Cond, attrs: &Attrs, checks: &mut Vec<Check>) -> bool {
+        match cond {
+            Cond::True => true,
+            Cond::Not { cond } => !self.test_traced(cond, attrs, checks),
+            // Every operand is traced (no short-circuit), so the trace shows each condition's value.
+            Cond::And { all } => all.iter().map(|c| self.test_traced(c, attrs, checks)).fold(true, |a, b| a && b),
+            Cond::Or { any } => any.iter().map(|c| self.test_traced(c, attrs, checks)).fold(false, |a, b| a || b),
+            leaf => {
+                let result = self.leaf(leaf, attrs);
+                let (field, src) = match leaf {
+                    Cond::Cmp { field, src, .. }
+                    | Cond::In { field, src, .. }
+                    | Cond::Matches { field, src, .. }
+                    | Cond::Contains { field, src, .. } => (field, src),
+                    _ => return result,
+                };
+                checks.push(Check { condition: src.clone(), value: attrs.get(field).to_string(), result });
+                result
+            }
+        }
+    }
+
+    fn leaf(&self, cond: &Cond, attrs: &Attrs) -> bool {
+        match cond {
+            Cond::Cmp { field, cmp, value, .. } => compare(attrs.get(field), *cmp, value),
+            Cond::In { field, values, negated, .. } => {
+                let v = attrs.get(field);
+                values.iter().any(|x| compare(v, Cmp::Eq, x)) != *negated
+            }
+            Cond::Matches { field, pattern, .. } => match (attrs.get(field), self.regex(pattern)) {
+                (AttrValue::Str(s), Some(re)) => re.is_match(s),
+                _ => false,
+            },
+            Cond::Contains { field, value, .. } => match attrs.get(field) {
+                AttrValue::Str(s) => s.contains(value.as_str()),
+                AttrValue::Set(items) => items.iter().any(|i| i == value),
+                _ => false,
+            },
+            _ => self.test(cond, attrs),
+        }
+    }
+}
+
+/// Every `matches` pattern in a condition.
+pub fn patterns(cond: &Cond) -> Vec<&str> {
+    let mut out = Vec::new();
+    fn walk<'a>(c: &'a Cond, out: &mut Vec<&'a str>) {
+        match c {
+            Cond::Matches { pattern, .. } => out.push(pattern),
+            Cond::Not { cond } => walk(cond, out),
+            Cond::And { all: cs } | Cond::Or { any: cs } => cs.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    walk(cond, &mut out);
+    out
+}
+
+pub fn compare(v: AttrValue<'_>, cmp: Cmp, lit: &Val) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (v, lit) {
+        (AttrValue::Int(a), Val::Int(b)) => a.cmp(b),
+        (AttrValue::Int(a), Val::Float(b)) => match (a as f64).partial_cmp(b) {
+            Some(o) => o,
+            None => return false,
+        },
+        (AttrValue::Float(a), Val::Float(b)) => match a.partial_cmp(b) {
+            Some(o) => o,
+            None => return false,
+        },
+        (AttrValue::Float(a), Val::Int(b)) => match a.partial_cmp(&(*b as f64)) {
+            Some(o) => o,
+            None => return false,
+        },
+        (AttrValue::Bool(a), Val::Bool(b)) => a.cmp(b),
+        (AttrValue::Str(a), Val::Str(b)) => a.cmp(b.as_str()),
+        _ => return false,
+    };
+    match cmp {
+        Cmp::Eq => ord == Ordering::Equal,
+        Cmp::Ne => ord != Ordering::Equal,
+        Cmp::Lt => ord == Ordering::Less,
+        Cmp::Le => ord != Ordering::Greater,
+        Cmp::Gt => ord == Ordering::Greater,
+        Cmp::Ge => ord != Ordering::Less,
+    }
+}
+
+/// Expands a chain into the ordered attempts for this request, without repeating a target.
+pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog) -> Vec<Attempt> {
+    let mut targets: Vec<Target> = Vec::new();
+    for step in steps {
+        match step {
+            Step::Target { target } => targets.push(target.clone()),
+            Step::Split { arms } => {
+                let sample = attrs.sample.clamp(0, 99) as u32;
+                let mut acc = 0;
+                let chosen = arms.iter().find(|arm| {
+                    acc += arm.weight;
+                    sample < acc
+                });
+                if let Some(arm) = chosen.or(arms.last()) {
+                    targets.push(arm.target.clone());
+                }
+            }
+            Step::Cheapest { targets: ts } => {
+                let mut ranked: Vec<(Option<f64>, &Target)> = ts.iter().map(|t| (cost(t, attrs, catalog), t)).collect();
+                ranked.sort_by(|a, b| match (a.0, b.0) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                });
+                targets.extend(ranked.into_iter().map(|(_, t)| t.clone()));
+            }
+            Step::Fastest { targets: ts } => {
+                let mut ranked: Vec<((u8, i64), &Target)> = ts.iter().map(|t| (speed(t, attrs), t)).collect();
+                ranked.sort_by_key(|(k, _)| *k);
+                targets.extend(ranked.into_iter().map(|(_, t)| t.clone()));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    targets
+        .into_iter()
+        .map(|t| resolve_requested(t, attrs))
+        .filter(|t| seen.insert(t.clone()))
+        .map(|target| Attempt { target, options: options.clone() })
+        .collect()
+}
+
+/// `requested` becomes what the request named, when it named a provider.
+fn resolve_requested(t: Target, attrs: &Attrs) -> Target {
+    match t {
+        Target::Requested if !attrs.provider.is_empty() && !attrs.model.is_empty() => {
+            let model = attrs.model.strip_prefix(&format!("{}/", attrs.provider)).unwrap_or(&attrs.model);
+            Target::Model { provider: attrs.provider.clone(), model: model.to_owned() }
+        }
+        t => t,
+    }
+}
+
+/// Estimated USD for this request on a target: prompt tokens at the input price, plus max_tokens (or 500 when
+/// unset) at the output price. `None` when the catalog has no price.
+fn cost(t: &Target, attrs: &Attrs, catalog: &Catalog) -> Option<f64> {
+    let Target::Model { provider, model } = t else { return None };
+    let price = catalog.model(provider, model)?.price?;
+    let output = if attrs.max_tokens > 0 { attrs.max_tokens } else { 500 };
+    Some((attrs.tokens.max(0) as f64 * price.input + output as f64 * price.output) / 1e6)
+}
+
+/// Sort key: providers that are up and measured first (by p50), then unmeasured, then down.
+fn speed(t: &Target, attrs: &Attrs) -> (u8, i64) {
+    let provider = match t {
+        Target::Model { provider, .. } => provider.as_str(),
+        Target::Requested => attrs.provider.as_str(),
+    };
+    match attrs.health.get(provider) {
+        Some(h) if !h.up => (2, 0),
+        Some(h) if h.p50_ms > 0 => (0, h.p50_ms),
+        _ => (1, 0),
+    }
+}
+
+/// One rule as `explain` saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleTrace {
+    pub id: String,
+    pub kind: &'static str,
+    pub loc: Loc,
+    pub matched: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    pub condition: String,
+    pub value: String,
+    pub result: bool,
+}
