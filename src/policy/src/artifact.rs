@@ -62,13 +62,37 @@ pub struct Loc {
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Cond {
     True,
-    Cmp { field: FieldId, cmp: Cmp, value: Val, src: String },
-    In { field: FieldId, values: Vec<Val>, negated: bool, src: String },
-    Matches { field: FieldId, pattern: String, src: String },
-    Contains { field: FieldId, value: String, src: String },
-    Not { cond: Box<Cond> },
-    And { all: Vec<Cond> },
-    Or { any: Vec<Cond> },
+    Cmp {
+        field: FieldId,
+        cmp: Cmp,
+        value: Val,
+        src: String,
+    },
+    In {
+        field: FieldId,
+        values: Vec<Val>,
+        negated: bool,
+        src: String,
+    },
+    Matches {
+        field: FieldId,
+        pattern: String,
+        src: String,
+    },
+    Contains {
+        field: FieldId,
+        value: String,
+        src: String,
+    },
+    Not {
+        cond: Box<Cond>,
+    },
+    And {
+        all: Vec<Cond>,
+    },
+    Or {
+        any: Vec<Cond>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,13 +132,21 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
-    Target { target: Target },
-    /// One arm, chosen by the request's `sample` (0–99) against the cumulative weights.
-    Split { arms: Vec<SplitArm> },
+    Target {
+        target: Target,
+    },
+    /// One arm, chosen by the request's `split_sample` (0–99) against the cumulative weights.
+    Split {
+        arms: Vec<SplitArm>,
+    },
     /// All targets, cheapest first for this request's size (catalog prices).
-    Cheapest { targets: Vec<Target> },
+    Cheapest {
+        targets: Vec<Target>,
+    },
     /// All targets, lowest health p50 latency first; providers that are down go last.
-    Fastest { targets: Vec<Target> },
+    Fastest {
+        targets: Vec<Target>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,10 +180,13 @@ impl FromStr for Target {
             return Ok(Target::Requested);
         }
         match s.split_once(':') {
-            Some((p, m)) if !p.is_empty() && !m.is_empty() => {
-                Ok(Target::Model { provider: p.to_owned(), model: m.to_owned() })
-            }
-            _ => Err(format!("target `{s}` is not `requested` or `provider:model`")),
+            Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok(Target::Model {
+                provider: p.to_owned(),
+                model: m.to_owned(),
+            }),
+            _ => Err(format!(
+                "target `{s}` is not `requested` or `provider:model`"
+            )),
         }
     }
 }
@@ -164,7 +199,9 @@ impl Serialize for Target {
 
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -196,7 +233,15 @@ pub enum Index {
     /// Candidate rule positions, ascending.
     Leaf { rules: Vec<u32> },
     /// By a text attribute's value; `other` for values not listed.
-    Text { field: FieldId, cases: BTreeMap<String, Index>, other: Box<Index> },
+    Text {
+        field: FieldId,
+        cases: BTreeMap<String, Index>,
+        other: Box<Index>,
+    },
     /// By a whole-number attribute: `children[i]` covers `bounds[i-1] <= v < bounds[i]`.
-    Range { field: FieldId, bounds: Vec<i64>, children: Vec<Index> },
+    Range {
+        field: FieldId,
+        bounds: Vec<i64>,
+        children: Vec<Index>,
+    },
 }

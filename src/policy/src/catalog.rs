@@ -61,7 +61,10 @@ impl Catalog {
         let catalog: Catalog = toml::from_str(text).map_err(|e| e.to_string())?;
         for (name, p) in &catalog.providers {
             if !p.models.contains_key(&p.default_model) {
-                return Err(format!("provider `{name}`: default_model `{}` is not one of its models", p.default_model));
+                return Err(format!(
+                    "provider `{name}`: default_model `{}` is not one of its models",
+                    p.default_model
+                ));
             }
         }
         Ok(catalog)
@@ -84,7 +87,14 @@ mod tests {
     #[test]
     fn the_builtin_catalog_loads_and_has_every_provider() {
         let c = Catalog::from_toml(BUILTIN).unwrap();
-        for p in ["openai", "deepseek", "gemini", "openrouter", "siliconflow", "workers_ai"] {
+        for p in [
+            "openai",
+            "deepseek",
+            "gemini",
+            "openrouter",
+            "siliconflow",
+            "workers_ai",
+        ] {
             assert!(c.providers.contains_key(p), "{p}");
         }
         assert!(c.model("siliconflow", "Qwen/Qwen3-8B").is_some());

@@ -11,7 +11,9 @@ use crate::artifact::{Action, Cmp, Cond, Loc, Options, SplitArm, Step, Target, V
 use crate::catalog::Catalog;
 use crate::diagnostic::{codes, line_col, Diagnostic, Severity};
 use crate::scheme::{self, FieldError, FieldId, Ty, Vocab, ENDPOINTS, WEEKDAYS};
-use crate::syntax::ast::{self, LitValue, OptValue, RuleKind, SourceFile, Span, Statement, TargetRef, Test};
+use crate::syntax::ast::{
+    self, LitValue, OptValue, RuleKind, SourceFile, Span, Statement, TargetRef, Test,
+};
 use crate::syntax::{fmt, parse};
 use region::{Cube, Key};
 
@@ -39,25 +41,44 @@ pub struct Checked {
 
 impl Checked {
     pub fn errors(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn warnings(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
     }
 }
 
 /// Parses and checks the files (in the order given) against the catalog.
 pub fn check(files: Vec<SourceFile>, catalog: &Catalog) -> Checked {
     let (policy, mut diagnostics) = parse::parse(&files);
-    let cx = Cx { files: &files, catalog, decls: BTreeMap::new(), used: RefCell::default(), diags: RefCell::default() };
+    let cx = Cx {
+        files: &files,
+        catalog,
+        decls: BTreeMap::new(),
+        used: RefCell::default(),
+        diags: RefCell::default(),
+    };
     let mut cx = cx;
     cx.declare(&policy);
     let (deny, rules, default) = cx.lower(&policy);
     cx.unused();
     diagnostics.extend(cx.diags.into_inner());
     diagnostics.sort_by_key(|d| (d.span.file, d.span.start, d.code));
-    Checked { files, policy, deny, rules, default, diagnostics }
+    Checked {
+        files,
+        policy,
+        deny,
+        rules,
+        default,
+        diagnostics,
+    }
 }
 
 enum Decl<'p> {
@@ -97,7 +118,11 @@ impl<'a, 'p> Cx<'a, 'p> {
     fn loc(&self, span: Span) -> Loc {
         let f = self.files.get(span.file as usize);
         let (line, column) = f.map_or((0, 0), |f| line_col(&f.text, span.start as usize));
-        Loc { file: f.map_or_else(String::new, |f| f.name.clone()), line: line as u32, column: column as u32 }
+        Loc {
+            file: f.map_or_else(String::new, |f| base_name(&f.name)),
+            line: line as u32,
+            column: column as u32,
+        }
     }
 
     fn declare(&mut self, policy: &'p ast::Policy) {
@@ -121,8 +146,13 @@ impl<'a, 'p> Cx<'a, 'p> {
             if let Some((_, first)) = self.decls.get(&name.name) {
                 let first = self.where_(*first);
                 self.report(
-                    Diagnostic::error(codes::DUPLICATE_NAME, name.span, format!("`{}` is declared twice", name.name), "declared again here")
-                        .with_help(format!("the first declaration is at {first}")),
+                    Diagnostic::error(
+                        codes::DUPLICATE_NAME,
+                        name.span,
+                        format!("`{}` is declared twice", name.name),
+                        "declared again here",
+                    )
+                    .with_help(format!("the first declaration is at {first}")),
                 );
                 continue;
             }
@@ -130,7 +160,10 @@ impl<'a, 'p> Cx<'a, 'p> {
         }
     }
 
-    fn lower(&self, policy: &ast::Policy) -> (Vec<LoweredRule>, Vec<LoweredRule>, Option<LoweredRule>) {
+    fn lower(
+        &self,
+        policy: &ast::Policy,
+    ) -> (Vec<LoweredRule>, Vec<LoweredRule>, Option<LoweredRule>) {
         let mut deny = Vec::new();
         let mut rules = Vec::new();
         let mut defaults: Vec<(LoweredRule, Span)> = Vec::new();
@@ -165,29 +198,55 @@ impl<'a, 'p> Cx<'a, 'p> {
                     let options = self.options(&r.options);
                     let ok = when.is_some();
                     if let (Some(when), Some(action)) = (when, action) {
-                        let lowered = LoweredRule { id, loc: self.loc(r.span), when, action, options, span: r.span };
+                        let lowered = LoweredRule {
+                            id,
+                            loc: self.loc(r.span),
+                            when,
+                            action,
+                            options,
+                            span: r.span,
+                        };
                         let is_deny = r.kind == RuleKind::Deny;
                         let list = if is_deny { &mut deny } else { &mut rules };
                         list.push(lowered);
                         reach.push((list.len() - 1, is_deny, if ok { cubes } else { None }));
                     }
                 }
-                Statement::Default { action, options, span } => {
+                Statement::Default {
+                    action,
+                    options,
+                    span,
+                } => {
                     let action = self.action(action, &Requires::default());
                     let options = self.options(options);
                     if let Some(action) = action {
-                        let rule = LoweredRule { id: "default".into(), loc: self.loc(*span), when: Cond::True, action, options, span: *span };
+                        let rule = LoweredRule {
+                            id: "default".into(),
+                            loc: self.loc(*span),
+                            when: Cond::True,
+                            action,
+                            options,
+                            span: *span,
+                        };
                         defaults.push((rule, *span));
                     }
                 }
                 _ => {}
             }
         }
-        let default_count = policy.statements.iter().filter(|s| matches!(s, Statement::Default { .. })).count();
+        let default_count = policy
+            .statements
+            .iter()
+            .filter(|s| matches!(s, Statement::Default { .. }))
+            .count();
         if default_count == 0 {
             let span = policy.statements.last().map_or(Span::default(), |s| {
                 let sp = s.span();
-                Span { file: sp.file, start: sp.end, end: sp.end }
+                Span {
+                    file: sp.file,
+                    start: sp.end,
+                    end: sp.end,
+                }
             });
             self.report(
                 Diagnostic::error(codes::MISSING_DEFAULT, span, "the policy has no `default` rule", "add it here")
@@ -202,8 +261,13 @@ impl<'a, 'p> Cx<'a, 'p> {
             let first = self.where_(first);
             for span in extra {
                 self.report(
-                    Diagnostic::error(codes::DUPLICATE_DEFAULT, span, "the policy has more than one `default` rule", "another default")
-                        .with_help(format!("keep one; the first is at {first}")),
+                    Diagnostic::error(
+                        codes::DUPLICATE_DEFAULT,
+                        span,
+                        "the policy has more than one `default` rule",
+                        "another default",
+                    )
+                    .with_help(format!("keep one; the first is at {first}")),
                 );
             }
         }
@@ -216,7 +280,9 @@ impl<'a, 'p> Cx<'a, 'p> {
     fn expr(&self, e: &ast::Expr) -> Option<Cond> {
         match e {
             ast::Expr::Pred(p) => self.predicate(p),
-            ast::Expr::Not(inner, _) => Some(Cond::Not { cond: Box::new(self.expr(inner)?) }),
+            ast::Expr::Not(inner, _) => Some(Cond::Not {
+                cond: Box::new(self.expr(inner)?),
+            }),
             ast::Expr::And(a, b) => {
                 let (a, b) = (self.expr(a), self.expr(b));
                 let mut all = Vec::new();
@@ -246,8 +312,17 @@ impl<'a, 'p> Cx<'a, 'p> {
         match scheme::resolve(&f.path, f.key.as_deref()) {
             Ok(FieldId::Health(provider, m)) => {
                 if !self.catalog.providers.contains_key(&provider) {
-                    let d = Diagnostic::error(codes::UNKNOWN_PROVIDER, f.span, format!("unknown provider `{provider}` in `{f}`"), "no such provider");
-                    self.report(self.suggest(d, &provider, self.catalog.providers.keys().map(String::as_str)));
+                    let d = Diagnostic::error(
+                        codes::UNKNOWN_PROVIDER,
+                        f.span,
+                        format!("unknown provider `{provider}` in `{f}`"),
+                        "no such provider",
+                    );
+                    self.report(self.suggest(
+                        d,
+                        &provider,
+                        self.catalog.providers.keys().map(String::as_str),
+                    ));
                     return None;
                 }
                 Some(FieldId::Health(provider, m))
@@ -255,8 +330,15 @@ impl<'a, 'p> Cx<'a, 'p> {
             Ok(id) => Some(id),
             Err(FieldError::MetaWithoutKey) => {
                 self.report(
-                    Diagnostic::error(codes::UNKNOWN_FIELD, f.span, "`meta` needs a header name", "which header?")
-                        .with_help("write `meta[\"name\"]` for the request header `x-gateway-meta-name`"),
+                    Diagnostic::error(
+                        codes::UNKNOWN_FIELD,
+                        f.span,
+                        "`meta` needs a header name",
+                        "which header?",
+                    )
+                    .with_help(
+                        "write `meta[\"name\"]` for the request header `x-gateway-meta-name`",
+                    ),
                 );
                 None
             }
@@ -269,8 +351,16 @@ impl<'a, 'p> Cx<'a, 'p> {
             }
             Err(FieldError::Unknown) => {
                 let name = f.to_string();
-                let d = Diagnostic::error(codes::UNKNOWN_FIELD, f.span, format!("unknown attribute `{name}`"), "not an attribute");
-                let fields = scheme::FIELDS.iter().map(|(n, ..)| *n).chain(["meta", "health"]);
+                let d = Diagnostic::error(
+                    codes::UNKNOWN_FIELD,
+                    f.span,
+                    format!("unknown attribute `{name}`"),
+                    "not an attribute",
+                );
+                let fields = scheme::FIELDS
+                    .iter()
+                    .map(|(n, ..)| *n)
+                    .chain(["meta", "health"]);
                 self.report(self.suggest(d, &name, fields));
                 None
             }
@@ -282,29 +372,53 @@ impl<'a, 'p> Cx<'a, 'p> {
         let ty = field.ty();
         let src = fmt::predicate(p);
         let mismatch = |span: Span, message: String, help: &str| {
-            self.report(Diagnostic::error(codes::TYPE_MISMATCH, span, message, "type mismatch").with_help(help));
+            self.report(
+                Diagnostic::error(codes::TYPE_MISMATCH, span, message, "type mismatch")
+                    .with_help(help),
+            );
             None
         };
         match &p.test {
             Test::Truthy => match ty {
-                Ty::Bool => Some(Cond::Cmp { field, cmp: Cmp::Eq, value: Val::Bool(true), src }),
+                Ty::Bool => Some(Cond::Cmp {
+                    field,
+                    cmp: Cmp::Eq,
+                    value: Val::Bool(true),
+                    src,
+                }),
                 _ => mismatch(
                     p.span,
-                    format!("`{}` is {}, not a condition by itself", p.field, ty.describe()),
+                    format!(
+                        "`{}` is {}, not a condition by itself",
+                        p.field,
+                        ty.describe()
+                    ),
                     "compare it with something, e.g. `tokens > 1000` or `lang == zh`",
                 ),
             },
             Test::Compare(op, lit) => {
-                let ordered = matches!(op, ast::CmpOp::Lt | ast::CmpOp::Le | ast::CmpOp::Gt | ast::CmpOp::Ge);
+                let ordered = matches!(
+                    op,
+                    ast::CmpOp::Lt | ast::CmpOp::Le | ast::CmpOp::Gt | ast::CmpOp::Ge
+                );
                 match ty {
                     Ty::StrSet => {
-                        return mismatch(p.span, format!("`{}` is a set; it cannot be compared", p.field), "test membership with `tags contains \"x\"`")
+                        return mismatch(
+                            p.span,
+                            format!("`{}` is a set; it cannot be compared", p.field),
+                            "test membership with `tags contains \"x\"`",
+                        )
                     }
                     Ty::Int { .. } | Ty::Float { .. } => {}
                     _ if ordered => {
                         return mismatch(
                             p.span,
-                            format!("`{}` is {}; `{}` needs a number", p.field, ty.describe(), op.as_str()),
+                            format!(
+                                "`{}` is {}; `{}` needs a number",
+                                p.field,
+                                ty.describe(),
+                                op.as_str()
+                            ),
                             "use `==`, `!=`, `in {…}` or `matches \"regex\"`",
                         )
                     }
@@ -319,11 +433,20 @@ impl<'a, 'p> Cx<'a, 'p> {
                     ast::CmpOp::Gt => Cmp::Gt,
                     ast::CmpOp::Ge => Cmp::Ge,
                 };
-                Some(Cond::Cmp { field, cmp, value, src })
+                Some(Cond::Cmp {
+                    field,
+                    cmp,
+                    value,
+                    src,
+                })
             }
             Test::In { negated, set } => {
                 if ty == Ty::StrSet {
-                    return mismatch(p.span, format!("`{}` is a set; `in` tests a single value", p.field), "test membership with `tags contains \"x\"`");
+                    return mismatch(
+                        p.span,
+                        format!("`{}` is a set; `in` tests a single value", p.field),
+                        "test membership with `tags contains \"x\"`",
+                    );
                 }
                 let literals: Vec<&ast::Literal> = match set {
                     ast::SetRef::Inline(values, _) => values.iter().collect(),
@@ -333,13 +456,29 @@ impl<'a, 'p> Cx<'a, 'p> {
                             values.iter().collect()
                         }
                         Some(_) => {
-                            self.report(Diagnostic::error(codes::UNKNOWN_NAME, name.span, format!("`{}` is not a list", name.name), "not a list"));
+                            self.report(Diagnostic::error(
+                                codes::UNKNOWN_NAME,
+                                name.span,
+                                format!("`{}` is not a list", name.name),
+                                "not a list",
+                            ));
                             return None;
                         }
                         None => {
-                            let d = Diagnostic::error(codes::UNKNOWN_NAME, name.span, format!("unknown list `${}`", name.name), "no such list");
-                            let lists = self.decls.iter().filter(|(_, (d, _))| matches!(d, Decl::List(_))).map(|(n, _)| n.as_str());
-                            self.report(self.suggest(d, &name.name, lists).with_help_if_none(format!("declare it: `list {} = {{\"a\", \"b\"}}`", name.name)));
+                            let d = Diagnostic::error(
+                                codes::UNKNOWN_NAME,
+                                name.span,
+                                format!("unknown list `${}`", name.name),
+                                "no such list",
+                            );
+                            let lists = self
+                                .decls
+                                .iter()
+                                .filter(|(_, (d, _))| matches!(d, Decl::List(_)))
+                                .map(|(n, _)| n.as_str());
+                            self.report(self.suggest(d, &name.name, lists).with_help_if_none(
+                                format!("declare it: `list {} = {{\"a\", \"b\"}}`", name.name),
+                            ));
                             return None;
                         }
                     },
@@ -352,31 +491,71 @@ impl<'a, 'p> Cx<'a, 'p> {
                         None => ok = false,
                     }
                 }
-                ok.then_some(Cond::In { field, values, negated: *negated, src })
+                ok.then_some(Cond::In {
+                    field,
+                    values,
+                    negated: *negated,
+                    src,
+                })
             }
             Test::Matches(lit) => {
                 if !matches!(ty, Ty::Str | Ty::Sym(_)) {
-                    return mismatch(p.span, format!("`{}` is {}; `matches` needs text", p.field, ty.describe()), "`matches` applies to text attributes such as `model` or `key.team`");
+                    return mismatch(
+                        p.span,
+                        format!("`{}` is {}; `matches` needs text", p.field, ty.describe()),
+                        "`matches` applies to text attributes such as `model` or `key.team`",
+                    );
                 }
                 let LitValue::Str(pattern) = &lit.value else {
-                    return mismatch(lit.span, "`matches` takes a regular expression in double quotes".into(), "write `model matches \"^gpt-6\"`");
+                    return mismatch(
+                        lit.span,
+                        "`matches` takes a regular expression in double quotes".into(),
+                        "write `model matches \"^gpt-6\"`",
+                    );
                 };
                 if let Err(e) = crate::eval::compile_regex(pattern) {
                     self.report(
-                        Diagnostic::error(codes::INVALID_REGEX, lit.span, "invalid regular expression", first_line(&e))
-                            .with_help("the syntax is Rust's regex (without look-around or backreferences)"),
+                        Diagnostic::error(
+                            codes::INVALID_REGEX,
+                            lit.span,
+                            "invalid regular expression",
+                            first_line(&e),
+                        )
+                        .with_help(
+                            "the syntax is Rust's regex (without look-around or backreferences)",
+                        ),
                     );
                     return None;
                 }
-                Some(Cond::Matches { field, pattern: pattern.clone(), src })
+                Some(Cond::Matches {
+                    field,
+                    pattern: pattern.clone(),
+                    src,
+                })
             }
             Test::Contains(lit) => {
                 if !matches!(ty, Ty::Str | Ty::StrSet | Ty::Sym(_)) {
-                    return mismatch(p.span, format!("`{}` is {}; `contains` needs text or a set", p.field, ty.describe()), "e.g. `tags contains \"beta\"`");
+                    return mismatch(
+                        p.span,
+                        format!(
+                            "`{}` is {}; `contains` needs text or a set",
+                            p.field,
+                            ty.describe()
+                        ),
+                        "e.g. `tags contains \"beta\"`",
+                    );
                 }
                 match &lit.value {
-                    LitValue::Str(s) | LitValue::Word(s) => Some(Cond::Contains { field, value: s.clone(), src }),
-                    _ => mismatch(lit.span, "`contains` takes a string".into(), "e.g. `tags contains \"beta\"`"),
+                    LitValue::Str(s) | LitValue::Word(s) => Some(Cond::Contains {
+                        field,
+                        value: s.clone(),
+                        src,
+                    }),
+                    _ => mismatch(
+                        lit.span,
+                        "`contains` takes a string".into(),
+                        "e.g. `tags contains \"beta\"`",
+                    ),
                 }
             }
         }
@@ -393,8 +572,13 @@ impl<'a, 'p> Cx<'a, 'p> {
         };
         let wrong = |help: String| {
             self.report(
-                Diagnostic::error(codes::TYPE_MISMATCH, lit.span, format!("`{field}` is {}, but this is {found}", ty.describe()), format!("expected {}", ty.describe()))
-                    .with_help(help),
+                Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    lit.span,
+                    format!("`{field}` is {}, but this is {found}", ty.describe()),
+                    format!("expected {}", ty.describe()),
+                )
+                .with_help(help),
             );
             None
         };
@@ -405,10 +589,14 @@ impl<'a, 'p> Cx<'a, 'p> {
             (Ty::Float { .. }, LitValue::Float(x)) => Some(Val::Float(*x)),
             (Ty::Float { .. }, _) => wrong(format!("write a number, e.g. `{field} > 0.05`")),
             (Ty::Bool, LitValue::Bool(b)) => Some(Val::Bool(*b)),
-            (Ty::Bool, _) => wrong(format!("write `true` or `false`, or just `{field}` / `not {field}`")),
+            (Ty::Bool, _) => wrong(format!(
+                "write `true` or `false`, or just `{field}` / `not {field}`"
+            )),
             (Ty::Str, LitValue::Str(s) | LitValue::Word(s)) => Some(Val::Str(s.clone())),
             (Ty::Str, _) => wrong("put text in double quotes: \"…\"".into()),
-            (Ty::Sym(vocab), LitValue::Str(s) | LitValue::Word(s)) => self.vocab(vocab, s, lit.span).map(|()| Val::Str(s.clone())),
+            (Ty::Sym(vocab), LitValue::Str(s) | LitValue::Word(s)) => {
+                self.vocab(vocab, s, lit.span).map(|()| Val::Str(s.clone()))
+            }
             (Ty::Sym(_), _) => wrong(format!("write {}", ty.describe())),
             (Ty::StrSet, _) => wrong("test membership with `contains`".into()),
         }
@@ -416,7 +604,12 @@ impl<'a, 'p> Cx<'a, 'p> {
 
     fn vocab(&self, vocab: Vocab, s: &str, span: Span) -> Option<()> {
         let bad = |what: &str, options: &[&str], help: &str| {
-            let d = Diagnostic::error(codes::INVALID_VALUE, span, format!("`{s}` is not {what}"), format!("not {what}"));
+            let d = Diagnostic::error(
+                codes::INVALID_VALUE,
+                span,
+                format!("`{s}` is not {what}"),
+                format!("not {what}"),
+            );
             let d = self.suggest(d, s, options.iter().copied());
             self.report(d.with_help_if_none(help));
             None
@@ -429,14 +622,31 @@ impl<'a, 'p> Cx<'a, 'p> {
                 "use ISO 639-1 codes such as `zh`, `en`, `ja`; `und` when undetermined",
             ),
             Vocab::Endpoint if ENDPOINTS.contains(&s) => Some(()),
-            Vocab::Endpoint => bad("an endpoint", ENDPOINTS, "endpoints are `chat` and `embeddings`"),
+            Vocab::Endpoint => bad(
+                "an endpoint",
+                ENDPOINTS,
+                "endpoints are `chat` and `embeddings`",
+            ),
             Vocab::Weekday if WEEKDAYS.contains(&s) => Some(()),
-            Vocab::Weekday => bad("a weekday", WEEKDAYS, "weekdays are `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`"),
+            Vocab::Weekday => bad(
+                "a weekday",
+                WEEKDAYS,
+                "weekdays are `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`",
+            ),
             Vocab::Provider if self.catalog.providers.contains_key(s) || s.is_empty() => Some(()),
             Vocab::Provider => {
-                let providers: Vec<&str> = self.catalog.providers.keys().map(String::as_str).collect();
-                let d = Diagnostic::error(codes::UNKNOWN_PROVIDER, span, format!("unknown provider `{s}`"), "no such provider");
-                self.report(self.suggest(d, s, providers.iter().copied()).with_help_if_none(format!("providers: {}", providers.join(", "))));
+                let providers: Vec<&str> =
+                    self.catalog.providers.keys().map(String::as_str).collect();
+                let d = Diagnostic::error(
+                    codes::UNKNOWN_PROVIDER,
+                    span,
+                    format!("unknown provider `{s}`"),
+                    "no such provider",
+                );
+                self.report(
+                    self.suggest(d, s, providers.iter().copied())
+                        .with_help_if_none(format!("providers: {}", providers.join(", "))),
+                );
                 None
             }
         }
@@ -446,7 +656,9 @@ impl<'a, 'p> Cx<'a, 'p> {
 
     fn action(&self, a: &ast::Action, requires: &Requires) -> Option<Action> {
         match a {
-            ast::Action::Deny { status, message, .. } => {
+            ast::Action::Deny {
+                status, message, ..
+            } => {
                 let status = match status {
                     Some((s, span)) if !(400..=599).contains(s) => {
                         self.report(
@@ -458,7 +670,10 @@ impl<'a, 'p> Cx<'a, 'p> {
                     Some((s, _)) => *s,
                     None => 403,
                 };
-                Some(Action::Deny { status, message: message.clone() })
+                Some(Action::Deny {
+                    status,
+                    message: message.clone(),
+                })
             }
             ast::Action::Chain(items, _) => {
                 let mut steps = Vec::new();
@@ -497,7 +712,10 @@ impl<'a, 'p> Cx<'a, 'p> {
                                     Some([t]) => {
                                         self.capability(t, arm.target.span, requires);
                                         self.duplicate(&mut seen, t, arm.target.span);
-                                        out.push(SplitArm { target: t.clone(), weight: weight as u32 });
+                                        out.push(SplitArm {
+                                            target: t.clone(),
+                                            weight: weight as u32,
+                                        });
                                     }
                                     _ => ok = false,
                                 }
@@ -542,8 +760,15 @@ impl<'a, 'p> Cx<'a, 'p> {
         if let Some((_, first)) = seen.iter().find(|(s, _)| s == t) {
             let first = self.where_(*first);
             self.report(
-                Diagnostic::warning(codes::DUPLICATE_TARGET, span, format!("`{t}` is already in this chain"), "tried twice")
-                    .with_help(format!("it first appears at {first}; the second attempt is skipped, so remove it")),
+                Diagnostic::warning(
+                    codes::DUPLICATE_TARGET,
+                    span,
+                    format!("`{t}` is already in this chain"),
+                    "tried twice",
+                )
+                .with_help(format!(
+                    "it first appears at {first}; the second attempt is skipped, so remove it"
+                )),
             );
         } else {
             seen.push((t.clone(), span));
@@ -551,8 +776,12 @@ impl<'a, 'p> Cx<'a, 'p> {
     }
 
     fn capability(&self, t: &Target, span: Span, req: &Requires) {
-        let Target::Model { provider, model } = t else { return };
-        let Some(m) = self.catalog.model(provider, model) else { return };
+        let Target::Model { provider, model } = t else {
+            return;
+        };
+        let Some(m) = self.catalog.model(provider, model) else {
+            return;
+        };
         let mut missing = Vec::new();
         if req.images && !m.vision {
             missing.push(("images (`has_images`)", "vision"));
@@ -565,8 +794,15 @@ impl<'a, 'p> Cx<'a, 'p> {
         }
         for (what, cap) in missing {
             self.report(
-                Diagnostic::warning(codes::CAPABILITY_MISMATCH, span, format!("this rule sends requests with {what} to `{t}`, which has no {cap}"), format!("no {cap}"))
-                    .with_help("route to a model that supports it (policies/catalog.toml lists capabilities)"),
+                Diagnostic::warning(
+                    codes::CAPABILITY_MISMATCH,
+                    span,
+                    format!("this rule sends requests with {what} to `{t}`, which has no {cap}"),
+                    format!("no {cap}"),
+                )
+                .with_help(
+                    "route to a model that supports it (policies/catalog.toml lists capabilities)",
+                ),
             );
         }
         if let Some(ctx) = m.context {
@@ -588,12 +824,25 @@ impl<'a, 'p> Cx<'a, 'p> {
     fn target(&self, tr: &TargetRef, allow_group: bool, depth: u8) -> Option<Vec<Target>> {
         let name = &tr.name.name;
         if depth > 8 {
-            self.report(Diagnostic::error(codes::UNKNOWN_NAME, tr.span, format!("target `{name}` refers to itself"), "circular"));
+            self.report(Diagnostic::error(
+                codes::UNKNOWN_NAME,
+                tr.span,
+                format!("target `{name}` refers to itself"),
+                "circular",
+            ));
             return None;
         }
         if name == "requested" {
             if tr.model.is_some() {
-                self.report(Diagnostic::error(codes::UNKNOWN_NAME, tr.span, "`requested` takes no model", "no `:model` here").with_help("`requested` is whatever the client asked for"));
+                self.report(
+                    Diagnostic::error(
+                        codes::UNKNOWN_NAME,
+                        tr.span,
+                        "`requested` takes no model",
+                        "no `:model` here",
+                    )
+                    .with_help("`requested` is whatever the client asked for"),
+                );
                 return None;
             }
             return Some(vec![Target::Requested]);
@@ -602,8 +851,13 @@ impl<'a, 'p> Cx<'a, 'p> {
             self.used.borrow_mut().insert(name.clone());
             if tr.model.is_some() {
                 self.report(
-                    Diagnostic::error(codes::UNKNOWN_NAME, tr.span, format!("`{name}` is a declared name; it takes no `:model`"), "no `:model` here")
-                        .with_help("`provider:model` is for provider names"),
+                    Diagnostic::error(
+                        codes::UNKNOWN_NAME,
+                        tr.span,
+                        format!("`{name}` is a declared name; it takes no `:model`"),
+                        "no `:model` here",
+                    )
+                    .with_help("`provider:model` is for provider names"),
                 );
                 return None;
             }
@@ -624,7 +878,17 @@ impl<'a, 'p> Cx<'a, 'p> {
                     None
                 }
                 Decl::List(_) => {
-                    self.report(Diagnostic::error(codes::UNKNOWN_NAME, tr.span, format!("`{name}` is a list, not a target"), "a list").with_help(format!("lists are used in conditions: `key.team in ${name}`")));
+                    self.report(
+                        Diagnostic::error(
+                            codes::UNKNOWN_NAME,
+                            tr.span,
+                            format!("`{name}` is a list, not a target"),
+                            "a list",
+                        )
+                        .with_help(format!(
+                            "lists are used in conditions: `key.team in ${name}`"
+                        )),
+                    );
                     None
                 }
             };
@@ -632,18 +896,50 @@ impl<'a, 'p> Cx<'a, 'p> {
         if let Some(p) = self.catalog.providers.get(name) {
             let model = tr.model.clone().unwrap_or_else(|| p.default_model.clone());
             if !p.models.contains_key(&model) {
-                let d = Diagnostic::error(codes::UNKNOWN_MODEL, tr.span, format!("provider `{name}` has no model `{model}` in the catalog"), "unknown model");
+                let d = Diagnostic::error(
+                    codes::UNKNOWN_MODEL,
+                    tr.span,
+                    format!("provider `{name}` has no model `{model}` in the catalog"),
+                    "unknown model",
+                );
                 let d = self.suggest(d, &model, p.models.keys().map(String::as_str));
                 self.report(d.with_help_if_none("add the model to policies/catalog.toml"));
                 return None;
             }
-            return Some(vec![Target::Model { provider: name.clone(), model }]);
+            return Some(vec![Target::Model {
+                provider: name.clone(),
+                model,
+            }]);
         }
-        let candidates: Vec<&str> = self.catalog.providers.keys().map(String::as_str).chain(self.decls.keys().map(String::as_str)).chain(["requested"]).collect();
-        let (code, what) = if tr.model.is_some() { (codes::UNKNOWN_PROVIDER, "provider") } else { (codes::UNKNOWN_NAME, "target") };
-        let d = Diagnostic::error(code, tr.name.span, format!("unknown {what} `{name}`"), format!("not a {what}"));
+        let candidates: Vec<&str> = self
+            .catalog
+            .providers
+            .keys()
+            .map(String::as_str)
+            .chain(self.decls.keys().map(String::as_str))
+            .chain(["requested"])
+            .collect();
+        let (code, what) = if tr.model.is_some() {
+            (codes::UNKNOWN_PROVIDER, "provider")
+        } else {
+            (codes::UNKNOWN_NAME, "target")
+        };
+        let d = Diagnostic::error(
+            code,
+            tr.name.span,
+            format!("unknown {what} `{name}`"),
+            format!("not a {what}"),
+        );
         let d = self.suggest(d, name, candidates.iter().copied());
-        self.report(d.with_help_if_none(format!("a target is a provider ({}), a declared target or group, or `requested`", self.catalog.providers.keys().cloned().collect::<Vec<_>>().join(", "))));
+        self.report(d.with_help_if_none(format!(
+                "a target is a provider ({}), a declared target or group, or `requested`",
+                self.catalog
+                    .providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         None
     }
 
@@ -653,19 +949,40 @@ impl<'a, 'p> Cx<'a, 'p> {
         for o in opts {
             let name = o.name.name.as_str();
             if !seen.insert(name) {
-                self.report(Diagnostic::error(codes::INVALID_OPTION, o.span, format!("option `{name}` is given twice"), "repeated"));
+                self.report(Diagnostic::error(
+                    codes::INVALID_OPTION,
+                    o.span,
+                    format!("option `{name}` is given twice"),
+                    "repeated",
+                ));
                 continue;
             }
             let bad = |help: &str| {
-                self.report(Diagnostic::error(codes::INVALID_OPTION, o.span, format!("invalid value for `{name}`"), "invalid value").with_help(help));
+                self.report(
+                    Diagnostic::error(
+                        codes::INVALID_OPTION,
+                        o.span,
+                        format!("invalid value for `{name}`"),
+                        "invalid value",
+                    )
+                    .with_help(help),
+                );
             };
             match (name, &o.value) {
                 ("timeout", OptValue::DurationMs(ms)) if *ms > 0 => out.timeout_ms = Some(*ms),
-                ("first_token_timeout", OptValue::DurationMs(ms)) if *ms > 0 => out.first_token_timeout_ms = Some(*ms),
-                ("timeout" | "first_token_timeout", _) => bad("a duration greater than zero, e.g. `8s` or `500ms`"),
-                ("retries", OptValue::Number(ast::Literal { value: LitValue::Int(n), .. })) if (0..=10).contains(n) => {
-                    out.retries = Some(*n as u32)
+                ("first_token_timeout", OptValue::DurationMs(ms)) if *ms > 0 => {
+                    out.first_token_timeout_ms = Some(*ms)
                 }
+                ("timeout" | "first_token_timeout", _) => {
+                    bad("a duration greater than zero, e.g. `8s` or `500ms`")
+                }
+                (
+                    "retries",
+                    OptValue::Number(ast::Literal {
+                        value: LitValue::Int(n),
+                        ..
+                    }),
+                ) if (0..=10).contains(n) => out.retries = Some(*n as u32),
                 ("retries", _) => bad("a whole number from 0 to 10"),
                 ("retry_on", OptValue::StatusSet(items)) => {
                     for item in items {
@@ -681,9 +998,16 @@ impl<'a, 'p> Cx<'a, 'p> {
                 }
                 ("retry_on", _) => bad("a set such as `{429, 5xx, timeout}`"),
                 _ => {
-                    let d = Diagnostic::error(codes::INVALID_OPTION, o.name.span, format!("unknown option `{name}`"), "not an option");
+                    let d = Diagnostic::error(
+                        codes::INVALID_OPTION,
+                        o.name.span,
+                        format!("unknown option `{name}`"),
+                        "not an option",
+                    );
                     let names = ["timeout", "first_token_timeout", "retries", "retry_on"];
-                    self.report(self.suggest(d, name, names.into_iter()).with_help_if_none("options are `timeout`, `first_token_timeout`, `retries` and `retry_on`"));
+                    self.report(self.suggest(d, name, names.into_iter()).with_help_if_none(
+                        "options are `timeout`, `first_token_timeout`, `retries` and `retry_on`",
+                    ));
                 }
             }
         }
@@ -692,7 +1016,12 @@ impl<'a, 'p> Cx<'a, 'p> {
 
     // ---- lints over the whole policy
 
-    fn reachability(&self, deny: &[LoweredRule], rules: &[LoweredRule], reach: &[(usize, bool, Option<Vec<Cube>>)]) {
+    fn reachability(
+        &self,
+        deny: &[LoweredRule],
+        rules: &[LoweredRule],
+        reach: &[(usize, bool, Option<Vec<Cube>>)],
+    ) {
         let mut cover: Vec<(Cube, String)> = Vec::new();
         // Deny rules come first at runtime, whatever their position in the source.
         for (i, is_deny, cubes) in reach {
@@ -705,8 +1034,13 @@ impl<'a, 'p> Cx<'a, 'p> {
                 self.never(rule);
             } else if region::dnf(&rule.when, true).is_some_and(|c| c.is_empty()) {
                 self.report(
-                    Diagnostic::warning(codes::ALWAYS_TRUE, rule.span, format!("deny rule `{}` matches every request", rule.id), "denies everything")
-                        .with_help("every request will be denied; narrow its condition"),
+                    Diagnostic::warning(
+                        codes::ALWAYS_TRUE,
+                        rule.span,
+                        format!("deny rule `{}` matches every request", rule.id),
+                        "denies everything",
+                    )
+                    .with_help("every request will be denied; narrow its condition"),
                 );
             }
             cover.extend(cubes.iter().map(|c| (c.clone(), rule.id.clone())));
@@ -730,14 +1064,19 @@ impl<'a, 'p> Cx<'a, 'p> {
                 Some(rest) if rest.is_empty() => {
                     let others: Vec<&Cube> = covering.iter().collect();
                     let p = region::point(&cubes[0], &others);
-                    let by = cover.iter().find(|(c, _)| region::cube_contains(c, &p)).map_or("earlier rules", |(_, id)| id.as_str());
+                    let by = cover
+                        .iter()
+                        .find(|(c, _)| region::cube_contains(c, &p))
+                        .map_or("earlier rules", |(_, id)| id.as_str());
                     self.report(
                         Diagnostic::warning(codes::UNREACHABLE_RULE, rule.span, format!("rule `{}` can never decide: every request it matches is decided earlier", rule.id), "unreachable")
                             .with_help(format!("for example {} is taken by `{by}` first; move this rule up or narrow the earlier one", region::describe(&cubes[0], &p))),
                     );
                 }
                 Some(_) => {
-                    if region::dnf(&rule.when, true).is_some_and(|c| c.is_empty()) && !matches!(rule.when, Cond::True) {
+                    if region::dnf(&rule.when, true).is_some_and(|c| c.is_empty())
+                        && !matches!(rule.when, Cond::True)
+                    {
                         self.report(
                             Diagnostic::warning(codes::ALWAYS_TRUE, rule.span, format!("the condition of rule `{}` is always true", rule.id), "matches every request")
                                 .with_help("rules after it can never decide; if this is the fallback for everything, make it the `default`"),
@@ -768,15 +1107,25 @@ impl<'a, 'p> Cx<'a, 'p> {
                     Decl::List(_) => "list",
                 };
                 self.report(
-                    Diagnostic::warning(codes::UNUSED_DECLARATION, *span, format!("{what} `{name}` is never used"), "unused")
-                        .with_help("remove it, or use it in a rule"),
+                    Diagnostic::warning(
+                        codes::UNUSED_DECLARATION,
+                        *span,
+                        format!("{what} `{name}` is never used"),
+                        "unused",
+                    )
+                    .with_help("remove it, or use it in a rule"),
                 );
             }
         }
     }
 
     /// Adds "did you mean" when a candidate is close.
-    fn suggest<'c>(&self, d: Diagnostic, name: &str, candidates: impl Iterator<Item = &'c str>) -> Diagnostic {
+    fn suggest<'c>(
+        &self,
+        d: Diagnostic,
+        name: &str,
+        candidates: impl Iterator<Item = &'c str>,
+    ) -> Diagnostic {
         match closest(name, candidates) {
             Some(c) => d.with_help(format!("did you mean `{c}`?")),
             None => d,
@@ -787,7 +1136,11 @@ impl<'a, 'p> Cx<'a, 'p> {
 fn requires(cubes: &[Cube]) -> Requires {
     let all_true = |f: FieldId| {
         let key = Key::Field(f);
-        !cubes.is_empty() && cubes.iter().all(|c| c.get(&key).is_some_and(|d| *d == region::Dom::Bools { t: true, f: false }))
+        !cubes.is_empty()
+            && cubes.iter().all(|c| {
+                c.get(&key)
+                    .is_some_and(|d| *d == region::Dom::Bools { t: true, f: false })
+            })
     };
     let min_tokens = cubes
         .iter()
@@ -797,7 +1150,19 @@ fn requires(cubes: &[Cube]) -> Requires {
         })
         .min()
         .unwrap_or(0);
-    Requires { images: all_true(FieldId::HasImages), tools: all_true(FieldId::HasTools), json: all_true(FieldId::JsonMode), min_tokens }
+    Requires {
+        images: all_true(FieldId::HasImages),
+        tools: all_true(FieldId::HasTools),
+        json: all_true(FieldId::JsonMode),
+        min_tokens,
+    }
+}
+
+/// A file's name without its directory: rule ids and compiled policies do not depend on where they were built.
+pub fn base_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 fn valid_retry_on(s: &str) -> bool {
@@ -808,7 +1173,12 @@ fn valid_retry_on(s: &str) -> bool {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
 }
 
 /// The candidate nearest to `name` if it is near enough to be a likely typo.

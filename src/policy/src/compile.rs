@@ -29,7 +29,8 @@ pub fn compile(checked: &Checked, catalog: &Catalog) -> Option<Artifact> {
         options: r.options.clone(),
     };
     let rules: Vec<CompiledRule> = checked.rules.iter().map(convert).collect();
-    let projections: Vec<Option<Vec<Cube>>> = rules.iter().map(|r| region::dnf(&r.when, false)).collect();
+    let projections: Vec<Option<Vec<Cube>>> =
+        rules.iter().map(|r| region::dnf(&r.when, false)).collect();
     let all: Vec<u32> = (0..rules.len() as u32).collect();
     let index = build_index(&all, &projections, &BTreeSet::new(), 0);
     let mut artifact = Artifact {
@@ -38,7 +39,10 @@ pub fn compile(checked: &Checked, catalog: &Catalog) -> Option<Artifact> {
         sources: checked
             .files
             .iter()
-            .map(|f| SourceInfo { file: f.name.clone(), sha256: crate::hex(&Sha256::digest(f.text.as_bytes())) })
+            .map(|f| SourceInfo {
+                file: crate::check::base_name(&f.name),
+                sha256: crate::hex(&Sha256::digest(f.text.as_bytes())),
+            })
             .collect(),
         deny: checked.deny.iter().map(convert).collect(),
         rules,
@@ -75,8 +79,15 @@ fn union(a: &Dom, b: &Dom, key: &Key) -> Dom {
 }
 
 /// Recursively splits the candidate rules on the attribute that separates them best.
-fn build_index(rules: &[u32], cubes: &[Option<Vec<Cube>>], used: &BTreeSet<FieldId>, depth: usize) -> Index {
-    let leaf = || Index::Leaf { rules: rules.to_vec() };
+fn build_index(
+    rules: &[u32],
+    cubes: &[Option<Vec<Cube>>],
+    used: &BTreeSet<FieldId>,
+    depth: usize,
+) -> Index {
+    let leaf = || Index::Leaf {
+        rules: rules.to_vec(),
+    };
     if rules.len() <= LEAF_SIZE || depth >= MAX_DEPTH {
         return leaf();
     }
@@ -87,7 +98,9 @@ fn build_index(rules: &[u32], cubes: &[Option<Vec<Cube>>], used: &BTreeSet<Field
             for c in cs {
                 for k in c.keys() {
                     if let Key::Field(f) = k {
-                        if matches!(f.ty(), Ty::Int { .. } | Ty::Str | Ty::Sym(_)) && !used.contains(f) {
+                        if matches!(f.ty(), Ty::Int { .. } | Ty::Str | Ty::Sym(_))
+                            && !used.contains(f)
+                        {
                             fields.insert(f.clone());
                         }
                     }
@@ -98,8 +111,13 @@ fn build_index(rules: &[u32], cubes: &[Option<Vec<Cube>>], used: &BTreeSet<Field
     let mut best: Option<(usize, Index)> = None;
     for f in fields {
         let key = Key::Field(f.clone());
-        let projections: Vec<(u32, Option<Dom>)> = rules.iter().map(|&r| (r, projection(&cubes[r as usize], &key))).collect();
-        let Some((buckets, make)) = partition(&f, &projections) else { continue };
+        let projections: Vec<(u32, Option<Dom>)> = rules
+            .iter()
+            .map(|&r| (r, projection(&cubes[r as usize], &key)))
+            .collect();
+        let Some((buckets, make)) = partition(&f, &projections) else {
+            continue;
+        };
         let worst = buckets.iter().map(Vec::len).max().unwrap_or(0);
         if worst * 4 > rules.len() * 3 {
             continue; // separates too little to be worth a node
@@ -107,7 +125,10 @@ fn build_index(rules: &[u32], cubes: &[Option<Vec<Cube>>], used: &BTreeSet<Field
         if best.as_ref().is_none_or(|(w, _)| worst < *w) {
             let mut next_used = used.clone();
             next_used.insert(f.clone());
-            let children: Vec<Index> = buckets.iter().map(|b| build_index(b, cubes, &next_used, depth + 1)).collect();
+            let children: Vec<Index> = buckets
+                .iter()
+                .map(|b| build_index(b, cubes, &next_used, depth + 1))
+                .collect();
             best = Some((worst, make(children)));
         }
     }
@@ -117,7 +138,10 @@ fn build_index(rules: &[u32], cubes: &[Option<Vec<Cube>>], used: &BTreeSet<Field
 type MakeNode = Box<dyn FnOnce(Vec<Index>) -> Index>;
 
 /// Buckets of candidate rules by the attribute's value, and how to build the node from the buckets' subtrees.
-fn partition(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<(Vec<Vec<u32>>, MakeNode)> {
+fn partition(
+    field: &FieldId,
+    projections: &[(u32, Option<Dom>)],
+) -> Option<(Vec<Vec<u32>>, MakeNode)> {
     let constrained = projections.iter().filter(|(_, p)| p.is_some()).count();
     if constrained == 0 {
         return None;
@@ -143,8 +167,16 @@ fn partition(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<(Vec
             }
             let mut buckets = vec![Vec::new(); bounds.len() + 1];
             for (slot, bucket) in buckets.iter_mut().enumerate() {
-                let lo = if slot == 0 { i64::MIN } else { bounds[slot - 1] };
-                let hi = if slot == bounds.len() { i64::MAX } else { bounds[slot] - 1 };
+                let lo = if slot == 0 {
+                    i64::MIN
+                } else {
+                    bounds[slot - 1]
+                };
+                let hi = if slot == bounds.len() {
+                    i64::MAX
+                } else {
+                    bounds[slot] - 1
+                };
                 let range = Dom::Ints(vec![(lo, hi)]);
                 for (r, p) in projections {
                     if p.as_ref().is_none_or(|d| !d.intersect(&range).is_empty()) {
@@ -153,7 +185,14 @@ fn partition(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<(Vec
                 }
             }
             let field = field.clone();
-            Some((buckets, Box::new(move |children| Index::Range { field, bounds, children })))
+            Some((
+                buckets,
+                Box::new(move |children| Index::Range {
+                    field,
+                    bounds,
+                    children,
+                }),
+            ))
         }
         Ty::Str | Ty::Sym(_) => {
             let mut values: BTreeSet<String> = BTreeSet::new();
@@ -168,7 +207,13 @@ fn partition(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<(Vec
             let mut buckets = Vec::new();
             for v in &values {
                 let point = region::Value::Str(v.clone());
-                buckets.push(projections.iter().filter(|(_, p)| p.as_ref().is_none_or(|d| d.contains(&point))).map(|(r, _)| *r).collect());
+                buckets.push(
+                    projections
+                        .iter()
+                        .filter(|(_, p)| p.as_ref().is_none_or(|d| d.contains(&point)))
+                        .map(|(r, _)| *r)
+                        .collect(),
+                );
             }
             // Any value not listed: rules that do not constrain the field, or exclude only listed values.
             buckets.push(
@@ -189,7 +234,11 @@ fn partition(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<(Vec
                 Box::new(move |mut children| {
                     let other = Box::new(children.pop().unwrap_or(Index::Leaf { rules: vec![] }));
                     let cases: BTreeMap<String, Index> = keys.into_iter().zip(children).collect();
-                    Index::Text { field, cases, other }
+                    Index::Text {
+                        field,
+                        cases,
+                        other,
+                    }
                 }),
             ))
         }

@@ -48,12 +48,36 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> Self {
-        Self { code, severity: Severity::Error, message: message.into(), span, label: label.into(), help: None }
+    pub fn error(
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+        }
     }
 
-    pub fn warning(code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>) -> Self {
-        Self { code, severity: Severity::Warning, message: message.into(), span, label: label.into(), help: None }
+    pub fn warning(
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            severity: Severity::Warning,
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -91,10 +115,19 @@ pub struct Located<'a> {
 }
 
 pub fn locate<'a>(files: &'a [SourceFile], d: &'a Diagnostic) -> Located<'a> {
-    let (name, text) = files.get(d.span.file as usize).map_or(("<unknown>", ""), |f| (f.name.as_str(), f.text.as_str()));
+    let (name, text) = files
+        .get(d.span.file as usize)
+        .map_or(("<unknown>", ""), |f| (f.name.as_str(), f.text.as_str()));
     let (line, column) = line_col(text, d.span.start as usize);
     let (end_line, end_column) = line_col(text, d.span.end as usize);
-    Located { file: name, line, column, end_line, end_column, diagnostic: d }
+    Located {
+        file: name,
+        line,
+        column,
+        end_line,
+        end_column,
+        diagnostic: d,
+    }
 }
 
 #[cfg(feature = "compiler")]
@@ -103,22 +136,38 @@ pub use render::{render_github, render_human};
 #[cfg(feature = "compiler")]
 mod render {
     use super::*;
-    use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+    use miette::{
+        GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report,
+    };
 
     /// miette's graphical rendering (with colour when `color` is set), source line and caret underline included.
     pub fn render_human(files: &[SourceFile], d: &Diagnostic, color: bool) -> String {
-        let mut md = MietteDiagnostic::new(d.message.clone()).with_code(d.code).with_severity(match d.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        });
+        let mut md = MietteDiagnostic::new(d.message.clone())
+            .with_code(d.code)
+            .with_severity(match d.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            });
         let len = (d.span.end - d.span.start) as usize;
-        md = md.with_label(LabeledSpan::new(Some(d.label.clone()), d.span.start as usize, len));
+        md = md.with_label(LabeledSpan::new(
+            Some(d.label.clone()),
+            d.span.start as usize,
+            len,
+        ));
         if let Some(h) = &d.help {
             md = md.with_help(h.clone());
         }
-        let (name, text) = files.get(d.span.file as usize).map_or(("<unknown>", String::new()), |f| (f.name.as_str(), f.text.clone()));
+        let (name, text) = files
+            .get(d.span.file as usize)
+            .map_or(("<unknown>", String::new()), |f| {
+                (f.name.as_str(), f.text.clone())
+            });
         let report = Report::new(md).with_source_code(NamedSource::new(name, text));
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let mut out = String::new();
         let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
         if handler.render_report(&mut out, report.as_ref()).is_err() {
@@ -140,7 +189,11 @@ mod render {
             msg.push_str(h);
             msg.push(')');
         }
-        let escape = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+        let escape = |s: &str| {
+            s.replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        };
         format!(
             "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}",
             l.file.replace(',', "%2C").replace(':', "%3A"),

@@ -29,9 +29,14 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
-    Deny { status: u16, message: String },
+    Deny {
+        status: u16,
+        message: String,
+    },
     /// The ordered attempt plan: try each in turn.
-    Route { attempts: Vec<Attempt> },
+    Route {
+        attempts: Vec<Attempt>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -67,9 +72,15 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
     if pattern.len() > MAX_REGEX_LEN {
-        return Err(format!("the pattern is {} characters long; the limit is {MAX_REGEX_LEN}", pattern.len()));
+        return Err(format!(
+            "the pattern is {} characters long; the limit is {MAX_REGEX_LEN}",
+            pattern.len()
+        ));
     }
-    regex_lite::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| e.to_string())
+    regex_lite::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// The SHA-256 (hex) of the artifact's canonical JSON with an empty `hash`.
@@ -83,26 +94,37 @@ pub fn content_hash(artifact: &Artifact) -> String {
 impl Policy {
     /// Parses and verifies a compiled policy (format, hash, regexes).
     pub fn from_json(json: &str) -> Result<Self, LoadError> {
-        let artifact: Artifact =
-            serde_json::from_str(json).map_err(|e| LoadError(format!("not a compiled policy: {e}")))?;
+        let artifact: Artifact = serde_json::from_str(json)
+            .map_err(|e| LoadError(format!("not a compiled policy: {e}")))?;
         Self::new(artifact)
     }
 
     pub fn new(artifact: Artifact) -> Result<Self, LoadError> {
         if artifact.format != FORMAT {
-            return Err(LoadError(format!("compiled policy format {} is not supported (expected {FORMAT})", artifact.format)));
+            return Err(LoadError(format!(
+                "compiled policy format {} is not supported (expected {FORMAT})",
+                artifact.format
+            )));
         }
         let expected = content_hash(&artifact);
         if artifact.hash != expected {
-            return Err(LoadError(format!("hash mismatch: the artifact says {}, its content hashes to {expected}", artifact.hash)));
+            return Err(LoadError(format!(
+                "hash mismatch: the artifact says {}, its content hashes to {expected}",
+                artifact.hash
+            )));
         }
         let mut regexes = Vec::new();
         let mut seen = HashSet::new();
-        let all = artifact.deny.iter().chain(&artifact.rules).chain(std::iter::once(&artifact.default));
+        let all = artifact
+            .deny
+            .iter()
+            .chain(&artifact.rules)
+            .chain(std::iter::once(&artifact.default));
         for rule in all {
             for pattern in patterns(&rule.when) {
                 if seen.insert(pattern.to_owned()) {
-                    let re = compile_regex(pattern).map_err(|e| LoadError(format!("rule `{}`: {e}", rule.id)))?;
+                    let re = compile_regex(pattern)
+                        .map_err(|e| LoadError(format!("rule `{}`: {e}", rule.id)))?;
                     regexes.push((pattern.to_owned(), re));
                 }
             }
@@ -126,13 +148,21 @@ impl Policy {
         let candidates = loop {
             match node {
                 Index::Leaf { rules } => break rules,
-                Index::Text { field, cases, other } => {
+                Index::Text {
+                    field,
+                    cases,
+                    other,
+                } => {
                     node = match attrs.get(field) {
                         AttrValue::Str(s) => cases.get(s).unwrap_or(other),
                         _ => other,
                     }
                 }
-                Index::Range { field, bounds, children } => {
+                Index::Range {
+                    field,
+                    bounds,
+                    children,
+                } => {
                     let v = match attrs.get(field) {
                         AttrValue::Int(i) => i,
                         _ => 0,
@@ -175,26 +205,49 @@ impl Policy {
             for rule in rules {
                 let mut checks = Vec::new();
                 let matched = self.test_traced(&rule.when, attrs, &mut checks);
-                trace.push(RuleTrace { id: rule.id.clone(), kind, loc: rule.loc.clone(), matched, checks });
+                trace.push(RuleTrace {
+                    id: rule.id.clone(),
+                    kind,
+                    loc: rule.loc.clone(),
+                    matched,
+                    checks,
+                });
                 if matched {
                     return (self.outcome(rule, attrs), trace);
                 }
             }
         }
-        trace.push(RuleTrace { id: a.default.id.clone(), kind: "default", loc: a.default.loc.clone(), matched: true, checks: vec![] });
+        trace.push(RuleTrace {
+            id: a.default.id.clone(),
+            kind: "default",
+            loc: a.default.loc.clone(),
+            matched: true,
+            checks: vec![],
+        });
         (self.outcome(&a.default, attrs), trace)
     }
 
     fn outcome(&self, rule: &CompiledRule, attrs: &Attrs) -> Decision {
         let outcome = match &rule.action {
-            Action::Deny { status, message } => Outcome::Deny { status: *status, message: message.clone() },
-            Action::Route { steps } => Outcome::Route { attempts: plan(steps, &rule.options, attrs, &self.artifact.catalog) },
+            Action::Deny { status, message } => Outcome::Deny {
+                status: *status,
+                message: message.clone(),
+            },
+            Action::Route { steps } => Outcome::Route {
+                attempts: plan(steps, &rule.options, attrs, &self.artifact.catalog),
+            },
         };
-        Decision { rule: rule.id.clone(), outcome }
+        Decision {
+            rule: rule.id.clone(),
+            outcome,
+        }
     }
 
     fn regex(&self, pattern: &str) -> Option<&Regex> {
-        self.regexes.iter().find(|(p, _)| p == pattern).map(|(_, r)| r)
+        self.regexes
+            .iter()
+            .find(|(p, _)| p == pattern)
+            .map(|(_, r)| r)
     }
 
     pub fn test(&self, cond: &Cond, attrs: &Attrs) -> bool {
@@ -212,8 +265,20 @@ impl Policy {
             Cond::True => true,
             Cond::Not { cond } => !self.test_traced(cond, attrs, checks),
             // Every operand is traced (no short-circuit), so the trace shows each condition's value.
-            Cond::And { all } => all.iter().map(|c| self.test_traced(c, attrs, checks)).fold(true, |a, b| a && b),
-            Cond::Or { any } => any.iter().map(|c| self.test_traced(c, attrs, checks)).fold(false, |a, b| a || b),
+            Cond::And { all } => {
+                let results: Vec<bool> = all
+                    .iter()
+                    .map(|c| self.test_traced(c, attrs, checks))
+                    .collect();
+                results.into_iter().all(|b| b)
+            }
+            Cond::Or { any } => {
+                let results: Vec<bool> = any
+                    .iter()
+                    .map(|c| self.test_traced(c, attrs, checks))
+                    .collect();
+                results.into_iter().any(|b| b)
+            }
             leaf => {
                 let result = self.leaf(leaf, attrs);
                 let (field, src) = match leaf {
@@ -223,7 +288,11 @@ impl Policy {
                     | Cond::Contains { field, src, .. } => (field, src),
                     _ => return result,
                 };
-                checks.push(Check { condition: src.clone(), value: attrs.get(field).to_string(), result });
+                checks.push(Check {
+                    condition: src.clone(),
+                    value: attrs.get(field).to_string(),
+                    result,
+                });
                 result
             }
         }
@@ -231,8 +300,15 @@ impl Policy {
 
     fn leaf(&self, cond: &Cond, attrs: &Attrs) -> bool {
         match cond {
-            Cond::Cmp { field, cmp, value, .. } => compare(attrs.get(field), *cmp, value),
-            Cond::In { field, values, negated, .. } => {
+            Cond::Cmp {
+                field, cmp, value, ..
+            } => compare(attrs.get(field), *cmp, value),
+            Cond::In {
+                field,
+                values,
+                negated,
+                ..
+            } => {
                 let v = attrs.get(field);
                 values.iter().any(|x| compare(v, Cmp::Eq, x)) != *negated
             }
@@ -302,7 +378,7 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
         match step {
             Step::Target { target } => targets.push(target.clone()),
             Step::Split { arms } => {
-                let sample = attrs.sample.clamp(0, 99) as u32;
+                let sample = attrs.split_sample.clamp(0, 99) as u32;
                 let mut acc = 0;
                 let chosen = arms.iter().find(|arm| {
                     acc += arm.weight;
@@ -313,7 +389,8 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
                 }
             }
             Step::Cheapest { targets: ts } => {
-                let mut ranked: Vec<(Option<f64>, &Target)> = ts.iter().map(|t| (cost(t, attrs, catalog), t)).collect();
+                let mut ranked: Vec<(Option<f64>, &Target)> =
+                    ts.iter().map(|t| (cost(t, attrs, catalog), t)).collect();
                 ranked.sort_by(|a, b| match (a.0, b.0) {
                     (Some(x), Some(y)) => x.total_cmp(&y),
                     (Some(_), None) => std::cmp::Ordering::Less,
@@ -323,7 +400,8 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
                 targets.extend(ranked.into_iter().map(|(_, t)| t.clone()));
             }
             Step::Fastest { targets: ts } => {
-                let mut ranked: Vec<((u8, i64), &Target)> = ts.iter().map(|t| (speed(t, attrs), t)).collect();
+                let mut ranked: Vec<((u8, i64), &Target)> =
+                    ts.iter().map(|t| (speed(t, attrs), t)).collect();
                 ranked.sort_by_key(|(k, _)| *k);
                 targets.extend(ranked.into_iter().map(|(_, t)| t.clone()));
             }
@@ -334,7 +412,10 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
         .into_iter()
         .map(|t| resolve_requested(t, attrs))
         .filter(|t| seen.insert(t.clone()))
-        .map(|target| Attempt { target, options: options.clone() })
+        .map(|target| Attempt {
+            target,
+            options: options.clone(),
+        })
         .collect()
 }
 
@@ -342,8 +423,14 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
 fn resolve_requested(t: Target, attrs: &Attrs) -> Target {
     match t {
         Target::Requested if !attrs.provider.is_empty() && !attrs.model.is_empty() => {
-            let model = attrs.model.strip_prefix(&format!("{}/", attrs.provider)).unwrap_or(&attrs.model);
-            Target::Model { provider: attrs.provider.clone(), model: model.to_owned() }
+            let model = attrs
+                .model
+                .strip_prefix(&format!("{}/", attrs.provider))
+                .unwrap_or(&attrs.model);
+            Target::Model {
+                provider: attrs.provider.clone(),
+                model: model.to_owned(),
+            }
         }
         t => t,
     }
@@ -352,9 +439,15 @@ fn resolve_requested(t: Target, attrs: &Attrs) -> Target {
 /// Estimated USD for this request on a target: prompt tokens at the input price, plus max_tokens (or 500 when
 /// unset) at the output price. `None` when the catalog has no price.
 fn cost(t: &Target, attrs: &Attrs, catalog: &Catalog) -> Option<f64> {
-    let Target::Model { provider, model } = t else { return None };
+    let Target::Model { provider, model } = t else {
+        return None;
+    };
     let price = catalog.model(provider, model)?.price?;
-    let output = if attrs.max_tokens > 0 { attrs.max_tokens } else { 500 };
+    let output = if attrs.max_tokens > 0 {
+        attrs.max_tokens
+    } else {
+        500
+    };
     Some((attrs.tokens.max(0) as f64 * price.input + output as f64 * price.output) / 1e6)
 }
 

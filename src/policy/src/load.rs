@@ -24,25 +24,41 @@ pub fn sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>, String> {
         }
     }
     if files.is_empty() {
-        return Err(format!("no .policy files in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+        return Err(format!(
+            "no .policy files in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     Ok(files)
 }
 
 fn read(path: &Path) -> Result<SourceFile, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not valid UTF-8", path.display()))?;
-    Ok(SourceFile { name: path.display().to_string(), text })
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not valid UTF-8", path.display()))?;
+    Ok(SourceFile {
+        name: path.display().to_string(),
+        text,
+    })
 }
 
 /// The catalog: `explicit` if given, else `catalog.toml` in the first directory named, else the built-in one.
 pub fn catalog(explicit: Option<&Path>, paths: &[PathBuf]) -> Result<Catalog, String> {
     let found = explicit.map(Path::to_path_buf).or_else(|| {
-        paths.iter().filter(|p| p.is_dir()).map(|p| p.join("catalog.toml")).find(|c| c.is_file())
+        paths
+            .iter()
+            .filter(|p| p.is_dir())
+            .map(|p| p.join("catalog.toml"))
+            .find(|c| c.is_file())
     });
     match found {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             Catalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
         }
         None => Ok(Catalog::builtin()),

@@ -10,8 +10,14 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Ty {
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// Free text.
     Str,
@@ -87,25 +93,100 @@ const MAX: i64 = i64::MAX;
 
 /// The fixed fields: name, id, type, and what it means (docs/policy-language.md lists the same).
 pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
-    ("tokens", FieldId::Tokens, Ty::Int { min: 0, max: MAX }, "estimated prompt tokens"),
-    ("max_tokens", FieldId::MaxTokens, Ty::Int { min: 0, max: MAX }, "the request's max_tokens (0 when unset)"),
-    ("messages", FieldId::Messages, Ty::Int { min: 0, max: MAX }, "number of messages"),
-    ("lang", FieldId::Lang, Ty::Sym(Vocab::Lang), "detected language of the user text (ISO 639-1, `und`)"),
-    ("model", FieldId::Model, Ty::Str, "the model the client asked for"),
-    ("provider", FieldId::Provider, Ty::Sym(Vocab::Provider), "the provider the client asked for (`\"\"` for none)"),
-    ("endpoint", FieldId::Endpoint, Ty::Sym(Vocab::Endpoint), "`chat` or `embeddings`"),
-    ("stream", FieldId::Stream, Ty::Bool, "the client asked for a stream"),
-    ("has_images", FieldId::HasImages, Ty::Bool, "a message has an image part"),
-    ("has_tools", FieldId::HasTools, Ty::Bool, "the request declares tools"),
-    ("json_mode", FieldId::JsonMode, Ty::Bool, "response_format asks for JSON"),
+    (
+        "tokens",
+        FieldId::Tokens,
+        Ty::Int { min: 0, max: MAX },
+        "estimated prompt tokens",
+    ),
+    (
+        "max_tokens",
+        FieldId::MaxTokens,
+        Ty::Int { min: 0, max: MAX },
+        "the request's max_tokens (0 when unset)",
+    ),
+    (
+        "messages",
+        FieldId::Messages,
+        Ty::Int { min: 0, max: MAX },
+        "number of messages",
+    ),
+    (
+        "lang",
+        FieldId::Lang,
+        Ty::Sym(Vocab::Lang),
+        "detected language of the user text (ISO 639-1, `und`)",
+    ),
+    (
+        "model",
+        FieldId::Model,
+        Ty::Str,
+        "the model the client asked for",
+    ),
+    (
+        "provider",
+        FieldId::Provider,
+        Ty::Sym(Vocab::Provider),
+        "the provider the client asked for (`\"\"` for none)",
+    ),
+    (
+        "endpoint",
+        FieldId::Endpoint,
+        Ty::Sym(Vocab::Endpoint),
+        "`chat` or `embeddings`",
+    ),
+    (
+        "stream",
+        FieldId::Stream,
+        Ty::Bool,
+        "the client asked for a stream",
+    ),
+    (
+        "has_images",
+        FieldId::HasImages,
+        Ty::Bool,
+        "a message has an image part",
+    ),
+    (
+        "has_tools",
+        FieldId::HasTools,
+        Ty::Bool,
+        "the request declares tools",
+    ),
+    (
+        "json_mode",
+        FieldId::JsonMode,
+        Ty::Bool,
+        "response_format asks for JSON",
+    ),
     ("key.id", FieldId::KeyId, Ty::Str, "the API key's id"),
     ("key.name", FieldId::KeyName, Ty::Str, "the API key's name"),
     ("key.team", FieldId::KeyTeam, Ty::Str, "the API key's team"),
     ("key.tier", FieldId::KeyTier, Ty::Str, "the API key's tier"),
-    ("tags", FieldId::Tags, Ty::StrSet, "the key's tags plus the x-gateway-tags header"),
-    ("time.hour", FieldId::Hour, Ty::Int { min: 0, max: 23 }, "hour of the day, UTC"),
-    ("time.weekday", FieldId::Weekday, Ty::Sym(Vocab::Weekday), "day of the week, UTC"),
-    ("sample", FieldId::Sample, Ty::Int { min: 0, max: 99 }, "0–99, stable per request id"),
+    (
+        "tags",
+        FieldId::Tags,
+        Ty::StrSet,
+        "the key's tags plus the x-gateway-tags header",
+    ),
+    (
+        "time.hour",
+        FieldId::Hour,
+        Ty::Int { min: 0, max: 23 },
+        "hour of the day, UTC",
+    ),
+    (
+        "time.weekday",
+        FieldId::Weekday,
+        Ty::Sym(Vocab::Weekday),
+        "day of the week, UTC",
+    ),
+    (
+        "sample",
+        FieldId::Sample,
+        Ty::Int { min: 0, max: 99 },
+        "0–99, stable per request id",
+    ),
 ];
 
 impl FieldId {
@@ -115,7 +196,10 @@ impl FieldId {
             FieldId::Health(_, HealthMetric::ErrorRate) => Ty::Float { min: 0.0, max: 1.0 },
             FieldId::Health(_, HealthMetric::P50Ms) => Ty::Int { min: 0, max: MAX },
             FieldId::Health(_, HealthMetric::Up) => Ty::Bool,
-            fixed => FIELDS.iter().find(|(_, id, _, _)| id == fixed).map_or(Ty::Str, |(_, _, ty, _)| *ty),
+            fixed => FIELDS
+                .iter()
+                .find(|(_, id, _, _)| id == fixed)
+                .map_or(Ty::Str, |(_, _, ty, _)| *ty),
         }
     }
 }
@@ -133,7 +217,10 @@ impl fmt::Display for FieldId {
                 write!(f, "health.{p}.{m}")
             }
             fixed => {
-                let name = FIELDS.iter().find(|(_, id, _, _)| id == fixed).map_or("?", |(n, _, _, _)| *n);
+                let name = FIELDS
+                    .iter()
+                    .find(|(_, id, _, _)| id == fixed)
+                    .map_or("?", |(n, _, _, _)| *n);
                 f.write_str(name)
             }
         }
@@ -154,7 +241,9 @@ pub enum FieldError {
 pub fn resolve(path: &[String], key: Option<&str>) -> Result<FieldId, FieldError> {
     let joined = path.join(".");
     if joined == "meta" {
-        return key.map(|k| FieldId::Meta(k.to_owned())).ok_or(FieldError::MetaWithoutKey);
+        return key
+            .map(|k| FieldId::Meta(k.to_owned()))
+            .ok_or(FieldError::MetaWithoutKey);
     }
     if key.is_some() {
         return Err(FieldError::Unknown);
@@ -170,7 +259,11 @@ pub fn resolve(path: &[String], key: Option<&str>) -> Result<FieldId, FieldError
             return Ok(FieldId::Health(provider.clone(), m));
         }
     }
-    FIELDS.iter().find(|(n, _, _, _)| *n == joined).map(|(_, id, _, _)| id.clone()).ok_or(FieldError::Unknown)
+    FIELDS
+        .iter()
+        .find(|(n, _, _, _)| *n == joined)
+        .map(|(_, id, _, _)| id.clone())
+        .ok_or(FieldError::Unknown)
 }
 
 impl FromStr for FieldId {
@@ -178,7 +271,10 @@ impl FromStr for FieldId {
 
     /// The inverse of `Display`.
     fn from_str(s: &str) -> Result<Self, FieldError> {
-        if let Some(rest) = s.strip_prefix("meta[\"").and_then(|r| r.strip_suffix("\"]")) {
+        if let Some(rest) = s
+            .strip_prefix("meta[\"")
+            .and_then(|r| r.strip_suffix("\"]"))
+        {
             return Ok(FieldId::Meta(crate::syntax::ast::unquote(rest)));
         }
         let path: Vec<String> = s.split('.').map(str::to_owned).collect();
@@ -195,7 +291,8 @@ impl Serialize for FieldId {
 impl<'de> Deserialize<'de> for FieldId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(|_| serde::de::Error::custom(format!("unknown field `{s}`")))
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown field `{s}`")))
     }
 }
 
@@ -226,6 +323,9 @@ pub struct Attrs {
     pub meta: BTreeMap<String, String>,
     pub time: TimeAttrs,
     pub sample: i64,
+    /// 0–99, stable per request and independent of `sample`: picks the arm of a `split`, so a rule can
+    /// test `sample < 10` and still split the traffic it takes.
+    pub split_sample: i64,
     pub health: BTreeMap<String, HealthAttrs>,
 }
 
@@ -255,7 +355,11 @@ pub struct HealthAttrs {
 
 impl Default for HealthAttrs {
     fn default() -> Self {
-        Self { error_rate: 0.0, p50_ms: 0, up: true }
+        Self {
+            error_rate: 0.0,
+            p50_ms: 0,
+            up: true,
+        }
     }
 }
 
@@ -277,14 +381,19 @@ impl fmt::Display for AttrValue<'_> {
             AttrValue::Bool(b) => write!(f, "{b}"),
             AttrValue::Str(s) => write!(f, "{}", crate::syntax::ast::quote(s)),
             AttrValue::Set(items) => {
-                let items: Vec<String> = items.iter().map(|s| crate::syntax::ast::quote(s)).collect();
+                let items: Vec<String> =
+                    items.iter().map(|s| crate::syntax::ast::quote(s)).collect();
                 write!(f, "{{{}}}", items.join(", "))
             }
         }
     }
 }
 
-const DEFAULT_HEALTH: HealthAttrs = HealthAttrs { error_rate: 0.0, p50_ms: 0, up: true };
+const DEFAULT_HEALTH: HealthAttrs = HealthAttrs {
+    error_rate: 0.0,
+    p50_ms: 0,
+    up: true,
+};
 
 impl Attrs {
     pub fn get(&self, field: &FieldId) -> AttrValue<'_> {
@@ -336,15 +445,24 @@ mod tests {
             assert_eq!(f.to_string().parse::<FieldId>(), Ok(f));
         }
         assert_eq!("tokenz".parse::<FieldId>(), Err(FieldError::Unknown));
-        assert_eq!(resolve(&["meta".into()], None), Err(FieldError::MetaWithoutKey));
+        assert_eq!(
+            resolve(&["meta".into()], None),
+            Err(FieldError::MetaWithoutKey)
+        );
     }
 
     #[test]
     fn nested_attribute_json_reads() {
-        let a: Attrs = serde_json::from_str(r#"{"tokens":120,"lang":"zh","key":{"team":"research"},"meta":{"x":"y"}}"#).unwrap();
+        let a: Attrs = serde_json::from_str(
+            r#"{"tokens":120,"lang":"zh","key":{"team":"research"},"meta":{"x":"y"}}"#,
+        )
+        .unwrap();
         assert_eq!(a.get(&FieldId::KeyTeam), AttrValue::Str("research"));
         assert_eq!(a.get(&FieldId::Meta("x".into())), AttrValue::Str("y"));
-        assert_eq!(a.get(&FieldId::Health("openai".into(), HealthMetric::Up)), AttrValue::Bool(true));
+        assert_eq!(
+            a.get(&FieldId::Health("openai".into(), HealthMetric::Up)),
+            AttrValue::Bool(true)
+        );
         assert!(serde_json::from_str::<Attrs>(r#"{"tokenz":1}"#).is_err());
     }
 }

@@ -23,9 +23,15 @@ pub enum Dom {
     Ints(Vec<(i64, i64)>),
     /// Sorted, disjoint, inclusive.
     Floats(Vec<(f64, f64)>),
-    Bools { t: bool, f: bool },
+    Bools {
+        t: bool,
+        f: bool,
+    },
     /// `cofinite`: every string except `items`; otherwise exactly `items`.
-    Strs { cofinite: bool, items: BTreeSet<String> },
+    Strs {
+        cofinite: bool,
+        items: BTreeSet<String>,
+    },
 }
 
 pub type Cube = BTreeMap<Key, Dom>;
@@ -42,13 +48,19 @@ pub fn full(key: &Key) -> Dom {
             Ty::Bool => Dom::Bools { t: true, f: true },
             Ty::Sym(Vocab::Endpoint) => finite(ENDPOINTS),
             Ty::Sym(Vocab::Weekday) => finite(WEEKDAYS),
-            Ty::Str | Ty::Sym(_) | Ty::StrSet => Dom::Strs { cofinite: true, items: BTreeSet::new() },
+            Ty::Str | Ty::Sym(_) | Ty::StrSet => Dom::Strs {
+                cofinite: true,
+                items: BTreeSet::new(),
+            },
         },
     }
 }
 
 fn finite(items: &[&str]) -> Dom {
-    Dom::Strs { cofinite: false, items: items.iter().map(|s| (*s).to_owned()).collect() }
+    Dom::Strs {
+        cofinite: false,
+        items: items.iter().map(|s| (*s).to_owned()).collect(),
+    }
 }
 
 impl Dom {
@@ -63,16 +75,42 @@ impl Dom {
 
     pub fn intersect(&self, other: &Dom) -> Dom {
         match (self, other) {
-            (Dom::Ints(a), Dom::Ints(b)) => Dom::Ints(intersect_intervals(a, b, |x, y| x.max(y), |x, y| x.min(y))),
+            (Dom::Ints(a), Dom::Ints(b)) => {
+                Dom::Ints(intersect_intervals(a, b, |x, y| x.max(y), |x, y| x.min(y)))
+            }
             (Dom::Floats(a), Dom::Floats(b)) => {
                 Dom::Floats(intersect_intervals(a, b, f64::max, f64::min))
             }
-            (Dom::Bools { t: t1, f: f1 }, Dom::Bools { t: t2, f: f2 }) => Dom::Bools { t: *t1 && *t2, f: *f1 && *f2 },
-            (Dom::Strs { cofinite: c1, items: i1 }, Dom::Strs { cofinite: c2, items: i2 }) => match (c1, c2) {
-                (false, false) => Dom::Strs { cofinite: false, items: i1.intersection(i2).cloned().collect() },
-                (false, true) => Dom::Strs { cofinite: false, items: i1.difference(i2).cloned().collect() },
-                (true, false) => Dom::Strs { cofinite: false, items: i2.difference(i1).cloned().collect() },
-                (true, true) => Dom::Strs { cofinite: true, items: i1.union(i2).cloned().collect() },
+            (Dom::Bools { t: t1, f: f1 }, Dom::Bools { t: t2, f: f2 }) => Dom::Bools {
+                t: *t1 && *t2,
+                f: *f1 && *f2,
+            },
+            (
+                Dom::Strs {
+                    cofinite: c1,
+                    items: i1,
+                },
+                Dom::Strs {
+                    cofinite: c2,
+                    items: i2,
+                },
+            ) => match (c1, c2) {
+                (false, false) => Dom::Strs {
+                    cofinite: false,
+                    items: i1.intersection(i2).cloned().collect(),
+                },
+                (false, true) => Dom::Strs {
+                    cofinite: false,
+                    items: i1.difference(i2).cloned().collect(),
+                },
+                (true, false) => Dom::Strs {
+                    cofinite: false,
+                    items: i2.difference(i1).cloned().collect(),
+                },
+                (true, true) => Dom::Strs {
+                    cofinite: true,
+                    items: i1.union(i2).cloned().collect(),
+                },
             },
             // Domains of one key always share a kind; a mismatch can only mean "nothing".
             _ => Dom::Bools { t: false, f: false },
@@ -121,7 +159,10 @@ impl Dom {
                 Dom::Floats(out.into_iter().filter(|(a, b)| a <= b).collect())
             }
             Dom::Bools { t, f } => Dom::Bools { t: !t, f: !f },
-            Dom::Strs { cofinite, items } => Dom::Strs { cofinite: !cofinite, items: items.clone() },
+            Dom::Strs { cofinite, items } => Dom::Strs {
+                cofinite: !cofinite,
+                items: items.clone(),
+            },
         };
         not.intersect(universe)
     }
@@ -131,28 +172,51 @@ impl Dom {
         match self {
             Dom::Ints(v) => {
                 let &(lo, hi) = v.first()?;
-                Some(Value::Int(if lo <= 0 && hi >= 0 { 0 } else if lo == i64::MIN { hi } else { lo }))
+                Some(Value::Int(if lo <= 0 && hi >= 0 {
+                    0
+                } else if lo == i64::MIN {
+                    hi
+                } else {
+                    lo
+                }))
             }
             Dom::Floats(v) => {
                 let &(lo, hi) = v.first()?;
-                Some(Value::Float(if lo <= 0.0 && hi >= 0.0 { 0.0 } else if lo.is_infinite() { hi } else { lo }))
+                Some(Value::Float(if lo <= 0.0 && hi >= 0.0 {
+                    0.0
+                } else if lo.is_infinite() {
+                    hi
+                } else {
+                    lo
+                }))
             }
             Dom::Bools { t, f } => match (t, f) {
                 (true, _) => Some(Value::Bool(true)),
                 (false, true) => Some(Value::Bool(false)),
                 _ => None,
             },
-            Dom::Strs { cofinite: false, items } => items.iter().next().cloned().map(Value::Str),
-            Dom::Strs { cofinite: true, items } => {
+            Dom::Strs {
+                cofinite: false,
+                items,
+            } => items.iter().next().cloned().map(Value::Str),
+            Dom::Strs {
+                cofinite: true,
+                items,
+            } => {
                 let candidates: &[&str] = match key {
-                    Key::Field(FieldId::Lang) => &["en", "zh", "ja", "ko", "fr", "de", "es", "ru", "und"],
+                    Key::Field(FieldId::Lang) => {
+                        &["en", "zh", "ja", "ko", "fr", "de", "es", "ru", "und"]
+                    }
                     _ => &["", "x", "y", "z"],
                 };
                 let owned;
                 let found = match candidates.iter().find(|c| !items.contains(**c)) {
                     Some(c) => *c,
                     None => {
-                        owned = (0..).map(|i| format!("x{i}")).find(|c| !items.contains(c)).unwrap_or_default();
+                        owned = (0..)
+                            .map(|i| format!("x{i}"))
+                            .find(|c| !items.contains(c))
+                            .unwrap_or_default();
                         owned.as_str()
                     }
                 };
@@ -165,7 +229,13 @@ impl Dom {
         match (self, v) {
             (Dom::Ints(iv), Value::Int(x)) => iv.iter().any(|(a, b)| a <= x && x <= b),
             (Dom::Floats(iv), Value::Float(x)) => iv.iter().any(|(a, b)| a <= x && x <= b),
-            (Dom::Bools { t, f }, Value::Bool(b)) => if *b { *t } else { *f },
+            (Dom::Bools { t, f }, Value::Bool(b)) => {
+                if *b {
+                    *t
+                } else {
+                    *f
+                }
+            }
             (Dom::Strs { cofinite, items }, Value::Str(s)) => items.contains(s) != *cofinite,
             _ => false,
         }
@@ -203,7 +273,9 @@ pub enum Value {
 /// The (key, domain) a leaf condition allows; `None` for non-leaves.
 fn leaf(cond: &Cond) -> Option<(Key, Dom)> {
     match cond {
-        Cond::Cmp { field, cmp, value, .. } => {
+        Cond::Cmp {
+            field, cmp, value, ..
+        } => {
             let key = Key::Field(field.clone());
             let universe = full(&key);
             let d = match (value, &universe) {
@@ -243,7 +315,10 @@ fn leaf(cond: &Cond) -> Option<(Key, Dom)> {
                     }
                 }
                 (Val::Str(s), Dom::Strs { .. }) => {
-                    let eq = Dom::Strs { cofinite: false, items: BTreeSet::from([s.clone()]) };
+                    let eq = Dom::Strs {
+                        cofinite: false,
+                        items: BTreeSet::from([s.clone()]),
+                    };
                     match cmp {
                         Cmp::Ne => eq.complement(&universe),
                         _ => eq,
@@ -254,34 +329,51 @@ fn leaf(cond: &Cond) -> Option<(Key, Dom)> {
             };
             Some((key, d.intersect(&universe)))
         }
-        Cond::In { field, values, negated, .. } => {
+        Cond::In {
+            field,
+            values,
+            negated,
+            ..
+        } => {
             let key = Key::Field(field.clone());
             let universe = full(&key);
             let mut d = match &universe {
                 Dom::Ints(_) => Dom::Ints(vec![]),
                 Dom::Floats(_) => Dom::Floats(vec![]),
                 Dom::Bools { .. } => Dom::Bools { t: false, f: false },
-                Dom::Strs { .. } => Dom::Strs { cofinite: false, items: BTreeSet::new() },
+                Dom::Strs { .. } => Dom::Strs {
+                    cofinite: false,
+                    items: BTreeSet::new(),
+                },
             };
             for v in values {
-                let (_, one) = leaf(&Cond::Cmp { field: field.clone(), cmp: Cmp::Eq, value: v.clone(), src: String::new() })?;
+                let (_, one) = leaf(&Cond::Cmp {
+                    field: field.clone(),
+                    cmp: Cmp::Eq,
+                    value: v.clone(),
+                    src: String::new(),
+                })?;
                 d = union(&d, &one, &universe);
             }
             Some((key, if *negated { d.complement(&universe) } else { d }))
         }
-        Cond::Matches { field, pattern, .. } => {
-            Some((Key::Pattern(field.clone(), pattern.clone()), Dom::Bools { t: true, f: false }))
-        }
-        Cond::Contains { field, value, .. } => {
-            Some((Key::Contains(field.clone(), value.clone()), Dom::Bools { t: true, f: false }))
-        }
+        Cond::Matches { field, pattern, .. } => Some((
+            Key::Pattern(field.clone(), pattern.clone()),
+            Dom::Bools { t: true, f: false },
+        )),
+        Cond::Contains { field, value, .. } => Some((
+            Key::Contains(field.clone(), value.clone()),
+            Dom::Bools { t: true, f: false },
+        )),
         _ => None,
     }
 }
 
 fn union(a: &Dom, b: &Dom, universe: &Dom) -> Dom {
     // a ∪ b = ¬(¬a ∩ ¬b)
-    a.complement(universe).intersect(&b.complement(universe)).complement(universe)
+    a.complement(universe)
+        .intersect(&b.complement(universe))
+        .complement(universe)
 }
 
 /// The condition (or its negation) as a union of non-empty cubes; `None` past [`LIMIT`].
@@ -411,7 +503,8 @@ pub fn point(cube: &Cube, also: &[&Cube]) -> BTreeMap<Key, Value> {
 }
 
 pub fn cube_contains(cube: &Cube, p: &BTreeMap<Key, Value>) -> bool {
-    cube.iter().all(|(k, d)| p.get(k).is_some_and(|v| d.contains(v)))
+    cube.iter()
+        .all(|(k, d)| p.get(k).is_some_and(|v| d.contains(v)))
 }
 
 /// `tokens = 0, lang = zh, model matches "^gpt"` — only the keys the cube constrains.
@@ -422,12 +515,22 @@ pub fn describe(cube: &Cube, p: &BTreeMap<Key, Value>) -> String {
             let v = p.get(k)?;
             Some(match (k, v) {
                 (Key::Pattern(f, pat), Value::Bool(b)) => {
-                    format!("{}{f} matches {}", if *b { "" } else { "not " }, crate::syntax::ast::quote(pat))
+                    format!(
+                        "{}{f} matches {}",
+                        if *b { "" } else { "not " },
+                        crate::syntax::ast::quote(pat)
+                    )
                 }
                 (Key::Contains(f, s), Value::Bool(b)) => {
-                    format!("{}{f} contains {}", if *b { "" } else { "not " }, crate::syntax::ast::quote(s))
+                    format!(
+                        "{}{f} contains {}",
+                        if *b { "" } else { "not " },
+                        crate::syntax::ast::quote(s)
+                    )
                 }
-                (Key::Field(f), Value::Str(s)) if matches!(f.ty(), Ty::Sym(_)) && !s.is_empty() => format!("{f} = {s}"),
+                (Key::Field(f), Value::Str(s)) if matches!(f.ty(), Ty::Sym(_)) && !s.is_empty() => {
+                    format!("{f} = {s}")
+                }
                 (Key::Field(f), Value::Str(s)) => format!("{f} = {}", crate::syntax::ast::quote(s)),
                 (Key::Field(f), Value::Int(i)) => format!("{f} = {i}"),
                 (Key::Field(f), Value::Float(x)) => format!("{f} = {x}"),
@@ -448,7 +551,12 @@ mod tests {
     use super::*;
 
     fn cmp(field: FieldId, cmp: Cmp, value: Val) -> Cond {
-        Cond::Cmp { field, cmp, value, src: String::new() }
+        Cond::Cmp {
+            field,
+            cmp,
+            value,
+            src: String::new(),
+        }
     }
 
     #[test]
@@ -458,29 +566,67 @@ mod tests {
         assert!(uncovered(&smaller, &small).unwrap().is_empty());
         let rest = uncovered(&small, &smaller).unwrap();
         assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0][&Key::Field(FieldId::Tokens)], Dom::Ints(vec![(100, 499)]));
+        assert_eq!(
+            rest[0][&Key::Field(FieldId::Tokens)],
+            Dom::Ints(vec![(100, 499)])
+        );
     }
 
     #[test]
     fn negative_token_counts_are_outside_the_domain() {
-        assert!(dnf(&cmp(FieldId::Tokens, Cmp::Lt, Val::Int(0)), false).unwrap().is_empty());
-        assert!(dnf(&cmp(FieldId::Tokens, Cmp::Ge, Val::Int(0)), true).unwrap().is_empty());
+        assert!(dnf(&cmp(FieldId::Tokens, Cmp::Lt, Val::Int(0)), false)
+            .unwrap()
+            .is_empty());
+        assert!(dnf(&cmp(FieldId::Tokens, Cmp::Ge, Val::Int(0)), true)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn string_sets_complement_both_ways() {
         let zh = cmp(FieldId::Lang, Cmp::Eq, Val::Str("zh".into()));
-        let not_zh = Cond::Not { cond: Box::new(zh.clone()) };
-        let both = Cond::Or { any: vec![zh, not_zh] };
-        assert!(dnf(&both, true).unwrap().is_empty(), "zh or not zh is always true");
-        let endpoint = Cond::In { field: FieldId::Endpoint, values: vec![Val::Str("chat".into()), Val::Str("embeddings".into())], negated: false, src: String::new() };
-        assert!(dnf(&endpoint, true).unwrap().is_empty(), "the endpoint vocabulary is finite");
+        let not_zh = Cond::Not {
+            cond: Box::new(zh.clone()),
+        };
+        let both = Cond::Or {
+            any: vec![zh, not_zh],
+        };
+        assert!(
+            dnf(&both, true).unwrap().is_empty(),
+            "zh or not zh is always true"
+        );
+        let endpoint = Cond::In {
+            field: FieldId::Endpoint,
+            values: vec![Val::Str("chat".into()), Val::Str("embeddings".into())],
+            negated: false,
+            src: String::new(),
+        };
+        assert!(
+            dnf(&endpoint, true).unwrap().is_empty(),
+            "the endpoint vocabulary is finite"
+        );
     }
 
     #[test]
     fn float_bounds_respect_strictness() {
-        let lt = dnf(&cmp(FieldId::Health("x".into(), crate::scheme::HealthMetric::ErrorRate), Cmp::Lt, Val::Float(0.5)), false).unwrap();
-        let le = dnf(&cmp(FieldId::Health("x".into(), crate::scheme::HealthMetric::ErrorRate), Cmp::Le, Val::Float(0.5)), false).unwrap();
+        let lt = dnf(
+            &cmp(
+                FieldId::Health("x".into(), crate::scheme::HealthMetric::ErrorRate),
+                Cmp::Lt,
+                Val::Float(0.5),
+            ),
+            false,
+        )
+        .unwrap();
+        let le = dnf(
+            &cmp(
+                FieldId::Health("x".into(), crate::scheme::HealthMetric::ErrorRate),
+                Cmp::Le,
+                Val::Float(0.5),
+            ),
+            false,
+        )
+        .unwrap();
         assert!(uncovered(&lt, &le).unwrap().is_empty());
         assert!(!uncovered(&le, &lt).unwrap().is_empty());
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A byte range in one source file.
-#[derive(Clone, Copy, Debug, Default, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct Span {
     pub file: u32,
     pub start: u32,
@@ -19,12 +19,20 @@ impl PartialEq for Span {
 
 impl Span {
     pub fn new(file: u32, start: usize, end: usize) -> Self {
-        Self { file, start: start as u32, end: end as u32 }
+        Self {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The smallest span covering both (same file assumed).
     pub fn join(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn range(self) -> std::ops::Range<usize> {
@@ -53,11 +61,27 @@ pub struct Policy {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
-    Target { name: Ident, target: TargetRef, span: Span },
-    Group { name: Ident, members: Vec<TargetRef>, span: Span },
-    List { name: Ident, values: Vec<Literal>, span: Span },
+    Target {
+        name: Ident,
+        target: TargetRef,
+        span: Span,
+    },
+    Group {
+        name: Ident,
+        members: Vec<TargetRef>,
+        span: Span,
+    },
+    List {
+        name: Ident,
+        values: Vec<Literal>,
+        span: Span,
+    },
     Rule(Rule),
-    Default { action: Action, options: Vec<OptionItem>, span: Span },
+    Default {
+        action: Action,
+        options: Vec<OptionItem>,
+        span: Span,
+    },
 }
 
 impl Statement {
@@ -163,7 +187,10 @@ pub enum Test {
     /// A bare boolean field: `has_images`.
     Truthy,
     Compare(CmpOp, Literal),
-    In { negated: bool, set: SetRef },
+    In {
+        negated: bool,
+        set: SetRef,
+    },
     Matches(Literal),
     Contains(Literal),
 }
@@ -196,7 +223,11 @@ impl fmt::Display for LitValue {
             LitValue::Int(i) => write!(f, "{i}"),
             LitValue::Float(x) => {
                 let s = format!("{x}");
-                if s.contains('.') || s.contains('e') { f.write_str(&s) } else { write!(f, "{s}.0") }
+                if s.contains('.') || s.contains('e') {
+                    f.write_str(&s)
+                } else {
+                    write!(f, "{s}.0")
+                }
             }
             LitValue::Str(s) => f.write_str(&quote(s)),
             LitValue::Word(w) => f.write_str(w),
@@ -207,7 +238,11 @@ impl fmt::Display for LitValue {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Deny { status: Option<(u16, Span)>, message: String, span: Span },
+    Deny {
+        status: Option<(u16, Span)>,
+        message: String,
+        span: Span,
+    },
     Chain(Vec<ChainItem>, Span),
 }
 
@@ -281,7 +316,7 @@ pub fn is_bare_model_id(m: &str) -> bool {
         && m.char_indices().all(|(i, c)| {
             c.is_ascii_alphanumeric()
                 || matches!(c, '_' | '.' | '@')
-                || (c == '-' && m[i + 1..].chars().next() != Some('>'))
+                || (c == '-' && !m[i + 1..].starts_with('>'))
         })
 }
 

@@ -83,10 +83,18 @@ pub fn statement(st: &Statement) -> String {
     match st {
         Statement::Target { name, target, .. } => format!("target {} = {target}", name.name),
         Statement::Group { name, members, .. } => {
-            format!("group {} = [{}]", name.name, join(members.iter().map(ToString::to_string)))
+            format!(
+                "group {} = [{}]",
+                name.name,
+                join(members.iter().map(ToString::to_string))
+            )
         }
         Statement::List { name, values, .. } => {
-            format!("list {} = {{{}}}", name.name, join(values.iter().map(|v| v.value.to_string())))
+            format!(
+                "list {} = {{{}}}",
+                name.name,
+                join(values.iter().map(|v| v.value.to_string()))
+            )
         }
         Statement::Rule(r) => {
             let head = match (&r.kind, &r.name) {
@@ -94,9 +102,18 @@ pub fn statement(st: &Statement) -> String {
                 (RuleKind::Named, Some(n)) => format!("rule {}: when ", n.name),
                 _ => "when ".to_owned(),
             };
-            format!("{head}{} -> {}{}", expr(&r.when), action(&r.action), options(&r.options))
+            format!(
+                "{head}{} -> {}{}",
+                expr(&r.when),
+                action(&r.action),
+                options(&r.options)
+            )
         }
-        Statement::Default { action: a, options: o, .. } => format!("default -> {}{}", action(a), options(o)),
+        Statement::Default {
+            action: a,
+            options: o,
+            ..
+        } => format!("default -> {}{}", action(a), options(o)),
     }
 }
 
@@ -139,7 +156,9 @@ pub fn predicate(p: &Predicate) -> String {
         Test::In { negated, set } => {
             let not = if *negated { "not " } else { "" };
             let set = match set {
-                SetRef::Inline(values, _) => format!("{{{}}}", join(values.iter().map(|v| v.value.to_string()))),
+                SetRef::Inline(values, _) => {
+                    format!("{{{}}}", join(values.iter().map(|v| v.value.to_string())))
+                }
                 SetRef::List(name) => format!("${}", name.name),
             };
             format!("{f} {not}in {set}")
@@ -151,11 +170,17 @@ pub fn predicate(p: &Predicate) -> String {
 
 pub fn action(a: &Action) -> String {
     match a {
-        Action::Deny { status, message, .. } => match status {
+        Action::Deny {
+            status, message, ..
+        } => match status {
             Some((s, _)) => format!("deny {s} {}", quote(message)),
             None => format!("deny {}", quote(message)),
         },
-        Action::Chain(items, _) => items.iter().map(chain_item).collect::<Vec<_>>().join(" fallback "),
+        Action::Chain(items, _) => items
+            .iter()
+            .map(chain_item)
+            .collect::<Vec<_>>()
+            .join(" fallback "),
     }
 }
 
@@ -163,9 +188,19 @@ fn chain_item(item: &ChainItem) -> String {
     match item {
         ChainItem::Target(t) => t.to_string(),
         ChainItem::Split(arms, _) => {
-            format!("split {{ {} }}", join(arms.iter().map(|a| format!("{} {}", a.target, a.weight.value))))
+            format!(
+                "split {{ {} }}",
+                join(
+                    arms.iter()
+                        .map(|a| format!("{} {}", a.target, a.weight.value))
+                )
+            )
         }
-        ChainItem::Ranked(r, targets, _) => format!("{}({})", r.as_str(), join(targets.iter().map(ToString::to_string))),
+        ChainItem::Ranked(r, targets, _) => format!(
+            "{}({})",
+            r.as_str(),
+            join(targets.iter().map(ToString::to_string))
+        ),
     }
 }
 
@@ -185,9 +220,9 @@ fn options(opts: &[OptionItem]) -> String {
 }
 
 pub fn duration(ms: u64) -> String {
-    if ms >= 60_000 && ms % 60_000 == 0 {
+    if ms >= 60_000 && ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1_000 == 0 {
+    } else if ms.is_multiple_of(1_000) {
         format!("{}s", ms / 1_000)
     } else {
         format!("{ms}ms")

@@ -94,7 +94,11 @@ fn syntax_error(file: u32, offset: usize, text: &str, e: &pest::error::Error<Rul
     let end = if end > start {
         end
     } else {
-        text[start..].chars().next().filter(|c| *c != '\n').map_or(start, |c| start + c.len_utf8())
+        text[start..]
+            .chars()
+            .next()
+            .filter(|c| *c != '\n')
+            .map_or(start, |c| start + c.len_utf8())
     };
     let found = text[start..end].trim();
     let (message, label) = match &e.variant {
@@ -103,10 +107,16 @@ fn syntax_error(file: u32, offset: usize, text: &str, e: &pest::error::Error<Rul
             names.sort_unstable();
             names.dedup();
             let expected = join_or(&names);
-            let label = if found.is_empty() { "unexpected end".to_owned() } else { format!("unexpected `{found}`") };
+            let label = if found.is_empty() {
+                "unexpected end".to_owned()
+            } else {
+                format!("unexpected `{found}`")
+            };
             (format!("syntax error: expected {expected}"), label)
         }
-        ErrorVariant::CustomError { message } => (format!("syntax error: {message}"), "here".to_owned()),
+        ErrorVariant::CustomError { message } => {
+            (format!("syntax error: {message}"), "here".to_owned())
+        }
     };
     let mut d = Diagnostic::error(codes::SYNTAX, Span::new(file, start, end), message, label);
     if found.starts_with('\'') {
@@ -129,8 +139,18 @@ fn join_or(names: &[&str]) -> String {
 fn describe(rule: Rule) -> &'static str {
     match rule {
         Rule::EOI => "a new statement or the end of the file",
-        Rule::target_decl | Rule::group_decl | Rule::list_decl | Rule::deny_rule | Rule::named_rule | Rule::anon_rule
-        | Rule::default_rule | Rule::kw_target | Rule::kw_group | Rule::kw_list | Rule::kw_rule | Rule::kw_default => {
+        Rule::target_decl
+        | Rule::group_decl
+        | Rule::list_decl
+        | Rule::deny_rule
+        | Rule::named_rule
+        | Rule::anon_rule
+        | Rule::default_rule
+        | Rule::kw_target
+        | Rule::kw_group
+        | Rule::kw_list
+        | Rule::kw_rule
+        | Rule::kw_default => {
             "a statement (`target`, `group`, `list`, `deny`, `rule`, `when` or `default`)"
         }
         Rule::ident => "a name",
@@ -165,8 +185,16 @@ fn describe(rule: Rule) -> &'static str {
     }
 }
 
-fn build(file: u32, offset: usize, mut pairs: Pairs<'_, Rule>) -> (Vec<Statement>, Vec<Diagnostic>) {
-    let b = Builder { file, offset, diags: RefCell::new(Vec::new()) };
+fn build(
+    file: u32,
+    offset: usize,
+    mut pairs: Pairs<'_, Rule>,
+) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let b = Builder {
+        file,
+        offset,
+        diags: RefCell::new(Vec::new()),
+    };
     let mut statements = Vec::new();
     if let Some(file_pair) = pairs.next() {
         for p in file_pair.into_inner() {
@@ -213,7 +241,10 @@ impl Builder {
     }
 
     fn ident(&self, p: Pair<'_, Rule>) -> Ident {
-        Ident { name: p.as_str().to_owned(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_owned(),
+            span: self.span(&p),
+        }
     }
 
     fn statement(&self, p: Pair<'_, Rule>) -> Statement {
@@ -231,13 +262,25 @@ impl Builder {
                 }
             }
             Rule::group_decl => {
-                let Some(name) = next().map(|p| self.ident(p)) else { return self.internal(span) };
-                let members = std::iter::from_fn(next).map(|p| self.target_ref(p)).collect();
-                Statement::Group { name, members, span }
+                let Some(name) = next().map(|p| self.ident(p)) else {
+                    return self.internal(span);
+                };
+                let members = std::iter::from_fn(next)
+                    .map(|p| self.target_ref(p))
+                    .collect();
+                Statement::Group {
+                    name,
+                    members,
+                    span,
+                }
             }
             Rule::list_decl => {
-                let Some(name) = next().map(|p| self.ident(p)) else { return self.internal(span) };
-                let values = next().map(|set| set.into_inner().map(|v| self.literal(v)).collect()).unwrap_or_default();
+                let Some(name) = next().map(|p| self.ident(p)) else {
+                    return self.internal(span);
+                };
+                let values = next()
+                    .map(|set| set.into_inner().map(|v| self.literal(v)).collect())
+                    .unwrap_or_default();
                 Statement::List { name, values, span }
             }
             Rule::deny_rule | Rule::named_rule | Rule::anon_rule => {
@@ -246,16 +289,37 @@ impl Builder {
                     Rule::named_rule => RuleKind::Named,
                     _ => RuleKind::Anonymous,
                 };
-                let name = if kind == RuleKind::Anonymous { None } else { next().map(|p| self.ident(p)) };
-                let Some(when) = next().map(|p| self.expr(p.into_inner())) else { return self.internal(span) };
-                let Some(action) = next().map(|p| self.action(p)) else { return self.internal(span) };
+                let name = if kind == RuleKind::Anonymous {
+                    None
+                } else {
+                    next().map(|p| self.ident(p))
+                };
+                let Some(when) = next().map(|p| self.expr(p.into_inner())) else {
+                    return self.internal(span);
+                };
+                let Some(action) = next().map(|p| self.action(p)) else {
+                    return self.internal(span);
+                };
                 let options = next().map(|p| self.options(p)).unwrap_or_default();
-                Statement::Rule(Rule_ { kind, name, when, action, options, span })
+                Statement::Rule(Rule_ {
+                    kind,
+                    name,
+                    when,
+                    action,
+                    options,
+                    span,
+                })
             }
             Rule::default_rule => {
-                let Some(action) = next().map(|p| self.action(p)) else { return self.internal(span) };
+                let Some(action) = next().map(|p| self.action(p)) else {
+                    return self.internal(span);
+                };
                 let options = next().map(|p| self.options(p)).unwrap_or_default();
-                Statement::Default { action, options, span }
+                Statement::Default {
+                    action,
+                    options,
+                    span,
+                }
             }
             _ => self.internal(span),
         }
@@ -269,7 +333,14 @@ impl Builder {
             "internal error: this statement could not be read",
             "here",
         ));
-        Statement::List { name: Ident { name: String::new(), span }, values: Vec::new(), span }
+        Statement::List {
+            name: Ident {
+                name: String::new(),
+                span,
+            },
+            values: Vec::new(),
+            span,
+        }
     }
 
     fn expr(&self, pairs: Pairs<'_, Rule>) -> Expr {
@@ -294,7 +365,11 @@ impl Builder {
         let mut it = p.into_inner();
         let field = match it.next() {
             Some(f) => self.field(f),
-            None => Field { path: Vec::new(), key: None, span },
+            None => Field {
+                path: Vec::new(),
+                key: None,
+                span,
+            },
         };
         let test = match it.next() {
             None => Test::Truthy,
@@ -316,7 +391,10 @@ impl Builder {
                     Rule::not_in | Rule::in_set => {
                         let negated = rule == Rule::not_in;
                         let set = inner.find(|p| p.as_rule() != Rule::kw_not);
-                        Test::In { negated, set: self.set_ref(set, span) }
+                        Test::In {
+                            negated,
+                            set: self.set_ref(set, span),
+                        }
                     }
                     Rule::matches => Test::Matches(self.literal_or_empty(inner.next(), span)),
                     _ => Test::Contains(self.literal_or_empty(inner.next(), span)),
@@ -355,7 +433,13 @@ impl Builder {
     }
 
     fn literal_or_empty(&self, p: Option<Pair<'_, Rule>>, at: Span) -> Literal {
-        p.map_or(Literal { value: LitValue::Str(String::new()), span: at }, |p| self.literal(p))
+        p.map_or(
+            Literal {
+                value: LitValue::Str(String::new()),
+                span: at,
+            },
+            |p| self.literal(p),
+        )
     }
 
     fn literal(&self, p: Pair<'_, Rule>) -> Literal {
@@ -385,7 +469,13 @@ impl Builder {
     fn target_ref(&self, p: Pair<'_, Rule>) -> TargetRef {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = it.next().map_or(Ident { name: String::new(), span }, |n| self.ident(n));
+        let name = it.next().map_or(
+            Ident {
+                name: String::new(),
+                span,
+            },
+            |n| self.ident(n),
+        );
         let model = it.next().map(|m| match m.as_rule() {
             Rule::string => string_value(m),
             _ => m.as_str().to_owned(),
@@ -408,7 +498,11 @@ impl Builder {
                         _ => message = string_value(part),
                     }
                 }
-                Action::Deny { status, message, span }
+                Action::Deny {
+                    status,
+                    message,
+                    span,
+                }
             }
             _ => Action::Chain(parts(p).map(|item| self.chain_item(item)).collect(), span),
         }
@@ -423,7 +517,14 @@ impl Builder {
                         let arm_span = self.span(&arm);
                         let mut it = arm.into_inner();
                         let target = it.next().map_or_else(
-                            || TargetRef { name: Ident { name: String::new(), span: arm_span }, model: None, span: arm_span },
+                            || TargetRef {
+                                name: Ident {
+                                    name: String::new(),
+                                    span: arm_span,
+                                },
+                                model: None,
+                                span: arm_span,
+                            },
                             |t| self.target_ref(t),
                         );
                         let weight = self.literal_or_empty(it.next(), arm_span);
@@ -449,9 +550,17 @@ impl Builder {
             .map(|opt| {
                 let span = self.span(&opt);
                 let mut it = opt.into_inner();
-                let name = it.next().map_or(Ident { name: String::new(), span }, |n| self.ident(n));
+                let name = it.next().map_or(
+                    Ident {
+                        name: String::new(),
+                        span,
+                    },
+                    |n| self.ident(n),
+                );
                 let value = match it.next() {
-                    Some(v) if v.as_rule() == Rule::duration => OptValue::DurationMs(self.duration(&v)),
+                    Some(v) if v.as_rule() == Rule::duration => {
+                        OptValue::DurationMs(self.duration(&v))
+                    }
                     Some(v) if v.as_rule() == Rule::status_set => {
                         OptValue::StatusSet(v.into_inner().map(|s| self.ident(s)).collect())
                     }
@@ -465,7 +574,10 @@ impl Builder {
 
     fn duration(&self, p: &Pair<'_, Rule>) -> u64 {
         let text = p.as_str();
-        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+        let (digits, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
         let n: u64 = digits.parse().unwrap_or(u64::MAX);
         let factor = match unit {
             "ms" => 1,

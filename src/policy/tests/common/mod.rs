@@ -5,7 +5,13 @@ use gateway_policy::check::{check, Checked};
 use gateway_policy::syntax::ast::SourceFile;
 
 pub fn checked(text: &str) -> Checked {
-    check(vec![SourceFile { name: "main.policy".into(), text: text.into() }], &Catalog::builtin())
+    check(
+        vec![SourceFile {
+            name: "main.policy".into(),
+            text: text.into(),
+        }],
+        &Catalog::builtin(),
+    )
 }
 
 pub fn codes(text: &str) -> Vec<&'static str> {
