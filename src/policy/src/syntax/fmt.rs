@@ -45,7 +45,9 @@ pub fn format_file(text: &str, statements: &[&Statement]) -> String {
 /// Comments between statements, each on its own line; runs of blank lines become one.
 fn emit_gap(out: &mut String, gap: &str) {
     let mut pending_blank = false;
-    for line in gap.split('\n') {
+    // The last piece is the start of the next statement's line (or the end of the file), not a line of its own.
+    let lines: Vec<&str> = gap.split('\n').collect();
+    for line in &lines[..lines.len().saturating_sub(1)] {
         let t = line.trim();
         if t.is_empty() {
             pending_blank = !out.is_empty();

@@ -235,9 +235,11 @@ fn parts<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
 }
 
 impl Builder {
+    /// The pair's span without the whitespace and comments pest counts at its end.
     fn span(&self, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, self.offset + s.start(), self.offset + s.end())
+        let end = s.start() + trimmed_len(p.as_str());
+        Span::new(self.file, self.offset + s.start(), self.offset + end)
     }
 
     fn ident(&self, p: Pair<'_, Rule>) -> Ident {
@@ -607,3 +609,18 @@ fn string_value(p: Pair<'_, Rule>) -> String {
 
 // `Rule` (the grammar's) and the AST's rule type share a name; the AST's is re-exported under this alias here.
 use super::ast::Rule as Rule_;
+
+/// Length of `text` without trailing whitespace and `#` comments.
+fn trimmed_len(text: &str) -> usize {
+    let mut t = text.trim_end();
+    // A trailing comment line: cut from its `#` if that `#` is outside a string.
+    while let Some(last_nl) = t.rfind('\n') {
+        let line = t[last_nl + 1..].trim_start();
+        if line.starts_with('#') {
+            t = t[..last_nl].trim_end();
+        } else {
+            break;
+        }
+    }
+    t.len()
+}
