@@ -226,22 +226,32 @@ impl Options {
     }
 }
 
-/// A decision tree over rule positions: each node narrows the candidate rules by one attribute.
+/// Which rules can match, attribute by attribute, so evaluation tests only the candidates: for each indexed
+/// attribute, the rules that allow each value (plus `any`, the rules that do not test the attribute).
+/// A request's candidates are the rules every indexed attribute allows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    pub fields: Vec<FieldIndex>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "node", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Index {
-    /// Candidate rule positions, ascending.
-    Leaf { rules: Vec<u32> },
-    /// By a text attribute's value; `other` for values not listed.
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldIndex {
+    /// A text attribute: `values[v]` are the rules (testing it) that allow `v`; `other` those that allow
+    /// values not listed; `any` the rules that do not test it. Rule positions, ascending.
     Text {
         field: FieldId,
-        cases: BTreeMap<String, Index>,
-        other: Box<Index>,
+        values: BTreeMap<String, Vec<u32>>,
+        other: Vec<u32>,
+        any: Vec<u32>,
     },
-    /// By a whole-number attribute: `children[i]` covers `bounds[i-1] <= v < bounds[i]`.
+    /// A whole-number attribute: `slots[i]` are the rules (testing it) that allow some `v` with
+    /// `bounds[i-1] <= v < bounds[i]`; `any` the rules that do not test it.
     Range {
         field: FieldId,
         bounds: Vec<i64>,
-        children: Vec<Index>,
+        slots: Vec<Vec<u32>>,
+        any: Vec<u32>,
     },
 }

@@ -1059,11 +1059,21 @@ impl<'a, 'p> Cx<'a, 'p> {
                 self.never(rule);
                 continue;
             }
-            let covering: Vec<Cube> = cover.iter().map(|(c, _)| c.clone()).collect();
-            match region::uncovered(cubes, &covering) {
-                Some(rest) if rest.is_empty() => {
-                    let others: Vec<&Cube> = covering.iter().collect();
-                    let p = region::point(&cubes[0], &others);
+            // Only the earlier cubes that overlap this rule can take any of its requests.
+            let covering: Vec<&Cube> = cover
+                .iter()
+                .filter(|(c, _)| cubes.iter().any(|r| region::intersects(r, c)))
+                .map(|(c, _)| c)
+                .collect();
+            // Covered entirely by earlier rules? (`None`: too costly to tell.)
+            let covered = if region::escapes(cubes, &covering) {
+                Some(false)
+            } else {
+                region::uncovered(cubes, &covering).map(|rest| rest.is_empty())
+            };
+            match covered {
+                Some(true) => {
+                    let p = region::point(&cubes[0], &covering);
                     let by = cover
                         .iter()
                         .find(|(c, _)| region::cube_contains(c, &p))
@@ -1073,7 +1083,7 @@ impl<'a, 'p> Cx<'a, 'p> {
                             .with_help(format!("for example {} is taken by `{by}` first; move this rule up or narrow the earlier one", region::describe(&cubes[0], &p))),
                     );
                 }
-                Some(_) => {
+                Some(false) => {
                     if region::dnf(&rule.when, true).is_some_and(|c| c.is_empty())
                         && !matches!(rule.when, Cond::True)
                     {

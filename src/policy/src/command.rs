@@ -29,20 +29,20 @@ pub fn print_diagnostics(c: &Checked, format: Format) {
         Format::Human => {
             let color = std::io::stdout().is_terminal();
             for d in &c.diagnostics {
-                print!("{}", render_human(&c.files, d, color));
+                say_raw!("{}", render_human(&c.files, d, color));
             }
             if !c.diagnostics.is_empty() {
-                println!("{} error(s), {} warning(s)", c.errors(), c.warnings());
+                say!("{} error(s), {} warning(s)", c.errors(), c.warnings());
             }
         }
         Format::Json => {
             let located: Vec<_> = c.diagnostics.iter().map(|d| locate(&c.files, d)).collect();
             let out = serde_json::json!({"diagnostics": located, "errors": c.errors(), "warnings": c.warnings()});
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Github => {
             for d in &c.diagnostics {
-                println!("{}", render_github(&c.files, d));
+                say!("{}", render_github(&c.files, d));
             }
         }
     }

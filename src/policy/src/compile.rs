@@ -11,9 +11,8 @@ use crate::check::region::{self, Cube, Dom, Key};
 use crate::check::Checked;
 use crate::scheme::{FieldId, Ty};
 
-/// Candidate lists at or below this size are not split further.
-const LEAF_SIZE: usize = 4;
-const MAX_DEPTH: usize = 6;
+/// At most this many attributes are indexed (each costs one bitset operation per request).
+const MAX_FIELDS: usize = 8;
 
 /// Compiles a policy that checked without errors. `None` when it has errors (or no default).
 pub fn compile(checked: &Checked, catalog: &Catalog) -> Option<Artifact> {
@@ -31,8 +30,7 @@ pub fn compile(checked: &Checked, catalog: &Catalog) -> Option<Artifact> {
     let rules: Vec<CompiledRule> = checked.rules.iter().map(convert).collect();
     let projections: Vec<Option<Vec<Cube>>> =
         rules.iter().map(|r| region::dnf(&r.when, false)).collect();
-    let all: Vec<u32> = (0..rules.len() as u32).collect();
-    let index = build_index(&all, &projections, &BTreeSet::new(), 0);
+    let index = build_index(&projections);
     let mut artifact = Artifact {
         format: FORMAT,
         hash: String::new(),
@@ -78,74 +76,48 @@ fn union(a: &Dom, b: &Dom, key: &Key) -> Dom {
     a.complement(&u).intersect(&b.complement(&u)).complement(&u)
 }
 
-/// Recursively splits the candidate rules on the attribute that separates them best.
-fn build_index(
-    rules: &[u32],
-    cubes: &[Option<Vec<Cube>>],
-    used: &BTreeSet<FieldId>,
-    depth: usize,
-) -> Index {
-    let leaf = || Index::Leaf {
-        rules: rules.to_vec(),
-    };
-    if rules.len() <= LEAF_SIZE || depth >= MAX_DEPTH {
-        return leaf();
-    }
-    // Candidate attributes: those some of these rules constrain.
-    let mut fields: BTreeSet<FieldId> = BTreeSet::new();
-    for &r in rules {
-        if let Some(cs) = &cubes[r as usize] {
-            for c in cs {
-                for k in c.keys() {
-                    if let Key::Field(f) = k {
-                        if matches!(f.ty(), Ty::Int { .. } | Ty::Str | Ty::Sym(_))
-                            && !used.contains(f)
-                        {
-                            fields.insert(f.clone());
-                        }
+/// Indexes the attributes that the most rules test.
+fn build_index(cubes: &[Option<Vec<Cube>>]) -> Index {
+    let mut tested: BTreeMap<FieldId, usize> = BTreeMap::new();
+    for cs in cubes.iter().flatten() {
+        let mut fields: BTreeSet<&FieldId> = BTreeSet::new();
+        for c in cs {
+            for k in c.keys() {
+                if let Key::Field(f) = k {
+                    if matches!(f.ty(), Ty::Int { .. } | Ty::Str | Ty::Sym(_)) {
+                        fields.insert(f);
                     }
                 }
             }
         }
-    }
-    let mut best: Option<(usize, Index)> = None;
-    for f in fields {
-        let key = Key::Field(f.clone());
-        let projections: Vec<(u32, Option<Dom>)> = rules
-            .iter()
-            .map(|&r| (r, projection(&cubes[r as usize], &key)))
-            .collect();
-        let Some((buckets, make)) = partition(&f, &projections) else {
-            continue;
-        };
-        let worst = buckets.iter().map(Vec::len).max().unwrap_or(0);
-        if worst * 4 > rules.len() * 3 {
-            continue; // separates too little to be worth a node
+        for f in fields {
+            *tested.entry(f.clone()).or_default() += 1;
         }
-        if best.as_ref().is_none_or(|(w, _)| worst < *w) {
-            let mut next_used = used.clone();
-            next_used.insert(f.clone());
-            let children: Vec<Index> = buckets
+    }
+    let mut by_use: Vec<(FieldId, usize)> = tested.into_iter().filter(|(_, n)| *n >= 2).collect();
+    by_use.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let fields = by_use
+        .into_iter()
+        .take(MAX_FIELDS)
+        .filter_map(|(f, _)| {
+            let key = Key::Field(f.clone());
+            let projections: Vec<(u32, Option<Dom>)> = cubes
                 .iter()
-                .map(|b| build_index(b, cubes, &next_used, depth + 1))
+                .enumerate()
+                .map(|(r, c)| (r as u32, projection(c, &key)))
                 .collect();
-            best = Some((worst, make(children)));
-        }
-    }
-    best.map_or_else(leaf, |(_, node)| node)
+            field_index(&f, &projections)
+        })
+        .collect();
+    Index { fields }
 }
 
-type MakeNode = Box<dyn FnOnce(Vec<Index>) -> Index>;
-
-/// Buckets of candidate rules by the attribute's value, and how to build the node from the buckets' subtrees.
-fn partition(
-    field: &FieldId,
-    projections: &[(u32, Option<Dom>)],
-) -> Option<(Vec<Vec<u32>>, MakeNode)> {
-    let constrained = projections.iter().filter(|(_, p)| p.is_some()).count();
-    if constrained == 0 {
-        return None;
-    }
+fn field_index(field: &FieldId, projections: &[(u32, Option<Dom>)]) -> Option<FieldIndex> {
+    let any: Vec<u32> = projections
+        .iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(r, _)| *r)
+        .collect();
     match field.ty() {
         Ty::Int { .. } => {
             let mut cuts: BTreeSet<i64> = BTreeSet::new();
@@ -162,11 +134,8 @@ fn partition(
                 }
             }
             let bounds: Vec<i64> = cuts.into_iter().collect();
-            if bounds.is_empty() || bounds.len() > 256 {
-                return None;
-            }
-            let mut buckets = vec![Vec::new(); bounds.len() + 1];
-            for (slot, bucket) in buckets.iter_mut().enumerate() {
+            let mut slots = Vec::with_capacity(bounds.len() + 1);
+            for slot in 0..=bounds.len() {
                 let lo = if slot == 0 {
                     i64::MIN
                 } else {
@@ -178,69 +147,50 @@ fn partition(
                     bounds[slot] - 1
                 };
                 let range = Dom::Ints(vec![(lo, hi)]);
-                for (r, p) in projections {
-                    if p.as_ref().is_none_or(|d| !d.intersect(&range).is_empty()) {
-                        bucket.push(*r);
-                    }
-                }
-            }
-            let field = field.clone();
-            Some((
-                buckets,
-                Box::new(move |children| Index::Range {
-                    field,
-                    bounds,
-                    children,
-                }),
-            ))
-        }
-        Ty::Str | Ty::Sym(_) => {
-            let mut values: BTreeSet<String> = BTreeSet::new();
-            for (_, p) in projections {
-                if let Some(Dom::Strs { items, .. }) = p {
-                    values.extend(items.iter().cloned());
-                }
-            }
-            if values.is_empty() || values.len() > 1024 {
-                return None;
-            }
-            let mut buckets = Vec::new();
-            for v in &values {
-                let point = region::Value::Str(v.clone());
-                buckets.push(
+                slots.push(
                     projections
                         .iter()
-                        .filter(|(_, p)| p.as_ref().is_none_or(|d| d.contains(&point)))
+                        .filter(|(_, p)| p.as_ref().is_some_and(|d| d.overlaps(&range)))
                         .map(|(r, _)| *r)
                         .collect(),
                 );
             }
-            // Any value not listed: rules that do not constrain the field, or exclude only listed values.
-            buckets.push(
-                projections
-                    .iter()
-                    .filter(|(_, p)| match p {
-                        None => true,
-                        Some(Dom::Strs { cofinite, .. }) => *cofinite,
-                        Some(_) => false,
-                    })
-                    .map(|(r, _)| *r)
-                    .collect(),
-            );
-            let field = field.clone();
-            let keys: Vec<String> = values.into_iter().collect();
-            Some((
-                buckets,
-                Box::new(move |mut children| {
-                    let other = Box::new(children.pop().unwrap_or(Index::Leaf { rules: vec![] }));
-                    let cases: BTreeMap<String, Index> = keys.into_iter().zip(children).collect();
-                    Index::Text {
-                        field,
-                        cases,
-                        other,
-                    }
-                }),
-            ))
+            Some(FieldIndex::Range {
+                field: field.clone(),
+                bounds,
+                slots,
+                any,
+            })
+        }
+        Ty::Str | Ty::Sym(_) => {
+            let mut listed: BTreeSet<&String> = BTreeSet::new();
+            for (_, p) in projections {
+                if let Some(Dom::Strs { items, .. }) = p {
+                    listed.extend(items.iter());
+                }
+            }
+            let values: BTreeMap<String, Vec<u32>> = listed
+                .into_iter()
+                .map(|v| {
+                    let point = region::Value::Str(v.clone());
+                    let allow = projections
+                        .iter()
+                        .filter(|(_, p)| p.as_ref().is_some_and(|d| d.contains(&point)))
+                        .map(|(r, _)| *r);
+                    (v.clone(), allow.collect())
+                })
+                .collect();
+            let other = projections
+                .iter()
+                .filter(|(_, p)| matches!(p, Some(Dom::Strs { cofinite: true, .. })))
+                .map(|(r, _)| *r)
+                .collect();
+            Some(FieldIndex::Text {
+                field: field.clone(),
+                values,
+                other,
+                any,
+            })
         }
         _ => None,
     }

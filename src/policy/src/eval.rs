@@ -1,7 +1,7 @@
 //! Evaluation of a compiled policy: attributes in, decision out. This is what runs on every request, in the
 //! Worker and natively, so it depends on nothing but serde, sha2 and regex-lite.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use regex_lite::Regex;
 use serde::Serialize;
@@ -9,13 +9,97 @@ use sha2::{Digest, Sha256};
 
 use crate::artifact::*;
 use crate::catalog::Catalog;
-use crate::scheme::{AttrValue, Attrs};
+use crate::scheme::{AttrValue, Attrs, FieldId};
 
 /// A loaded, ready-to-evaluate policy: the artifact plus its compiled regular expressions.
 #[derive(Debug)]
 pub struct Policy {
     pub artifact: Artifact,
     regexes: Vec<(String, Regex)>,
+    index: Bitsets,
+}
+
+/// The artifact's index as bitsets over rule positions: one AND per indexed attribute narrows the candidates.
+#[derive(Debug, Default)]
+struct Bitsets {
+    words: usize,
+    fields: Vec<FieldBits>,
+}
+
+#[derive(Debug)]
+enum FieldBits {
+    Text {
+        field: FieldId,
+        values: HashMap<String, Vec<u64>>,
+        other: Vec<u64>,
+    },
+    Range {
+        field: FieldId,
+        bounds: Vec<i64>,
+        slots: Vec<Vec<u64>>,
+    },
+}
+
+impl Bitsets {
+    fn build(index: &Index, rules: usize) -> Result<Self, LoadError> {
+        let words = rules.div_ceil(64);
+        let bits = |lists: &[&Vec<u32>]| -> Result<Vec<u64>, LoadError> {
+            let mut set = vec![0u64; words];
+            for list in lists {
+                for &r in *list {
+                    let r = r as usize;
+                    if r >= rules {
+                        return Err(LoadError(format!(
+                            "index names rule {r}, but there are {rules}"
+                        )));
+                    }
+                    set[r / 64] |= 1 << (r % 64);
+                }
+            }
+            Ok(set)
+        };
+        let mut fields = Vec::new();
+        for f in &index.fields {
+            fields.push(match f {
+                FieldIndex::Text {
+                    field,
+                    values,
+                    other,
+                    any,
+                } => {
+                    let mut map = HashMap::new();
+                    for (v, list) in values {
+                        map.insert(v.clone(), bits(&[list, any])?);
+                    }
+                    FieldBits::Text {
+                        field: field.clone(),
+                        values: map,
+                        other: bits(&[other, any])?,
+                    }
+                }
+                FieldIndex::Range {
+                    field,
+                    bounds,
+                    slots,
+                    any,
+                } => {
+                    if slots.len() != bounds.len() + 1 || !bounds.windows(2).all(|w| w[0] < w[1]) {
+                        return Err(LoadError(format!("index of `{field}` is malformed")));
+                    }
+                    let slots = slots
+                        .iter()
+                        .map(|s| bits(&[s, any]))
+                        .collect::<Result<_, _>>()?;
+                    FieldBits::Range {
+                        field: field.clone(),
+                        bounds: bounds.clone(),
+                        slots,
+                    }
+                }
+            });
+        }
+        Ok(Self { words, fields })
+    }
 }
 
 /// What the policy decided for one request.
@@ -33,24 +117,19 @@ pub enum Outcome {
         status: u16,
         message: String,
     },
-    /// The ordered attempt plan: try each in turn.
+    /// The ordered attempt plan: try each target in turn, with the rule's options.
     Route {
-        attempts: Vec<Attempt>,
+        attempts: Vec<Target>,
+        #[serde(skip_serializing_if = "Options::is_empty")]
+        options: Options,
     },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Attempt {
-    pub target: Target,
-    #[serde(skip_serializing_if = "Options::is_empty")]
-    pub options: Options,
 }
 
 impl Decision {
     /// The plan as `provider:model` strings (`requested` resolved when the request named a provider).
     pub fn chain(&self) -> Vec<String> {
         match &self.outcome {
-            Outcome::Route { attempts } => attempts.iter().map(|a| a.target.to_string()).collect(),
+            Outcome::Route { attempts, .. } => attempts.iter().map(ToString::to_string).collect(),
             Outcome::Deny { .. } => Vec::new(),
         }
     }
@@ -129,7 +208,12 @@ impl Policy {
                 }
             }
         }
-        Ok(Self { artifact, regexes })
+        let index = Bitsets::build(&artifact.index, artifact.rules.len())?;
+        Ok(Self {
+            artifact,
+            regexes,
+            index,
+        })
     }
 
     pub fn hash(&self) -> &str {
@@ -144,42 +228,63 @@ impl Policy {
                 return self.outcome(rule, attrs);
             }
         }
-        let mut node = &a.index;
-        let candidates = loop {
-            match node {
-                Index::Leaf { rules } => break rules,
-                Index::Text {
+        let n = a.rules.len();
+        let words = self.index.words;
+        // Up to 256 rules the candidate set lives on the stack.
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let mask: &mut [u64] = if words <= small.len() {
+            &mut small[..words]
+        } else {
+            large.resize(words, 0);
+            &mut large
+        };
+        for (w, m) in mask.iter_mut().enumerate() {
+            *m = if (w + 1) * 64 <= n {
+                !0
+            } else {
+                (1u64 << (n % 64)) - 1
+            };
+        }
+        for f in &self.index.fields {
+            let allowed = match f {
+                FieldBits::Text {
                     field,
-                    cases,
+                    values,
                     other,
-                } => {
-                    node = match attrs.get(field) {
-                        AttrValue::Str(s) => cases.get(s).unwrap_or(other),
-                        _ => other,
-                    }
-                }
-                Index::Range {
+                } => match attrs.get(field) {
+                    AttrValue::Str(s) => values.get(s).unwrap_or(other),
+                    _ => other,
+                },
+                FieldBits::Range {
                     field,
                     bounds,
-                    children,
+                    slots,
                 } => {
                     let v = match attrs.get(field) {
                         AttrValue::Int(i) => i,
                         _ => 0,
                     };
-                    let slot = bounds.partition_point(|b| *b <= v);
-                    match children.get(slot) {
-                        Some(child) => node = child,
-                        None => return self.decide_linear(attrs),
+                    match slots.get(bounds.partition_point(|b| *b <= v)) {
+                        Some(s) => s,
+                        None => continue,
                     }
                 }
+            };
+            for (m, a) in mask.iter_mut().zip(allowed) {
+                *m &= a;
             }
-        };
-        for &i in candidates {
-            match a.rules.get(i as usize) {
-                Some(rule) if self.test(&rule.when, attrs) => return self.outcome(rule, attrs),
-                Some(_) => {}
-                None => return self.decide_linear(attrs),
+        }
+        for (w, word) in mask.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(rule) = a.rules.get(i) {
+                    if self.test(&rule.when, attrs) {
+                        return self.outcome(rule, attrs);
+                    }
+                }
             }
         }
         self.outcome(&a.default, attrs)
@@ -234,7 +339,8 @@ impl Policy {
                 message: message.clone(),
             },
             Action::Route { steps } => Outcome::Route {
-                attempts: plan(steps, &rule.options, attrs, &self.artifact.catalog),
+                attempts: plan(steps, attrs, &self.artifact.catalog),
+                options: rule.options.clone(),
             },
         };
         Decision {
@@ -372,7 +478,7 @@ pub fn compare(v: AttrValue<'_>, cmp: Cmp, lit: &Val) -> bool {
 }
 
 /// Expands a chain into the ordered attempts for this request, without repeating a target.
-pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog) -> Vec<Attempt> {
+pub fn plan(steps: &[Step], attrs: &Attrs, catalog: &Catalog) -> Vec<Target> {
     let mut targets: Vec<Target> = Vec::new();
     for step in steps {
         match step {
@@ -407,16 +513,14 @@ pub fn plan(steps: &[Step], options: &Options, attrs: &Attrs, catalog: &Catalog)
             }
         }
     }
-    let mut seen = HashSet::new();
-    targets
-        .into_iter()
-        .map(|t| resolve_requested(t, attrs))
-        .filter(|t| seen.insert(t.clone()))
-        .map(|target| Attempt {
-            target,
-            options: options.clone(),
-        })
-        .collect()
+    let mut plan: Vec<Target> = Vec::with_capacity(targets.len());
+    for t in targets {
+        let t = resolve_requested(t, attrs);
+        if !plan.contains(&t) {
+            plan.push(t);
+        }
+    }
+    plan
 }
 
 /// `requested` becomes what the request named, when it named a provider.

@@ -2,6 +2,22 @@
 //!
 //! Exit codes: 0 clean, 1 findings / failed tests / changed decisions, 2 usage or I/O error.
 
+/// `println!` that ignores a closed pipe (`gateway-policy … | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed pipe.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod command;
 
 use std::path::PathBuf;

@@ -37,7 +37,7 @@ pub enum Dom {
 pub type Cube = BTreeMap<Key, Dom>;
 
 /// Cubes beyond this many are not reasoned about (the lint is skipped rather than the checker stalling).
-pub const LIMIT: usize = 4096;
+pub const LIMIT: usize = 512;
 
 pub fn full(key: &Key) -> Dom {
     match key {
@@ -165,6 +165,62 @@ impl Dom {
             },
         };
         not.intersect(universe)
+    }
+
+    /// Whether the two share a member (without building the intersection).
+    pub fn overlaps(&self, other: &Dom) -> bool {
+        match (self, other) {
+            (Dom::Ints(a), Dom::Ints(b)) => a
+                .iter()
+                .any(|(a1, a2)| b.iter().any(|(b1, b2)| a1.max(b1) <= a2.min(b2))),
+            (Dom::Floats(a), Dom::Floats(b)) => a
+                .iter()
+                .any(|(a1, a2)| b.iter().any(|(b1, b2)| a1.max(*b1) <= a2.min(*b2))),
+            (Dom::Bools { t: t1, f: f1 }, Dom::Bools { t: t2, f: f2 }) => {
+                (*t1 && *t2) || (*f1 && *f2)
+            }
+            (
+                Dom::Strs {
+                    cofinite: c1,
+                    items: i1,
+                },
+                Dom::Strs {
+                    cofinite: c2,
+                    items: i2,
+                },
+            ) => match (c1, c2) {
+                (false, false) => i1.iter().any(|x| i2.contains(x)),
+                (false, true) => i1.iter().any(|x| !i2.contains(x)),
+                (true, false) => i2.iter().any(|x| !i1.contains(x)),
+                (true, true) => true,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether every member of `self` is in `other`.
+    pub fn subset_of(&self, other: &Dom, universe: &Dom) -> bool {
+        match (self, other) {
+            (Dom::Bools { t: t1, f: f1 }, Dom::Bools { t: t2, f: f2 }) => {
+                (!t1 || *t2) && (!f1 || *f2)
+            }
+            (
+                Dom::Strs {
+                    cofinite: c1,
+                    items: i1,
+                },
+                Dom::Strs {
+                    cofinite: c2,
+                    items: i2,
+                },
+            ) => match (c1, c2) {
+                (false, false) => i1.is_subset(i2),
+                (false, true) => i1.is_disjoint(i2),
+                (true, false) => false,
+                (true, true) => i2.is_subset(i1),
+            },
+            _ => self.intersect(&other.complement(universe)).is_empty(),
+        }
     }
 
     /// A representative member, for messages.
@@ -441,7 +497,7 @@ pub fn meet(a: &Cube, b: &Cube) -> Option<Cube> {
 
 /// `a` minus `b`, as disjoint cubes.
 pub fn subtract(a: &Cube, b: &Cube) -> Vec<Cube> {
-    if meet(a, b).is_none() {
+    if !intersects(a, b) {
         return vec![a.clone()];
     }
     let mut out = Vec::new();
@@ -459,15 +515,41 @@ pub fn subtract(a: &Cube, b: &Cube) -> Vec<Cube> {
     out
 }
 
-/// What of `cubes` is not covered by `cover`; `None` past [`LIMIT`].
-pub fn uncovered(cubes: &[Cube], cover: &[Cube]) -> Option<Vec<Cube>> {
-    let mut remaining = cubes.to_vec();
-    for c in cover {
-        let mut next = Vec::new();
-        for r in &remaining {
-            next.extend(subtract(r, c));
+/// Work allowed for one coverage question (cube subtractions) before giving up.
+pub const BUDGET: usize = 20_000;
+
+/// Whether cube `a` lies inside cube `b`.
+pub fn within(a: &Cube, b: &Cube) -> bool {
+    b.iter().all(|(k, bd)| {
+        let universe = full(k);
+        match a.get(k) {
+            Some(ad) => ad.subset_of(bd, &universe),
+            None => universe.subset_of(bd, &universe),
         }
-        if next.len() > LIMIT {
+    })
+}
+
+/// Whether two cubes share a request (without building their intersection).
+pub fn intersects(a: &Cube, b: &Cube) -> bool {
+    b.iter()
+        .all(|(k, bd)| a.get(k).is_none_or(|ad| ad.overlaps(bd)))
+}
+
+/// What of `cubes` is not covered by `cover`; `None` when that takes more than [`BUDGET`] steps.
+pub fn uncovered(cubes: &[Cube], cover: &[&Cube]) -> Option<Vec<Cube>> {
+    let mut remaining = cubes.to_vec();
+    let mut work = 0;
+    for c in cover {
+        let mut next = Vec::with_capacity(remaining.len());
+        for r in remaining {
+            work += 1;
+            if !intersects(&r, c) {
+                next.push(r);
+            } else if !within(&r, c) {
+                next.extend(subtract(&r, c));
+            }
+        }
+        if next.len() > LIMIT || work > BUDGET {
             return None;
         }
         remaining = next;
@@ -476,6 +558,69 @@ pub fn uncovered(cubes: &[Cube], cover: &[Cube]) -> Option<Vec<Cube>> {
         }
     }
     Some(remaining)
+}
+
+/// Whether some request in `cubes` is outside every cube of `cover`, found by probing a few requests:
+/// extreme numbers, both booleans, and text values that no cube mentions. A cheap, allocation-light test that
+/// settles most rules (which are reachable) before the exact but costly subtraction.
+pub fn escapes(cubes: &[Cube], cover: &[&Cube]) -> bool {
+    let mut keys: BTreeSet<&Key> = BTreeSet::new();
+    for c in cubes.iter().chain(cover.iter().copied()) {
+        keys.extend(c.keys());
+    }
+    for cube in cubes {
+        for high in [false, true] {
+            let mut p = BTreeMap::new();
+            for &k in &keys {
+                let dom = cube.get(k).cloned().unwrap_or_else(|| full(k));
+                if let Some(v) = probe(k, &dom, high, cover) {
+                    p.insert(k.clone(), v);
+                }
+            }
+            if cube_contains(cube, &p) && !cover.iter().any(|c| cube_contains(c, &p)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn probe(key: &Key, dom: &Dom, high: bool, cover: &[&Cube]) -> Option<Value> {
+    match dom {
+        Dom::Ints(v) => v
+            .first()
+            .zip(v.last())
+            .map(|(first, last)| Value::Int(if high { last.1 } else { first.0 })),
+        Dom::Floats(v) => v
+            .first()
+            .zip(v.last())
+            .map(|(first, last)| Value::Float(if high { last.1 } else { first.0 })),
+        Dom::Bools { t, f } => Some(Value::Bool(if *t && *f { high } else { *t })),
+        Dom::Strs {
+            cofinite: false,
+            items,
+        } => {
+            // A listed value that the cover mentions least is the likeliest to escape it.
+            items
+                .iter()
+                .min_by_key(|i| cover.iter().filter(|c| mentions(c, key, i)).count())
+                .cloned()
+                .map(Value::Str)
+        }
+        Dom::Strs {
+            cofinite: true,
+            items,
+        } => {
+            let fresh = (0..)
+                .map(|i| format!("probe{i}"))
+                .find(|v| !items.contains(v) && !cover.iter().any(|c| mentions(c, key, v)));
+            fresh.map(Value::Str)
+        }
+    }
+}
+
+fn mentions(cube: &Cube, key: &Key, value: &str) -> bool {
+    matches!(cube.get(key), Some(Dom::Strs { items, .. }) if items.contains(value))
 }
 
 /// A concrete request in the cube: its constrained keys' representative values, and `defaults` for
@@ -563,8 +708,10 @@ mod tests {
     fn interval_reasoning_finds_covered_and_uncovered_parts() {
         let small = dnf(&cmp(FieldId::Tokens, Cmp::Lt, Val::Int(500)), false).unwrap();
         let smaller = dnf(&cmp(FieldId::Tokens, Cmp::Lt, Val::Int(100)), false).unwrap();
-        assert!(uncovered(&smaller, &small).unwrap().is_empty());
-        let rest = uncovered(&small, &smaller).unwrap();
+        assert!(uncovered(&smaller, &small.iter().collect::<Vec<_>>())
+            .unwrap()
+            .is_empty());
+        let rest = uncovered(&small, &smaller.iter().collect::<Vec<_>>()).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(
             rest[0][&Key::Field(FieldId::Tokens)],
@@ -627,7 +774,11 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(uncovered(&lt, &le).unwrap().is_empty());
-        assert!(!uncovered(&le, &lt).unwrap().is_empty());
+        assert!(uncovered(&lt, &le.iter().collect::<Vec<_>>())
+            .unwrap()
+            .is_empty());
+        assert!(!uncovered(&le, &lt.iter().collect::<Vec<_>>())
+            .unwrap()
+            .is_empty());
     }
 }

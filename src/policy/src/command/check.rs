@@ -4,7 +4,7 @@ pub fn run(sources: &Sources, format: Format, deny_warnings: bool) -> Result<boo
     let c = super::checked(sources)?;
     super::print_diagnostics(&c, format);
     if c.diagnostics.is_empty() && format == Format::Human {
-        println!("{} file(s) checked: no problems", c.files.len());
+        say!("{} file(s) checked: no problems", c.files.len());
     }
     Ok(c.errors() == 0 && (!deny_warnings || c.warnings() == 0))
 }

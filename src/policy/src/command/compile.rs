@@ -11,7 +11,7 @@ pub fn run(sources: &Sources, output: &Path) -> Result<bool, String> {
     };
     let json = gateway_policy::compile::to_json(&artifact);
     if output == Path::new("-") {
-        println!("{json}");
+        say!("{json}");
     } else {
         std::fs::write(output, format!("{json}\n"))
             .map_err(|e| format!("{}: {e}", output.display()))?;

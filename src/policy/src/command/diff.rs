@@ -56,7 +56,7 @@ pub fn run(
     }
     if format == Format::Human {
         for c in &changes {
-            println!(
+            say!(
                 "line {}: `{}` {}  ⇒  `{}` {}",
                 c["line"],
                 c["old"]["rule"].as_str().unwrap_or(""),
@@ -65,7 +65,7 @@ pub fn run(
                 c["new"]["decision"].as_str().unwrap_or("")
             );
         }
-        println!(
+        say!(
             "{} of {total} request(s) decided differently (old {} → new {})",
             changes.len(),
             short(old_p.hash()),
@@ -73,7 +73,7 @@ pub fn run(
         );
     } else {
         let out = serde_json::json!({"total": total, "changed": changes.len(), "changes": changes, "old_hash": old_p.hash(), "new_hash": new_p.hash()});
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     Ok(changes.is_empty())
 }

@@ -17,11 +17,11 @@ pub fn run(sources: &Sources, attrs: &str, format: Format) -> Result<bool, Strin
     };
     if format != Format::Human {
         let out = serde_json::json!({"rule": decision.rule, "chain": decision.chain(), "deny": deny, "trace": trace});
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(true);
     }
-    println!("{}", summary(&decision));
-    println!();
+    say!("{}", summary(&decision));
+    say!();
     for t in &trace {
         print_trace(t);
     }
@@ -39,9 +39,12 @@ fn summary(d: &gateway_policy::Decision) -> String {
 
 fn print_trace(t: &RuleTrace) {
     let mark = if t.matched { "✓" } else { "✗" };
-    println!(
+    say!(
         "{mark} {} `{}` ({}:{})",
-        t.kind, t.id, t.loc.file, t.loc.line
+        t.kind,
+        t.id,
+        t.loc.file,
+        t.loc.line
     );
     let width = t
         .checks
@@ -51,7 +54,7 @@ fn print_trace(t: &RuleTrace) {
         .unwrap_or(0);
     for c in &t.checks {
         let pad = width - c.condition.chars().count();
-        println!(
+        say!(
             "    {}{}   value {}   {}",
             c.condition,
             " ".repeat(pad),

@@ -22,11 +22,11 @@ pub fn run(paths: &[PathBuf], check: bool) -> Result<bool, String> {
             continue;
         }
         if check {
-            println!("{}: not formatted", f.name);
+            say!("{}: not formatted", f.name);
             clean = false;
         } else {
             std::fs::write(&f.name, formatted).map_err(|e| format!("{}: {e}", f.name))?;
-            println!("formatted {}", f.name);
+            say!("formatted {}", f.name);
         }
     }
     Ok(clean)

@@ -59,7 +59,7 @@ pub fn run(sources: &Sources, cases: &[PathBuf]) -> Result<bool, String> {
                 if let Some(r) = rule {
                     decided.insert(r);
                 }
-                println!("FAIL {}: {why}", case.name);
+                say!("FAIL {}: {why}", case.name);
             }
         }
     }
@@ -73,9 +73,9 @@ pub fn run(sources: &Sources, cases: &[PathBuf]) -> Result<bool, String> {
         .filter(|id| !decided.contains(*id))
         .collect();
     if !uncovered.is_empty() {
-        println!("rules no case decided: {}", uncovered.join(", "));
+        say!("rules no case decided: {}", uncovered.join(", "));
     }
-    println!("{passed} passed, {failed} failed");
+    say!("{passed} passed, {failed} failed");
     Ok(failed == 0)
 }
 
