@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, the core's unit and pipeline tests, then end-to-end tests over real
+# Runs every test: formatting and lints, unit, pipeline and policy-language tests (with property tests), the
+# example policy's own tests, then end-to-end tests over real
 # HTTP against the native host (SQLite) and the Worker in workerd (wrangler dev, local KV and D1), including
 # the official OpenAI Python SDK. Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
@@ -20,8 +21,13 @@ say "unit and pipeline tests"
 cargo test --workspace --quiet
 
 say "building the binaries and the Worker"
-cargo build --quiet -p gateway-native -p gateway-mock
+cargo build --quiet -p gateway-native -p gateway-mock -p gateway-policy
 bash scripts/build-worker.sh
+
+say "the example policy: check (warnings fail), its tests, formatting"
+./target/debug/gateway-policy check --deny-warnings policies
+./target/debug/gateway-policy test policies
+./target/debug/gateway-policy fmt --check policies
 
 say "end-to-end tests: native host and workerd, with the OpenAI SDK"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
