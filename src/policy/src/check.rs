@@ -62,11 +62,13 @@ pub fn check(files: Vec<SourceFile>, catalog: &Catalog) -> Checked {
         files: &files,
         catalog,
         decls: BTreeMap::new(),
+        resolved: RefCell::default(),
         used: RefCell::default(),
         diags: RefCell::default(),
     };
     let mut cx = cx;
     cx.declare(&policy);
+    cx.resolve_declarations();
     let (deny, rules, default) = cx.lower(&policy);
     cx.unused();
     diagnostics.extend(cx.diags.into_inner());
@@ -91,6 +93,8 @@ struct Cx<'a, 'p> {
     files: &'a [SourceFile],
     catalog: &'a Catalog,
     decls: BTreeMap<String, (Decl<'p>, Span)>,
+    /// Each declaration resolved once (its errors reported once), whether or not a rule uses it.
+    resolved: RefCell<BTreeMap<String, Option<Vec<Target>>>>,
     used: RefCell<BTreeSet<String>>,
     diags: RefCell<Vec<Diagnostic>>,
 }
@@ -158,6 +162,40 @@ impl<'a, 'p> Cx<'a, 'p> {
             }
             self.decls.insert(name.name.clone(), (decl, name.span));
         }
+    }
+
+    /// Resolves every target and group declaration, so a broken one is reported even if no rule uses it.
+    fn resolve_declarations(&self) {
+        for (name, (decl, _)) in &self.decls {
+            if matches!(decl, Decl::Target(_) | Decl::Group(_)) {
+                self.declared(name, 0);
+            }
+        }
+    }
+
+    /// A declared target's or group's targets, resolved on first use and remembered.
+    fn declared(&self, name: &str, depth: u8) -> Option<Vec<Target>> {
+        if let Some(r) = self.resolved.borrow().get(name) {
+            return r.clone();
+        }
+        let result = match self.decls.get(name).map(|(d, _)| d) {
+            Some(Decl::Target(t)) => self.target(t, false, depth + 1),
+            Some(Decl::Group(members)) => {
+                let mut out = Some(Vec::new());
+                for m in members.iter() {
+                    match (self.target(m, false, depth + 1), &mut out) {
+                        (Some(ts), Some(acc)) => acc.extend(ts),
+                        _ => out = None,
+                    }
+                }
+                out
+            }
+            _ => None,
+        };
+        self.resolved
+            .borrow_mut()
+            .insert(name.to_owned(), result.clone());
+        result
     }
 
     fn lower(
@@ -723,7 +761,7 @@ impl<'a, 'p> Cx<'a, 'p> {
                             if weights_ok && sum != 100 {
                                 self.report(
                                     Diagnostic::error(codes::SPLIT_WEIGHTS, *span, format!("split weights sum to {sum}, not 100"), "weights must sum to 100")
-                                        .with_help("weights are percentages of traffic, chosen by the request's stable `sample`"),
+                                        .with_help("weights are percentages of traffic; the arm is chosen by the request's stable `split_sample`"),
                                 );
                                 ok = false;
                             }
@@ -862,14 +900,8 @@ impl<'a, 'p> Cx<'a, 'p> {
                 return None;
             }
             return match decl {
-                Decl::Target(t) => self.target(t, false, depth + 1),
-                Decl::Group(members) if allow_group => {
-                    let mut out = Vec::new();
-                    for m in members.iter() {
-                        out.extend(self.target(m, false, depth + 1)?);
-                    }
-                    Some(out)
-                }
+                Decl::Target(_) => self.declared(name, depth),
+                Decl::Group(_) if allow_group => self.declared(name, depth),
                 Decl::Group(_) => {
                     self.report(
                         Diagnostic::error(codes::UNKNOWN_NAME, tr.span, format!("group `{name}` cannot be used here"), "a group")
