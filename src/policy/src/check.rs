@@ -1111,8 +1111,17 @@ impl<'a, 'p> Cx<'a, 'p> {
                         .find(|(c, _)| region::cube_contains(c, &p))
                         .map_or("earlier rules", |(_, id)| id.as_str());
                     self.report(
-                        Diagnostic::warning(codes::UNREACHABLE_RULE, rule.span, format!("rule `{}` can never decide: every request it matches is decided earlier", rule.id), "unreachable")
-                            .with_help(format!("for example {} is taken by `{by}` first; move this rule up or narrow the earlier one", region::describe(&cubes[0], &p))),
+                        Diagnostic::warning(
+                            codes::UNREACHABLE_RULE,
+                            rule.span,
+                            format!(
+                                "rule `{}` can never decide: every request it matches is decided earlier (e.g. {} goes to `{by}`)",
+                                rule.id,
+                                region::describe(&cubes[0], &p)
+                            ),
+                            "unreachable",
+                        )
+                        .with_help(format!("move it above `{by}`, or narrow the earlier rules so some requests reach it")),
                     );
                 }
                 Some(false) => {

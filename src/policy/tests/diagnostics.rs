@@ -170,7 +170,14 @@ fn unreachable_rules_name_the_rule_that_takes_them_with_an_example() {
     let text = "rule small: when tokens < 1000 -> openai\nrule tiny: when tokens < 100 and lang == zh -> deepseek";
     let (d, at, _) = only(text);
     assert_eq!((d.code, at.as_str()), ("W101", "2:1"));
-    assert_eq!(d.help.as_deref(), Some("for example tokens = 0, lang = zh is taken by `small` first; move this rule up or narrow the earlier one"));
+    assert_eq!(
+        d.message,
+        "rule `tiny` can never decide: every request it matches is decided earlier (e.g. tokens = 0, lang = zh goes to `small`)"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("move it above `small`, or narrow the earlier rules so some requests reach it")
+    );
 
     // Covered only by the union of two earlier rules, and by deny guards declared later in the file.
     let text = "rule a: when lang == zh -> deepseek\nrule b: when lang != zh and tokens > 10 -> openai\nrule c: when tokens >= 500 -> gemini\n";
@@ -178,7 +185,7 @@ fn unreachable_rules_name_the_rule_that_takes_them_with_an_example() {
     let text = "rule c: when key.tier == \"free\" -> gemini\ndeny d: when key.tier in {\"free\", \"trial\"} -> deny \"no\"";
     let (d, _, _) = only(text);
     assert_eq!(d.code, "W101");
-    assert!(d.help.unwrap().contains("`d`"));
+    assert!(d.message.contains("goes to `d`"), "{}", d.message);
 
     // Not unreachable: part of it is left.
     assert!(codes("rule a: when tokens < 100 -> openai\nrule b: when tokens < 200 -> deepseek\ndefault -> requested").is_empty());
