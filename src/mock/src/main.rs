@@ -244,17 +244,25 @@ fn prompt_tokens(body: &Value) -> u64 {
     (chars as u64).div_ceil(4)
 }
 
-async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = auth_failure(&state, &headers) {
-        return r;
+/// The request's JSON body, once its key is checked; otherwise the error to send.
+fn accept(state: &Mock, headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
+    if let Some(r) = auth_failure(state, headers) {
+        return Err(Box::new(r));
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error_response(
+    serde_json::from_slice::<Value>(body).map_err(|_| {
+        Box::new(error_response(
             400,
             "We could not parse the JSON body of your request.",
             "invalid_request_error",
             None,
-        );
+        ))
+    })
+}
+
+async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if model.is_empty() || !body["messages"].is_array() {
@@ -373,16 +381,9 @@ fn stream_response(
 }
 
 async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = auth_failure(&state, &headers) {
-        return r;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error_response(
-            400,
-            "We could not parse the JSON body of your request.",
-            "invalid_request_error",
-            None,
-        );
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if let Fault::Status(s) = plan(&model, &headers, &state.args).fault {
