@@ -1,7 +1,7 @@
 //! Gateway configuration, read from named settings: Worker vars and secrets, or environment variables natively.
 //! Both hosts pass a lookup function, so the names and defaults are defined once, here.
 
-use crate::providers::{self, ProviderSpec};
+use crate::providers::{self, Connector, ProviderSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
@@ -10,6 +10,7 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     pub default_model: String,
     pub models: &'static [&'static str],
+    pub connector: Connector,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,7 @@ fn provider_config(
         api_key,
         default_model: default_model.unwrap_or_else(|| spec.default_model.to_owned()),
         models: spec.models,
+        connector: spec.connector,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::ApiError;
 use crate::log::LogRecord;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::{self, openai};
+use crate::providers::{self, Connector};
 
 /// A request as the host received it. Header names are lower case; `path` has no query string.
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ enum Reply {
     Stream {
         headers: Vec<(String, String)>,
         upstream: ByteStream,
+        connector: Connector,
         client_wants_usage: bool,
     },
 }
@@ -137,6 +138,7 @@ impl<H: Host> Gateway<H> {
             Ok(Reply::Stream {
                 headers,
                 upstream,
+                connector,
                 client_wants_usage,
             }) => {
                 rec.status = 200;
@@ -144,6 +146,7 @@ impl<H: Host> Gateway<H> {
                 let (body, record) = relay::relay(
                     self.host.clone(),
                     upstream,
+                    connector,
                     rec,
                     start,
                     idle,
@@ -287,14 +290,16 @@ impl<H: Host> Gateway<H> {
             .unwrap_or(false);
         rec.stream = stream;
         let (provider, upstream_model) = self.resolve(&body, &model, rec)?;
-        let upstream_req = openai::chat_request(provider, body, &upstream_model, stream);
+        let connector = provider.connector;
+        let upstream_req = connector.chat_request(provider, body, &upstream_model, stream);
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
-        let resp = self.send(upstream_req, provider.name, deadline).await?;
+        let resp = self.send(upstream_req, provider, deadline).await?;
         let headers = route_headers(provider.name, &upstream_model);
         if stream {
             return Ok(Reply::Stream {
                 headers,
                 upstream: resp.body,
+                connector,
                 client_wants_usage,
             });
         }
@@ -303,7 +308,7 @@ impl<H: Host> Gateway<H> {
             .await?;
         let parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
-        rec.usage = openai::usage(&parsed);
+        rec.usage = provider.connector.usage(&parsed);
         Ok(Reply::Full {
             status: 200,
             headers: with_json(headers),
@@ -322,15 +327,18 @@ impl<H: Host> Gateway<H> {
             return Err(ApiError::invalid_request("`input` is required").with_param("input"));
         }
         let (provider, upstream_model) = self.resolve(&body, &model, rec)?;
-        let upstream_req = openai::embeddings_request(provider, body, &upstream_model);
+        let upstream_req =
+            provider
+                .connector
+                .embeddings_request(provider, body, &upstream_model)?;
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
-        let resp = self.send(upstream_req, provider.name, deadline).await?;
+        let resp = self.send(upstream_req, provider, deadline).await?;
         let bytes = self
             .read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
             .await?;
         let parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
-        rec.usage = openai::usage(&parsed);
+        rec.usage = provider.connector.usage(&parsed);
         Ok(Reply::Full {
             status: 200,
             headers: with_json(route_headers(provider.name, &upstream_model)),
@@ -393,9 +401,10 @@ impl<H: Host> Gateway<H> {
     async fn send(
         &self,
         req: UpstreamRequest,
-        provider: &str,
+        p: &ProviderConfig,
         deadline: f64,
     ) -> Result<UpstreamResponse, ApiError> {
+        let provider = p.name;
         let send = self.host.send(req);
         let resp = match self.within(deadline, send).await {
             None => return Err(upstream_timeout(provider, self.config.upstream_timeout_ms)),
@@ -418,7 +427,9 @@ impl<H: Host> Gateway<H> {
             .read_body(resp.body, MAX_ERROR_BODY, deadline, provider)
             .await
             .unwrap_or_default();
-        Err(openai::upstream_error(provider, status, &headers, &body))
+        Err(p
+            .connector
+            .upstream_error(provider, status, &headers, &body))
     }
 
     /// Reads a whole upstream body, up to `limit` bytes (an error body is truncated there; a success body over

@@ -1,7 +1,96 @@
 //! Provider connectors: pure translation between the OpenAI wire format and each provider's.
 //! A connector builds upstream requests and reads upstream responses; it does not route, retry or log.
 
+pub mod deepseek;
 pub mod openai;
+
+use serde_json::{Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::ApiError;
+use crate::log::Usage;
+use crate::ports::UpstreamRequest;
+
+/// How a provider's wire format is translated. Each variant's functions live in its module and have the same
+/// names and order as the others'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connector {
+    OpenAi,
+    DeepSeek,
+}
+
+/// One translated event of an upstream stream, carrying the OpenAI `data:` payload to send.
+#[derive(Debug, PartialEq)]
+pub enum StreamEvent {
+    Done,
+    /// The upstream failed mid-stream; the payload is an OpenAI error object.
+    Error(String),
+    /// A `choices: []` chunk that carries only usage.
+    UsageOnly(Usage, String),
+    /// A normal chunk, possibly with usage attached.
+    Chunk(Option<Usage>, String),
+    /// Not JSON; forwarded as is.
+    Opaque(String),
+}
+
+impl Connector {
+    pub fn chat_request(
+        self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+        stream: bool,
+    ) -> UpstreamRequest {
+        match self {
+            Connector::OpenAi => openai::chat_request(p, body, model, stream),
+            Connector::DeepSeek => deepseek::chat_request(p, body, model, stream),
+        }
+    }
+
+    pub fn embeddings_request(
+        self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        match self {
+            Connector::OpenAi => Ok(openai::embeddings_request(p, body, model)),
+            Connector::DeepSeek => Err(ApiError::invalid_request(format!(
+                "provider `{}` has no embeddings endpoint; route embeddings to another provider",
+                p.name
+            ))
+            .with_param("model")),
+        }
+    }
+
+    pub fn usage(self, response: &Value) -> Option<Usage> {
+        match self {
+            Connector::OpenAi => openai::usage(response),
+            Connector::DeepSeek => deepseek::usage(response),
+        }
+    }
+
+    /// Translates one upstream `data:` payload into the events the client receives.
+    pub fn stream_events(self, data: &str) -> Vec<StreamEvent> {
+        match self {
+            Connector::OpenAi => vec![openai::stream_event(data)],
+            Connector::DeepSeek => deepseek::stream_events(data),
+        }
+    }
+
+    pub fn upstream_error(
+        self,
+        provider: &str,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        match self {
+            Connector::OpenAi => openai::upstream_error(provider, status, headers, body),
+            Connector::DeepSeek => deepseek::upstream_error(provider, status, headers, body),
+        }
+    }
+}
 
 /// Static facts about a provider: where it lives, how it is configured, what it serves by default.
 #[derive(Debug)]
@@ -13,28 +102,40 @@ pub struct ProviderSpec {
     pub default_model: &'static str,
     /// Chat and embedding models listed by `/v1/models` (providers.md).
     pub models: &'static [&'static str],
+    pub connector: Connector,
 }
 
 /// Every provider the gateway can talk to. Adding a provider is a connector module plus an entry here.
-pub const CATALOG: &[ProviderSpec] = &[ProviderSpec {
-    name: "openai",
-    env_prefix: "OPENAI",
-    base_url: "https://api.openai.com/v1",
-    default_model: "gpt-6-luna",
-    models: &[
-        "gpt-6.2-sol",
-        "gpt-6-sol",
-        "gpt-6-luna",
-        "gpt-5.5",
-        "gpt-5.4",
-        "gpt-5.4-mini",
-        "gpt-5.4-nano",
-        "gpt-4.1",
-        "gpt-4o-mini",
-        "text-embedding-3-small",
-        "text-embedding-3-large",
-    ],
-}];
+pub const CATALOG: &[ProviderSpec] = &[
+    ProviderSpec {
+        name: "openai",
+        env_prefix: "OPENAI",
+        base_url: "https://api.openai.com/v1",
+        default_model: "gpt-6-luna",
+        models: &[
+            "gpt-6.2-sol",
+            "gpt-6-sol",
+            "gpt-6-luna",
+            "gpt-5.5",
+            "gpt-5.4",
+            "gpt-5.4-mini",
+            "gpt-5.4-nano",
+            "gpt-4.1",
+            "gpt-4o-mini",
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+        ],
+        connector: Connector::OpenAi,
+    },
+    ProviderSpec {
+        name: "deepseek",
+        env_prefix: "DEEPSEEK",
+        base_url: "https://api.deepseek.com",
+        default_model: "deepseek-flash",
+        models: &["deepseek-flash", "deepseek-v4-pro"],
+        connector: Connector::DeepSeek,
+    },
+];
 
 pub fn spec(name: &str) -> Option<&'static ProviderSpec> {
     CATALOG.iter().find(|p| p.name == name)

@@ -104,6 +104,7 @@ fn gateway(host: &FakeHost) -> Gateway<FakeHost> {
         "OPENAI_BASE_URL" => Some("http://mock/v1".into()),
         "OPENAI_API_KEY" => Some("sk-upstream".into()),
         "MAX_BODY_BYTES" => Some("1000".into()),
+        "DEEPSEEK_BASE_URL" => Some("http://ds".into()),
         _ => None,
     })
     .unwrap();
@@ -491,4 +492,89 @@ fn embeddings_are_forwarded() {
         request("POST", "/v1/embeddings", Some(KEY), r#"{"model":"m"}"#),
     );
     assert_eq!(missing.json()["error"]["param"], "input");
+}
+
+#[test]
+fn deepseek_streams_become_openai_streams() {
+    // providers.md §2.4: keep-alive comments while queued, reasoning deltas, usage on the finish chunk.
+    let role = r#"{"id":"b1","object":"chat.completion.chunk","created":1,"model":"deepseek-flash","choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+    let thought = r#"{"id":"b1","object":"chat.completion.chunk","created":1,"model":"deepseek-flash","choices":[{"index":0,"delta":{"content":null,"reasoning_content":"Hm"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+    let finish = r#"{"id":"b1","object":"chat.completion.chunk","created":1,"model":"deepseek-flash","choices":[{"index":0,"delta":{"content":"","reasoning_content":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"completion_tokens_details":{"reasoning_tokens":1},"prompt_cache_hit_tokens":4,"prompt_cache_miss_tokens":5}}"#;
+    let mut chunks = vec![b": keep-alive\n\n".to_vec()];
+    chunks.extend(sse(&[role, thought, finish, "[DONE]"]));
+    for wants_usage in [false, true] {
+        let host = FakeHost::new(Script::Reply(200, vec![], chunks.clone()));
+        let body = format!(
+            r#"{{"model":"deepseek/deepseek-flash","stream":true,"stream_options":{{"include_usage":{wants_usage}}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let seen = run(
+            &host,
+            request("POST", "/v1/chat/completions", Some(KEY), &body),
+        );
+        assert_eq!(host.sent.borrow()[0].url, "http://ds/chat/completions");
+        assert_eq!(seen.header("x-gateway-provider"), Some("deepseek"));
+        let events: Vec<&str> = seen.body.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(
+            events[1],
+            format!("data: {thought}"),
+            "reasoning deltas pass through"
+        );
+        let finish_out: Value =
+            serde_json::from_str(events[2].strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(finish_out["choices"][0]["finish_reason"], "stop");
+        assert!(
+            finish_out.get("usage").is_none(),
+            "usage is moved off the finish chunk"
+        );
+        if wants_usage {
+            let usage: Value =
+                serde_json::from_str(events[3].strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(
+                (
+                    usage["choices"].clone(),
+                    usage["usage"]["total_tokens"].clone()
+                ),
+                (json!([]), json!(12))
+            );
+            assert_eq!(events[4], "data: [DONE]");
+        } else {
+            assert_eq!(events[3], "data: [DONE]");
+        }
+        let u = seen.record.usage.unwrap();
+        assert_eq!(
+            (u.total_tokens, u.cached_tokens, u.reasoning_tokens),
+            (12, Some(4), Some(1))
+        );
+    }
+}
+
+#[test]
+fn deepseek_has_no_embeddings_and_its_errors_keep_their_meaning() {
+    let host = FakeHost::new(ok_json());
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/embeddings",
+            Some(KEY),
+            r#"{"model":"deepseek/deepseek-flash","input":"x"}"#,
+        ),
+    );
+    assert_eq!(seen.status, 400);
+    assert!(host.sent.borrow().is_empty());
+    let body = br#"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#.to_vec();
+    let host = FakeHost::new(Script::Reply(402, vec![], vec![body]));
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/chat/completions",
+            Some(KEY),
+            r#"{"model":"deepseek/deepseek-flash","messages":[{"role":"user","content":"x"}]}"#,
+        ),
+    );
+    assert_eq!(
+        (seen.status, seen.json()["error"]["type"].as_str()),
+        (402, Some("insufficient_quota"))
+    );
 }

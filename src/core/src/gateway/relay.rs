@@ -11,7 +11,7 @@ use futures::stream::{self, LocalBoxStream, StreamExt};
 use crate::error::ApiError;
 use crate::log::LogRecord;
 use crate::ports::{ByteStream, Clock};
-use crate::providers::openai::{self, StreamEvent};
+use crate::providers::{Connector, StreamEvent};
 use crate::sse::{encode_data, Decoder};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -19,6 +19,7 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 pub(super) fn relay<H: Clock + Clone + 'static>(
     host: H,
     upstream: ByteStream,
+    connector: Connector,
     rec: LogRecord,
     start: f64,
     idle_ms: u64,
@@ -31,6 +32,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
     let fallback = rec.clone();
     let relay = Relay {
         upstream,
+        connector,
         decoder: Decoder::new(),
         idle_ms,
         client_wants_usage,
@@ -52,6 +54,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
 
 struct Relay<H: Clock> {
     upstream: ByteStream,
+    connector: Connector,
     decoder: Decoder,
     idle_ms: u64,
     client_wants_usage: bool,
@@ -110,33 +113,37 @@ impl<H: Clock> Relay<H> {
     fn translate(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for event in self.decoder.feed(bytes) {
-            match openai::stream_event(&event.data) {
-                StreamEvent::Done => {
-                    out.extend_from_slice(DONE);
-                    self.finished = true;
-                    self.recorder.finish(None);
-                    break;
-                }
-                StreamEvent::Error => {
-                    out.extend_from_slice(&encode_data(&event.data));
-                    self.finished = true;
-                    let err = ApiError::new(502, "server_error", Some("upstream_stream_error"), "");
-                    self.recorder.finish(Some(&err));
-                    break;
-                }
-                StreamEvent::UsageOnly(usage) => {
-                    self.recorder.rec.usage = Some(usage);
-                    if self.client_wants_usage {
-                        out.extend_from_slice(&encode_data(&event.data));
+            for translated in self.connector.stream_events(&event.data) {
+                match translated {
+                    StreamEvent::Done => {
+                        out.extend_from_slice(DONE);
+                        self.finished = true;
+                        self.recorder.finish(None);
                     }
-                }
-                StreamEvent::Chunk(usage) => {
-                    if usage.is_some() {
-                        self.recorder.rec.usage = usage;
+                    StreamEvent::Error(data) => {
+                        out.extend_from_slice(&encode_data(&data));
+                        self.finished = true;
+                        let err =
+                            ApiError::new(502, "server_error", Some("upstream_stream_error"), "");
+                        self.recorder.finish(Some(&err));
                     }
-                    out.extend_from_slice(&encode_data(&event.data));
+                    StreamEvent::UsageOnly(usage, data) => {
+                        self.recorder.rec.usage = Some(usage);
+                        if self.client_wants_usage {
+                            out.extend_from_slice(&encode_data(&data));
+                        }
+                    }
+                    StreamEvent::Chunk(usage, data) => {
+                        if usage.is_some() {
+                            self.recorder.rec.usage = usage;
+                        }
+                        out.extend_from_slice(&encode_data(&data));
+                    }
+                    StreamEvent::Opaque(data) => out.extend_from_slice(&encode_data(&data)),
                 }
-                StreamEvent::Opaque => out.extend_from_slice(&encode_data(&event.data)),
+                if self.finished {
+                    return out;
+                }
             }
         }
         out

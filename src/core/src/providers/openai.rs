@@ -8,6 +8,7 @@ use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
 use crate::ports::{find_header, UpstreamRequest};
+use crate::providers::StreamEvent;
 
 /// Fields the gateway understands itself and never forwards.
 const GATEWAY_FIELDS: &[&str] = &["provider"];
@@ -19,9 +20,16 @@ pub fn chat_request(
     stream: bool,
 ) -> UpstreamRequest {
     prepare_body(&mut body, model);
+    // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
+    strip_message_field(&mut body, "reasoning_content");
+    ask_for_usage(&mut body, stream);
+    post(p, "/chat/completions", &body)
+}
+
+/// On streams, always asks for usage so the log row has token counts; the relay drops the usage chunk again
+/// when the client did not ask for it.
+pub(crate) fn ask_for_usage(body: &mut Map<String, Value>, stream: bool) {
     if stream {
-        // Always ask for usage so the log row has token counts; the relay drops the usage chunk again
-        // when the client did not ask for it.
         let options = body
             .entry("stream_options")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -31,7 +39,6 @@ pub fn chat_request(
             *options = serde_json::json!({"include_usage": true});
         }
     }
-    post(p, "/chat/completions", &body)
 }
 
 pub fn embeddings_request(
@@ -43,14 +50,26 @@ pub fn embeddings_request(
     post(p, "/embeddings", &body)
 }
 
-fn prepare_body(body: &mut Map<String, Value>, model: &str) {
+/// Removes a field from every message.
+pub(crate) fn strip_message_field(body: &mut Map<String, Value>, field: &str) {
+    if let Some(Value::Array(messages)) = body.get_mut("messages") {
+        for m in messages {
+            if let Value::Object(m) = m {
+                m.remove(field);
+            }
+        }
+    }
+}
+
+/// Sets the model and removes gateway-only fields.
+pub(crate) fn prepare_body(body: &mut Map<String, Value>, model: &str) {
     for field in GATEWAY_FIELDS {
         body.remove(*field);
     }
     body.insert("model".into(), Value::String(model.to_owned()));
 }
 
-fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
+pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if let Some(key) = &p.api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
@@ -82,38 +101,30 @@ pub fn usage(response: &Value) -> Option<Usage> {
     })
 }
 
-/// What one `data:` payload of an upstream chat stream is.
-#[derive(Debug, PartialEq)]
-pub enum StreamEvent {
-    Done,
-    /// A top-level `error` object: the upstream failed mid-stream.
-    Error,
-    /// The `choices: []` chunk that carries only usage.
-    UsageOnly(Usage),
-    /// A normal chunk, possibly with usage attached.
-    Chunk(Option<Usage>),
-    /// Not JSON; forwarded as is.
-    Opaque,
-}
-
+/// Classifies one `data:` payload of an OpenAI chat stream; the payload is forwarded unchanged.
 pub fn stream_event(data: &str) -> StreamEvent {
     if data.trim() == "[DONE]" {
         return StreamEvent::Done;
     }
     let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return StreamEvent::Opaque;
+        return StreamEvent::Opaque(data.to_owned());
     };
+    let u = usage(&v);
+    classify(&v, data.to_owned(), u)
+}
+
+/// Classifies a parsed chunk whose client-bound payload is `data`.
+pub(crate) fn classify(v: &Value, data: String, usage: Option<Usage>) -> StreamEvent {
     if v.get("error").is_some_and(|e| !e.is_null()) {
-        return StreamEvent::Error;
+        return StreamEvent::Error(data);
     }
-    let usage = usage(&v);
     let no_choices = v
         .get("choices")
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty);
     match usage {
-        Some(u) if no_choices => StreamEvent::UsageOnly(u),
-        u => StreamEvent::Chunk(u),
+        Some(u) if no_choices => StreamEvent::UsageOnly(u, data),
+        u => StreamEvent::Chunk(u, data),
     }
 }
 
@@ -125,8 +136,18 @@ pub fn upstream_error(
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    error_from_object(provider, status, headers, parsed.as_ref(), body)
+}
+
+/// Maps an error whose body (when JSON) is `parsed` to the client's error; shared by OpenAI-shaped providers.
+pub(crate) fn error_from_object(
+    provider: &str,
+    status: u16,
+    headers: &[(String, String)],
+    parsed: Option<&Value>,
+    body: &[u8],
+) -> ApiError {
     let obj = parsed
-        .as_ref()
         .and_then(|v| v.get("error"))
         .and_then(Value::as_object);
     let field = |k: &str| {
@@ -190,6 +211,7 @@ mod tests {
             api_key: Some("sk-x".into()),
             default_model: "m".into(),
             models: &[],
+            connector: crate::providers::Connector::OpenAi,
         }
     }
 
@@ -238,16 +260,20 @@ mod tests {
         // providers.md §1.4 (real gpt-4o capture)
         let usage_chunk = r#"{"id":"chatcmpl-A","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_5050236cbd","choices":[],"usage":{"prompt_tokens":14,"completion_tokens":30,"total_tokens":44,"completion_tokens_details":{"reasoning_tokens":0}}}"#;
         assert!(
-            matches!(stream_event(usage_chunk), StreamEvent::UsageOnly(u) if u.total_tokens == 44)
+            matches!(stream_event(usage_chunk), StreamEvent::UsageOnly(u, _) if u.total_tokens == 44)
         );
         let content = r#"{"id":"chatcmpl-A","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":null}],"usage":null}"#;
-        assert_eq!(stream_event(content), StreamEvent::Chunk(None));
-        assert_eq!(stream_event("[DONE]"), StreamEvent::Done);
         assert_eq!(
-            stream_event(r#"{"error":{"message":"boom"}}"#),
-            StreamEvent::Error
+            stream_event(content),
+            StreamEvent::Chunk(None, content.to_owned())
         );
-        assert_eq!(stream_event("not json"), StreamEvent::Opaque);
+        assert_eq!(stream_event("[DONE]"), StreamEvent::Done);
+        let err = r#"{"error":{"message":"boom"}}"#;
+        assert_eq!(stream_event(err), StreamEvent::Error(err.to_owned()));
+        assert_eq!(
+            stream_event("not json"),
+            StreamEvent::Opaque("not json".to_owned())
+        );
     }
 
     #[test]
