@@ -24,6 +24,7 @@ BIN_DIR = Path(os.environ.get("GATEWAY_BIN_DIR", ROOT / "target" / "debug"))
 # Small limits so the tests can reach them quickly.
 SETTINGS = {
     "OPENAI_API_KEY": "sk-mock-upstream",
+    "DEEPSEEK_API_KEY": "sk-mock-upstream",
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
     "STREAM_IDLE_TIMEOUT_MS": "1500",
@@ -115,6 +116,10 @@ class Mock:
         port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
         self.url = f"http://127.0.0.1:{port}"
 
+    def bases(self) -> dict:
+        """Each provider's base URL, pointed at the mock's route for it."""
+        return {"OPENAI_BASE_URL": f"{self.url}/v1", "DEEPSEEK_BASE_URL": f"{self.url}/deepseek"}
+
     def stop(self):
         self.proc.stop()
 
@@ -153,7 +158,7 @@ class NativeGateway(Gateway):
         created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--db", str(self.db)],
                                  capture_output=True, text=True, check=True)
         self.key = created.stdout.strip()
-        env = dict(os.environ, OPENAI_BASE_URL=f"{mock.url}/v1", **SETTINGS)
+        env = dict(os.environ, **mock.bases(), **SETTINGS)
         self.proc = Process("gateway-native", [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0",
                                                "--db", str(self.db), "--threads", "2"], env=env)
         port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
@@ -188,7 +193,7 @@ class WorkerdGateway(Gateway):
         self.key = entry["key"]
         self.wrangler(["kv", "key", "put", "--binding", "API_KEYS", entry["kv_key"], entry["kv_value"], "--local"])
         port = free_port()
-        settings = dict(SETTINGS, OPENAI_BASE_URL=f"{mock.url}/v1")
+        settings = dict(SETTINGS, **mock.bases())
         args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
                 "--persist-to", str(self.state), "--log-level", "warn"]
         for k, v in settings.items():

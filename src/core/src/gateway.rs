@@ -303,9 +303,10 @@ impl<H: Host> Gateway<H> {
                 client_wants_usage,
             });
         }
-        let bytes = self
-            .read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
-            .await?;
+        let bytes = json_answer(
+            self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
+                .await?,
+        );
         let parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = provider.connector.usage(&parsed);
@@ -333,9 +334,10 @@ impl<H: Host> Gateway<H> {
                 .embeddings_request(provider, body, &upstream_model)?;
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
         let resp = self.send(upstream_req, provider, deadline).await?;
-        let bytes = self
-            .read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
-            .await?;
+        let bytes = json_answer(
+            self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
+                .await?,
+        );
         let parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = provider.connector.usage(&parsed);
@@ -481,6 +483,17 @@ impl<H: Host> Gateway<H> {
             Either::Right(_) => None,
         }
     }
+}
+
+/// An upstream JSON answer without the blank lines some providers send while a request waits in their queue
+/// (DeepSeek, providers.md §2.6).
+fn json_answer(mut bytes: Vec<u8>) -> Vec<u8> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes.drain(..start);
+    bytes
 }
 
 fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {

@@ -73,6 +73,8 @@ async fn main() -> std::io::Result<()> {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
+        .route("/deepseek/chat/completions", post(deepseek_chat))
+        .route("/deepseek/models", get(models))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -334,10 +336,18 @@ fn stream_response(
             "system_fingerprint": "fp_mock", "choices": [], "usage": usage}),
         );
     }
-    let mut frames: Vec<Result<Bytes, std::io::Error>> = events
-        .iter()
-        .map(|e| Ok(Bytes::from(format!("data: {e}\n\n"))))
-        .collect();
+    sse_response(Vec::new(), &events, plan)
+}
+
+/// The events as SSE frames (after `prefix`, e.g. comments), ending in `[DONE]`, shaped by the plan's fault
+/// and paced by its chunk delay.
+fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = prefix.into_iter().map(Ok).collect();
+    frames.extend(
+        events
+            .iter()
+            .map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))),
+    );
     frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     let stall = Err(std::io::Error::other("stall"));
     match plan.fault {
@@ -451,4 +461,101 @@ fn base64_f32(values: &[f64]) -> String {
         }
     }
     out
+}
+
+/// DeepSeek's `/chat/completions` (providers.md §2): UUID ids, thinking on by default (`reasoning_content`),
+/// blank lines before queued JSON answers, `: keep-alive` before stream events, usage on the finish chunk,
+/// its own error bodies, and `mock-insufficient` ending with `insufficient_system_resource`.
+async fn deepseek_chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if !model.starts_with("deepseek-") && !model.starts_with("mock") {
+        return error_response(
+            400,
+            "Model Not Exist",
+            "invalid_request_error",
+            Some("invalid_request_error"),
+        );
+    }
+    let plan = plan(&model, &headers, &state.args);
+    if let Fault::Status(status) = plan.fault {
+        return match status {
+            402 => error_response(
+                402,
+                "Insufficient Balance",
+                "unknown_error",
+                Some("invalid_request_error"),
+            ),
+            s => fault_response(s, &model),
+        };
+    }
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let id = format!("b1e2c3d4-0000-4000-8000-{n:012}");
+    let thinking = body["thinking"]["type"] != "disabled";
+    let words = reply_words(&body);
+    let thoughts: Vec<String> = if thinking {
+        ["Let ", "me ", "think."].map(String::from).to_vec()
+    } else {
+        vec![]
+    };
+    let prompt = prompt_tokens(&body);
+    let completion = (words.len() + thoughts.len()) as u64;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": thoughts.len()},
+        "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt});
+    let created = now_secs();
+    let finish = if model == "mock-insufficient" {
+        "insufficient_system_resource"
+    } else {
+        "stop"
+    };
+    if body["stream"] != true {
+        let mut message = json!({"role": "assistant", "content": words.concat()});
+        if thinking {
+            message["reasoning_content"] = json!(thoughts.concat());
+        }
+        let answer = json!({"id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": usage, "system_fingerprint": "fp_mock_ds"});
+        // Queued requests get blank lines before the JSON (providers.md §2.6).
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(format!("\n\n{answer}")))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let chunk = |delta: Value, finish: Value, usage: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock_ds", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "usage": usage})
+    };
+    let first = if thinking {
+        json!({"role": "assistant", "content": null, "reasoning_content": ""})
+    } else {
+        json!({"role": "assistant", "content": ""})
+    };
+    let mut events = vec![chunk(first, Value::Null, Value::Null)];
+    events.extend(thoughts.iter().map(|t| {
+        chunk(
+            json!({"content": null, "reasoning_content": t}),
+            Value::Null,
+            Value::Null,
+        )
+    }));
+    events.extend(words.iter().map(|w| {
+        chunk(
+            json!({"content": w, "reasoning_content": null}),
+            Value::Null,
+            Value::Null,
+        )
+    }));
+    let include_usage = body["stream_options"]["include_usage"] == true;
+    events.push(chunk(
+        json!({"content": "", "reasoning_content": null}),
+        json!(finish),
+        if include_usage { usage } else { Value::Null },
+    ));
+    sse_response(vec![Bytes::from_static(b": keep-alive\n\n")], &events, plan)
 }
