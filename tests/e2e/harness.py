@@ -25,6 +25,9 @@ BIN_DIR = Path(os.environ.get("GATEWAY_BIN_DIR", ROOT / "target" / "debug"))
 SETTINGS = {
     "OPENAI_API_KEY": "sk-mock-upstream",
     "DEEPSEEK_API_KEY": "sk-mock-upstream",
+    "SILICONFLOW_API_KEY": "sk-mock-upstream",
+    "OPENROUTER_API_KEY": "sk-mock-upstream",
+    "OPENROUTER_HEADERS": "HTTP-Referer: https://example.com/app; X-OpenRouter-Title: Gateway E2E",
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
     "STREAM_IDLE_TIMEOUT_MS": "1500",
@@ -118,7 +121,9 @@ class Mock:
 
     def bases(self) -> dict:
         """Each provider's base URL, pointed at the mock's route for it."""
-        return {"OPENAI_BASE_URL": f"{self.url}/v1", "DEEPSEEK_BASE_URL": f"{self.url}/deepseek"}
+        return {"OPENAI_BASE_URL": f"{self.url}/v1", "DEEPSEEK_BASE_URL": f"{self.url}/deepseek",
+                "SILICONFLOW_BASE_URL": f"{self.url}/siliconflow/v1",
+                "OPENROUTER_BASE_URL": f"{self.url}/openrouter/api/v1"}
 
     def stop(self):
         self.proc.stop()

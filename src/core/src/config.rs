@@ -11,6 +11,8 @@ pub struct ProviderConfig {
     pub default_model: String,
     pub models: &'static [&'static str],
     pub connector: Connector,
+    /// Extra request headers (`<PREFIX>_HEADERS`, e.g. OpenRouter's `HTTP-Referer` and `X-OpenRouter-Title`).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +49,16 @@ impl GatewayConfig {
             if api_key.is_none() && base_url.is_none() {
                 continue;
             }
-            configured.push(provider_config(
+            let mut p = provider_config(
                 spec,
                 api_key,
                 base_url,
                 get(&format!("{prefix}_DEFAULT_MODEL")),
-            )?);
+            )?;
+            if let Some(h) = get(&format!("{prefix}_HEADERS")) {
+                p.headers = parse_headers(&h).map_err(|e| format!("{prefix}_HEADERS: {e}"))?;
+            }
+            configured.push(p);
         }
         let default_provider = match get("DEFAULT_PROVIDER") {
             Some(name) => Some(
@@ -104,7 +110,30 @@ fn provider_config(
         default_model: default_model.unwrap_or_else(|| spec.default_model.to_owned()),
         models: spec.models,
         connector: spec.connector,
+        headers: Vec::new(),
     })
+}
+
+/// `Name: value; Name2: value2`.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("`{pair}` is not `Name: value`"))?;
+            let name = name.trim().to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid || value.contains(['\r', '\n']) {
+                return Err(format!("`{pair}` is not a valid header"));
+            }
+            Ok((name, value.trim().to_owned()))
+        })
+        .collect()
 }
 
 fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, String> {

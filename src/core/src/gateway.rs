@@ -303,13 +303,16 @@ impl<H: Host> Gateway<H> {
                 client_wants_usage,
             });
         }
-        let bytes = json_answer(
+        let mut bytes = json_answer(
             self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
                 .await?,
         );
-        let parsed: Value =
+        let mut parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = provider.connector.usage(&parsed);
+        if provider.connector.normalize_answer(&mut parsed) {
+            bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
+        }
         Ok(Reply::Full {
             status: 200,
             headers: with_json(headers),
@@ -359,11 +362,8 @@ impl<H: Host> Gateway<H> {
         let explicit = match body.get("provider") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => Some(p.as_str()),
-            Some(_) => {
-                return Err(
-                    ApiError::invalid_request("`provider` must be a string").with_param("provider")
-                )
-            }
+            // An object is OpenRouter's own `provider` routing preferences, not a choice of provider.
+            Some(_) => None,
         };
         let (name, upstream_model) = match (explicit, model.split_once('/')) {
             (Some(p), Some((prefix, rest))) if prefix == p => (p, rest.to_owned()),

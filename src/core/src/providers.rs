@@ -3,6 +3,8 @@
 
 pub mod deepseek;
 pub mod openai;
+pub mod openrouter;
+pub mod siliconflow;
 
 use serde_json::{Map, Value};
 
@@ -17,6 +19,8 @@ use crate::ports::UpstreamRequest;
 pub enum Connector {
     OpenAi,
     DeepSeek,
+    OpenRouter,
+    SiliconFlow,
 }
 
 /// One translated event of an upstream stream, carrying the OpenAI `data:` payload to send.
@@ -33,6 +37,38 @@ pub enum StreamEvent {
     Opaque(String),
 }
 
+/// A chunk that carries usage next to its choices (DeepSeek, SiliconFlow, some OpenRouter upstreams) becomes
+/// the chunk without usage, then an OpenAI `choices: []` usage chunk. Other chunks pass unchanged.
+pub(crate) fn move_usage_off_chunk(
+    mut v: Value,
+    data: &str,
+    usage: Option<Usage>,
+) -> Vec<StreamEvent> {
+    let has_choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    let Some(u) = usage.filter(|_| has_choices) else {
+        return vec![openai::classify(&v, data.to_owned(), usage)];
+    };
+    let usage_value = v.get("usage").cloned().unwrap_or(Value::Null);
+    if let Value::Object(o) = &mut v {
+        o.remove("usage");
+    }
+    let mut usage_chunk = Map::new();
+    for key in ["id", "object", "created", "model", "system_fingerprint"] {
+        if let Some(x) = v.get(key) {
+            usage_chunk.insert(key.into(), x.clone());
+        }
+    }
+    usage_chunk.insert("choices".into(), Value::Array(Vec::new()));
+    usage_chunk.insert("usage".into(), usage_value);
+    vec![
+        StreamEvent::Chunk(None, v.to_string()),
+        StreamEvent::UsageOnly(u, Value::Object(usage_chunk).to_string()),
+    ]
+}
+
 impl Connector {
     pub fn chat_request(
         self,
@@ -44,6 +80,8 @@ impl Connector {
         match self {
             Connector::OpenAi => openai::chat_request(p, body, model, stream),
             Connector::DeepSeek => deepseek::chat_request(p, body, model, stream),
+            Connector::OpenRouter => openrouter::chat_request(p, body, model, stream),
+            Connector::SiliconFlow => siliconflow::chat_request(p, body, model, stream),
         }
     }
 
@@ -54,7 +92,10 @@ impl Connector {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         match self {
-            Connector::OpenAi => Ok(openai::embeddings_request(p, body, model)),
+            // The three are OpenAI-shaped at `/embeddings`.
+            Connector::OpenAi | Connector::OpenRouter | Connector::SiliconFlow => {
+                Ok(openai::embeddings_request(p, body, model))
+            }
             Connector::DeepSeek => Err(ApiError::invalid_request(format!(
                 "provider `{}` has no embeddings endpoint; route embeddings to another provider",
                 p.name
@@ -67,6 +108,20 @@ impl Connector {
         match self {
             Connector::OpenAi => openai::usage(response),
             Connector::DeepSeek => deepseek::usage(response),
+            Connector::OpenRouter => openrouter::usage(response),
+            Connector::SiliconFlow => siliconflow::usage(response),
+        }
+    }
+
+    /// Brings a non-streamed answer to the OpenAI shape in place; `true` when it changed anything.
+    pub fn normalize_answer(self, answer: &mut Value) -> bool {
+        match self {
+            Connector::SiliconFlow => {
+                let before = answer.clone();
+                siliconflow::normalize_answer(answer);
+                *answer != before
+            }
+            Connector::OpenAi | Connector::DeepSeek | Connector::OpenRouter => false,
         }
     }
 
@@ -75,6 +130,8 @@ impl Connector {
         match self {
             Connector::OpenAi => vec![openai::stream_event(data)],
             Connector::DeepSeek => deepseek::stream_events(data),
+            Connector::OpenRouter => openrouter::stream_events(data),
+            Connector::SiliconFlow => siliconflow::stream_events(data),
         }
     }
 
@@ -88,6 +145,8 @@ impl Connector {
         match self {
             Connector::OpenAi => openai::upstream_error(provider, status, headers, body),
             Connector::DeepSeek => deepseek::upstream_error(provider, status, headers, body),
+            Connector::OpenRouter => openrouter::upstream_error(provider, status, headers, body),
+            Connector::SiliconFlow => siliconflow::upstream_error(provider, status, headers, body),
         }
     }
 }
@@ -134,6 +193,33 @@ pub const CATALOG: &[ProviderSpec] = &[
         default_model: "deepseek-flash",
         models: &["deepseek-flash", "deepseek-v4-pro"],
         connector: Connector::DeepSeek,
+    },
+    ProviderSpec {
+        name: "openrouter",
+        env_prefix: "OPENROUTER",
+        base_url: "https://openrouter.ai/api/v1",
+        default_model: "deepseek/deepseek-v4-flash",
+        models: &[
+            "deepseek/deepseek-v4-flash",
+            "openai/gpt-5.2",
+            "google/gemini-2.5-flash",
+            "openai/text-embedding-3-small",
+        ],
+        connector: Connector::OpenRouter,
+    },
+    ProviderSpec {
+        name: "siliconflow",
+        env_prefix: "SILICONFLOW",
+        base_url: "https://api.siliconflow.cn/v1",
+        default_model: "deepseek-ai/DeepSeek-V3.2",
+        models: &[
+            "deepseek-ai/DeepSeek-V3.2",
+            "Pro/deepseek-ai/DeepSeek-V3.2",
+            "deepseek-ai/DeepSeek-V4-Flash",
+            "Qwen/Qwen3-8B",
+            "BAAI/bge-m3",
+        ],
+        connector: Connector::SiliconFlow,
     },
 ];
 

@@ -75,6 +75,12 @@ async fn main() -> std::io::Result<()> {
         .route("/v1/embeddings", post(embeddings))
         .route("/deepseek/chat/completions", post(deepseek_chat))
         .route("/deepseek/models", get(models))
+        .route("/siliconflow/v1/chat/completions", post(siliconflow_chat))
+        .route("/siliconflow/v1/embeddings", post(embeddings))
+        .route("/siliconflow/v1/models", get(models))
+        .route("/openrouter/api/v1/chat/completions", post(openrouter_chat))
+        .route("/openrouter/api/v1/embeddings", post(embeddings))
+        .route("/openrouter/api/v1/models", get(models))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -558,4 +564,190 @@ async fn deepseek_chat(State(state): State<Shared>, headers: HeaderMap, body: By
         if include_usage { usage } else { Value::Null },
     ));
     sse_response(vec![Bytes::from_static(b": keep-alive\n\n")], &events, plan)
+}
+
+/// A raw JSON response with a status (SiliconFlow's error bodies are not OpenAI-shaped, some are bare strings).
+fn raw_json(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body.clone())).into_response()
+}
+
+/// SiliconFlow's `/v1/chat/completions` (providers.md §5): 32-hex ids, no `logprobs`, `eos` finishes for
+/// `mock-eos`, cumulative usage on every stream chunk, and its own error bodies.
+async fn siliconflow_chat(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if auth_failure(&state, &headers).is_some() {
+        return raw_json(401, &json!("Invalid token"));
+    }
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if !model.contains('/') && !model.starts_with("mock") {
+        return raw_json(
+            400,
+            &json!({"code": 20012, "message": "Model does not exist. Please check it carefully.", "data": null}),
+        );
+    }
+    let plan = plan(&model, &headers, &state.args);
+    match plan.fault {
+        Fault::Status(402) => {
+            return raw_json(
+                402,
+                &json!({"code": 30001, "message": "Sorry, your account balance is insufficient", "data": null}),
+            )
+        }
+        Fault::Status(503) => {
+            return raw_json(
+                503,
+                &json!({"code": 50505, "message": "Model service overloaded. Please try again later.", "data": null}),
+            )
+        }
+        Fault::Status(s) => return fault_response(s, &model),
+        _ => {}
+    }
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let id = format!("019bdaa55225ef854b320e9b{n:08x}");
+    let words = reply_words(&body);
+    let prompt = prompt_tokens(&body);
+    let finish = if model == "mock-eos" { "eos" } else { "stop" };
+    let created = now_secs();
+    let usage_at = |done: usize| json!({"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done as u64});
+    if body["stream"] != true {
+        return Json(json!({"id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "reasoning_content": null}, "finish_reason": finish}],
+            "usage": usage_at(words.len()), "system_fingerprint": ""}))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value, done: usize| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "system_fingerprint": "", "usage": usage_at(done)})
+    };
+    let mut events = vec![chunk(
+        json!({"content": "", "reasoning_content": null, "role": "assistant"}),
+        Value::Null,
+        0,
+    )];
+    let last = words.len().saturating_sub(1);
+    for (i, w) in words.iter().enumerate() {
+        let f = if i == last {
+            json!(finish)
+        } else {
+            Value::Null
+        };
+        events.push(chunk(
+            json!({"content": w, "reasoning_content": null}),
+            f,
+            i + 1,
+        ));
+    }
+    sse_response(Vec::new(), &events, plan)
+}
+
+/// OpenRouter's `/api/v1/chat/completions` (providers.md §4): `gen-` ids, a `provider` field,
+/// `native_finish_reason`, `: OPENROUTER PROCESSING` comments, a usage chunk on every stream, the mid-stream
+/// error chunk for `mock-error-mid`, and errors with numeric codes.
+async fn openrouter_chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if auth_failure(&state, &headers).is_some() {
+        return raw_json(
+            401,
+            &json!({"error": {"message": "No auth credentials found", "code": 401}}),
+        );
+    }
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let mut plan = plan(&model, &headers, &state.args);
+    if let Fault::Status(status) = plan.fault {
+        let message = match status {
+            402 => "This request requires more credits, or fewer max_tokens.",
+            429 => "Rate limit exceeded",
+            _ => "Provider returned error",
+        };
+        let mut r = raw_json(
+            status,
+            &json!({"error": {"message": message, "code": status}}),
+        );
+        if status == 429 {
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("2"));
+        }
+        return r;
+    }
+    // The referer and title headers come back in the answer, so tests can see them arrive.
+    let attribution = json!({"referer": headers.get("http-referer").and_then(|v| v.to_str().ok()),
+        "title": headers.get("x-openrouter-title").and_then(|v| v.to_str().ok())});
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let id = format!("gen-1779358422-mock{n}");
+    let words = reply_words(&body);
+    let prompt = prompt_tokens(&body);
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": words.len(), "total_tokens": prompt + words.len() as u64,
+        "cost": 0.000075, "is_byok": false, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    let created = now_secs();
+    if body["stream"] != true {
+        return Json(json!({"id": id, "object": "chat.completion", "created": created, "model": model, "provider": "MockProvider",
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop", "native_finish_reason": "stop",
+                "message": {"role": "assistant", "content": words.concat(), "refusal": null, "reasoning": null}}],
+            "usage": usage, "attribution": attribution}))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "MockProvider",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "native_finish_reason": finish}]})
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    if plan.fault == Fault::ErrorMid {
+        plan.fault = Fault::None;
+        events.push(chunk(
+            json!({"role": "assistant", "content": words[0]}),
+            Value::Null,
+        ));
+        events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "MockProvider",
+            "error": {"code": 429, "message": "Rate limit exceeded", "metadata": {"error_type": "rate_limit_exceeded"}},
+            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}));
+        let frames = vec![Bytes::from_static(b": OPENROUTER PROCESSING\n\n")];
+        return sse_response_without_done(frames, &events, plan);
+    }
+    events.extend(
+        words
+            .iter()
+            .map(|w| chunk(json!({"role": "assistant", "content": w}), Value::Null)),
+    );
+    events.push(chunk(
+        json!({"role": "assistant", "content": ""}),
+        json!("stop"),
+    ));
+    events.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "MockProvider",
+        "choices": [], "usage": usage}));
+    let comments = vec![
+        Bytes::from_static(b": OPENROUTER PROCESSING\n\n"),
+        Bytes::from_static(b": OPENROUTER PROCESSING\n\n"),
+    ];
+    sse_response(comments, &events, plan)
+}
+
+/// Like [`sse_response`], for streams that end without `[DONE]` (OpenRouter's mid-stream error).
+fn sse_response_without_done(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
+    let mut frames: Vec<Bytes> = prefix;
+    frames.extend(events.iter().map(|e| Bytes::from(format!("data: {e}\n\n"))));
+    let delay = plan.chunk_delay_ms;
+    let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+        if i > 0 && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Ok::<_, std::io::Error>(frame)
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

@@ -32,19 +32,14 @@ pub fn chat_request(
     stream: bool,
 ) -> UpstreamRequest {
     openai::prepare_body(&mut body, model);
+    body.remove("provider");
     for field in DROPPED_FIELDS {
         body.remove(*field);
     }
     if let Some(n) = body.remove("max_completion_tokens") {
         body.entry("max_tokens").or_insert(n);
     }
-    if let Some(Value::Array(messages)) = body.get_mut("messages") {
-        for m in messages.iter_mut().filter_map(Value::as_object_mut) {
-            if m.get("role").and_then(Value::as_str) == Some("developer") {
-                m.insert("role".into(), Value::String("system".into()));
-            }
-        }
-    }
+    openai::rename_developer_role(&mut body);
     openai::ask_for_usage(&mut body, stream);
     openai::post(p, "/chat/completions", &body)
 }
@@ -67,7 +62,7 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
     if data.trim() == "[DONE]" {
         return vec![StreamEvent::Done];
     }
-    let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
         return vec![StreamEvent::Opaque(data.to_owned())];
     };
     let finish = v
@@ -85,33 +80,8 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
             String::from_utf8_lossy(&err.body()).into_owned(),
         )];
     }
-    let usage = usage(&v);
-    let has_choices = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty());
-    match (usage, has_choices) {
-        (Some(u), true) => {
-            let usage_value = v.get("usage").cloned().unwrap_or(Value::Null);
-            if let Value::Object(o) = &mut v {
-                o.remove("usage");
-            }
-            let mut usage_chunk = Map::new();
-            for key in ["id", "object", "created", "model", "system_fingerprint"] {
-                if let Some(x) = v.get(key) {
-                    usage_chunk.insert(key.into(), x.clone());
-                }
-            }
-            usage_chunk.insert("choices".into(), Value::Array(Vec::new()));
-            usage_chunk.insert("usage".into(), usage_value);
-            let usage_chunk = Value::Object(usage_chunk);
-            vec![
-                StreamEvent::Chunk(None, v.to_string()),
-                StreamEvent::UsageOnly(u, usage_chunk.to_string()),
-            ]
-        }
-        (u, _) => vec![openai::classify(&v, data.to_owned(), u)],
-    }
+    let u = usage(&v);
+    super::move_usage_off_chunk(v, data, u)
 }
 
 /// providers.md §2.5 and §7.3, DeepSeek's codes.
@@ -156,6 +126,7 @@ mod tests {
             default_model: "deepseek-flash".into(),
             models: &[],
             connector: crate::providers::Connector::DeepSeek,
+            headers: vec![],
         }
     }
 

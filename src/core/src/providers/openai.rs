@@ -10,9 +10,6 @@ use crate::log::Usage;
 use crate::ports::{find_header, UpstreamRequest};
 use crate::providers::StreamEvent;
 
-/// Fields the gateway understands itself and never forwards.
-const GATEWAY_FIELDS: &[&str] = &["provider"];
-
 pub fn chat_request(
     p: &ProviderConfig,
     mut body: Map<String, Value>,
@@ -20,6 +17,7 @@ pub fn chat_request(
     stream: bool,
 ) -> UpstreamRequest {
     prepare_body(&mut body, model);
+    body.remove("provider");
     // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
     strip_message_field(&mut body, "reasoning_content");
     ask_for_usage(&mut body, stream);
@@ -47,6 +45,7 @@ pub fn embeddings_request(
     model: &str,
 ) -> UpstreamRequest {
     prepare_body(&mut body, model);
+    body.remove("provider");
     post(p, "/embeddings", &body)
 }
 
@@ -61,12 +60,24 @@ pub(crate) fn strip_message_field(body: &mut Map<String, Value>, field: &str) {
     }
 }
 
-/// Sets the model and removes gateway-only fields.
+/// Sets the model and removes the gateway's own `provider` field (a string; OpenRouter's `provider` routing
+/// object is left for the OpenRouter connector to keep and the others to drop).
 pub(crate) fn prepare_body(body: &mut Map<String, Value>, model: &str) {
-    for field in GATEWAY_FIELDS {
-        body.remove(*field);
+    if body.get("provider").is_some_and(Value::is_string) {
+        body.remove("provider");
     }
     body.insert("model".into(), Value::String(model.to_owned()));
+}
+
+/// `developer` messages become `system` messages, for providers that predate the role.
+pub(crate) fn rename_developer_role(body: &mut Map<String, Value>) {
+    if let Some(Value::Array(messages)) = body.get_mut("messages") {
+        for m in messages.iter_mut().filter_map(Value::as_object_mut) {
+            if m.get("role").and_then(Value::as_str) == Some("developer") {
+                m.insert("role".into(), Value::String("system".into()));
+            }
+        }
+    }
 }
 
 pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
@@ -74,6 +85,7 @@ pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) ->
     if let Some(key) = &p.api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
+    headers.extend(p.headers.iter().cloned());
     UpstreamRequest {
         method: "POST",
         url: format!("{}{path}", p.base_url),
@@ -212,6 +224,7 @@ mod tests {
             default_model: "m".into(),
             models: &[],
             connector: crate::providers::Connector::OpenAi,
+            headers: vec![],
         }
     }
 

@@ -1,0 +1,216 @@
+//! SiliconFlow 硅基流动 (providers.md §5): OpenAI-shaped requests, with these differences:
+//! - Streams carry cumulative `usage` on every chunk: it is recorded, removed from the chunks, and sent once
+//!   as an OpenAI usage chunk after the finish chunk; `finish_reason` `""` means none and `eos` means `stop`.
+//! - Answers have no `logprobs` key and may finish with `eos`; both are normalized.
+//! - Errors are not OpenAI-shaped: `{"code":20012,"message":…}`, or a bare JSON string such as `"Invalid token"`.
+//! - Model ids contain slashes (`Pro/deepseek-ai/DeepSeek-V3.2`), passed verbatim.
+
+use serde_json::{Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::ApiError;
+use crate::log::Usage;
+use crate::ports::{find_header, UpstreamRequest};
+use crate::providers::{deepseek, openai, StreamEvent};
+
+/// OpenAI request fields SiliconFlow does not document.
+const DROPPED_FIELDS: &[&str] = &[
+    "store",
+    "metadata",
+    "service_tier",
+    "stream_options",
+    "modalities",
+];
+
+pub fn chat_request(
+    p: &ProviderConfig,
+    mut body: Map<String, Value>,
+    model: &str,
+    _stream: bool,
+) -> UpstreamRequest {
+    openai::prepare_body(&mut body, model);
+    body.remove("provider");
+    for field in DROPPED_FIELDS {
+        body.remove(*field);
+    }
+    if let Some(n) = body.remove("max_completion_tokens") {
+        body.entry("max_tokens").or_insert(n);
+    }
+    openai::rename_developer_role(&mut body);
+    openai::post(p, "/chat/completions", &body)
+}
+
+/// Cache hits are reported DeepSeek-style.
+pub fn usage(response: &Value) -> Option<Usage> {
+    deepseek::usage(response)
+}
+
+/// Normalizes an answer: `eos` becomes `stop`, and every choice gets `logprobs: null`.
+pub fn normalize_answer(v: &mut Value) {
+    if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
+        for c in choices.iter_mut().filter_map(Value::as_object_mut) {
+            normalize_finish(c);
+            c.entry("logprobs").or_insert(Value::Null);
+        }
+    }
+}
+
+fn normalize_finish(choice: &mut Map<String, Value>) {
+    match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("") => {
+            choice.insert("finish_reason".into(), Value::Null);
+        }
+        Some("eos") => {
+            choice.insert("finish_reason".into(), Value::String("stop".into()));
+        }
+        _ => {}
+    }
+}
+
+pub fn stream_events(data: &str) -> Vec<StreamEvent> {
+    if data.trim() == "[DONE]" {
+        return vec![StreamEvent::Done];
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+        return vec![StreamEvent::Opaque(data.to_owned())];
+    };
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return vec![StreamEvent::Error(data.to_owned())];
+    }
+    normalize_answer(&mut v);
+    let u = usage(&v);
+    let finished = v
+        .pointer("/choices/0/finish_reason")
+        .is_some_and(|f| !f.is_null());
+    if finished {
+        let text = v.to_string();
+        return super::move_usage_off_chunk(v, &text, u);
+    }
+    // Cumulative usage: recorded (so a cut stream still logs what was used), not forwarded.
+    if let Value::Object(o) = &mut v {
+        o.remove("usage");
+    }
+    vec![StreamEvent::Chunk(u, v.to_string())]
+}
+
+/// providers.md §5.4 and §7.3.
+pub fn upstream_error(
+    provider: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> ApiError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if parsed.as_ref().is_some_and(|v| v.get("error").is_some()) {
+        return openai::upstream_error(provider, status, headers, body);
+    }
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v.get("code"))
+        .and_then(Value::as_i64);
+    let message = match &parsed {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        None => String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(200)
+            .collect(),
+    };
+    let said = format!("upstream `{provider}` returned HTTP {status}: {message}");
+    let mut err = match (status, code) {
+        (_, Some(30001)) | (402, _) => {
+            ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said)
+        }
+        (_, Some(20012)) | (404, _) => ApiError::model_not_found(said),
+        (_, Some(20015)) => ApiError::new(
+            400,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            said,
+        ),
+        (401, _) => ApiError::new(
+            502,
+            "server_error",
+            Some("upstream_authentication_failed"),
+            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
+        ),
+        (403, _) => ApiError::new(403, "permission_error", Some("permission_denied"), said),
+        (429, _) => ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said),
+        (503, _) | (_, Some(50505 | 50508)) => {
+            ApiError::new(503, "server_error", Some("upstream_unavailable"), said)
+        }
+        (504, _) => ApiError::new(504, "server_error", Some("upstream_timeout"), said),
+        (400..=499, _) => ApiError::invalid_request(said),
+        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+    };
+    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cumulative_usage_is_recorded_stripped_and_sent_once() {
+        // providers.md §5.3 (captures of deepseek-ai/DeepSeek-V3)
+        let first = r#"{"id":"01983a","object":"chat.completion.chunk","created":1753329315,"model":"deepseek-ai/DeepSeek-V3","choices":[{"index":0,"delta":{"content":"","reasoning_content":null,"role":"assistant"},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":4,"completion_tokens":0,"total_tokens":4}}"#;
+        let events = stream_events(first);
+        let [StreamEvent::Chunk(Some(u), out)] = events.as_slice() else {
+            panic!()
+        };
+        assert_eq!(u.total_tokens, 4);
+        let out: Value = serde_json::from_str(out).unwrap();
+        assert!(out.get("usage").is_none());
+        assert_eq!(out["choices"][0]["logprobs"], Value::Null);
+        let last = r#"{"id":"01983a","object":"chat.completion.chunk","created":1753329315,"model":"deepseek-ai/DeepSeek-V3","choices":[{"index":0,"delta":{"content":"你好"},"finish_reason":"eos"}],"system_fingerprint":"","usage":{"prompt_tokens":4,"completion_tokens":9,"total_tokens":13}}"#;
+        let events = stream_events(last);
+        let StreamEvent::Chunk(None, finish) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert!(finish.contains(r#""finish_reason":"stop""#), "{finish}");
+        assert!(matches!(&events[1], StreamEvent::UsageOnly(u, _) if u.total_tokens == 13));
+        let empty =
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":""}]}"#;
+        let events = stream_events(empty);
+        let [StreamEvent::Chunk(None, out)] = events.as_slice() else {
+            panic!()
+        };
+        assert!(out.contains(r#""finish_reason":null"#), "{out}");
+    }
+
+    #[test]
+    fn siliconflow_error_bodies_become_openai_errors() {
+        let e = upstream_error("siliconflow", 400, &[], br#"{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}"#);
+        assert_eq!(
+            (e.status, e.code.as_deref()),
+            (404, Some("model_not_found"))
+        );
+        let e = upstream_error("siliconflow", 401, &[], br#""Invalid token""#);
+        assert_eq!(e.status, 502);
+        assert!(e.message.contains("Invalid token"), "{}", e.message);
+        let e = upstream_error("siliconflow", 402, &[], br#"{"code":30001,"message":"Sorry, your account balance is insufficient","data":null}"#);
+        assert_eq!(e.kind, "insufficient_quota");
+        let e = upstream_error("siliconflow", 503, &[], br#"{"code":50505,"message":"Model service overloaded. Please try again later.","data":null}"#);
+        assert_eq!(e.status, 503);
+        let e = upstream_error("siliconflow", 400, &[], br#"{"code":20015,"message":"length of prompt_tokens (235121) must be less than max_seq_len (65536).","data":null}"#);
+        assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
+        assert_eq!(
+            upstream_error("siliconflow", 404, &[], b"404 page not found").status,
+            404
+        );
+    }
+
+    #[test]
+    fn answers_are_normalized() {
+        let mut v = serde_json::json!({"choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"eos"}]});
+        normalize_answer(&mut v);
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert_eq!(v["choices"][0]["logprobs"], Value::Null);
+    }
+}
