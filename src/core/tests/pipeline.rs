@@ -105,6 +105,8 @@ fn gateway(host: &FakeHost) -> Gateway<FakeHost> {
         "OPENAI_API_KEY" => Some("sk-upstream".into()),
         "MAX_BODY_BYTES" => Some("1000".into()),
         "DEEPSEEK_BASE_URL" => Some("http://ds".into()),
+        "SILICONFLOW_BASE_URL" => Some("http://sf/v1".into()),
+        "OPENROUTER_BASE_URL" => Some("http://or/api/v1".into()),
         _ => None,
     })
     .unwrap();
@@ -577,4 +579,103 @@ fn deepseek_has_no_embeddings_and_its_errors_keep_their_meaning() {
         (seen.status, seen.json()["error"]["type"].as_str()),
         (402, Some("insufficient_quota"))
     );
+}
+
+/// Real stream fixtures (providers.md) per provider: the model to ask for and the upstream bytes.
+fn fixtures() -> Vec<(&'static str, String)> {
+    let openai = [ROLE, TEXT, FINISH, USAGE, "[DONE]"]
+        .iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .collect::<String>();
+    let deepseek = concat!(
+        ": keep-alive\n\n",
+        "data: {\"id\":\"b1e2\",\"object\":\"chat.completion.chunk\",\"created\":1786782776,\"model\":\"deepseek-v4-flash\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"b1e2\",\"object\":\"chat.completion.chunk\",\"created\":1786782776,\"model\":\"deepseek-v4-flash\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"We\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"b1e2\",\"object\":\"chat.completion.chunk\",\"created\":1786782776,\"model\":\"deepseek-v4-flash\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"There\",\"reasoning_content\":null},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"b1e2\",\"object\":\"chat.completion.chunk\",\"created\":1786782776,\"model\":\"deepseek-v4-flash\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\",\"reasoning_content\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":97,\"completion_tokens\":106,\"total_tokens\":203,\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":88},\"prompt_cache_hit_tokens\":0,\"prompt_cache_miss_tokens\":97}}\n\n",
+        "data: [DONE]\n\n"
+    )
+    .to_owned();
+    let siliconflow = concat!(
+        "data: {\"id\":\"01983a922eff7e1cee0f9a1cdbbd74f4\",\"object\":\"chat.completion.chunk\",\"created\":1753329315,\"model\":\"deepseek-ai/DeepSeek-V3\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\",\"reasoning_content\":null,\"role\":\"assistant\"},\"finish_reason\":null}],\"system_fingerprint\":\"\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":0,\"total_tokens\":4}}\r\n\r\n",
+        "data: {\"id\":\"01983a922eff7e1cee0f9a1cdbbd74f4\",\"object\":\"chat.completion.chunk\",\"created\":1753329315,\"model\":\"deepseek-ai/DeepSeek-V3\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"你好\",\"reasoning_content\":null},\"finish_reason\":null}],\"system_fingerprint\":\"\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1,\"total_tokens\":5}}\r\n\r\n",
+        "data: {\"id\":\"01983a922eff7e1cee0f9a1cdbbd74f4\",\"object\":\"chat.completion.chunk\",\"created\":1753329315,\"model\":\"deepseek-ai/DeepSeek-V3\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"！\",\"reasoning_content\":null},\"finish_reason\":\"eos\"}],\"system_fingerprint\":\"\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\"total_tokens\":6}}\r\n\r\n",
+        "data: [DONE]\r\n\r\n"
+    )
+    .to_owned();
+    let openrouter = concat!(
+        ": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n",
+        "data: {\"id\":\"gen-abc\",\"object\":\"chat.completion.chunk\",\"created\":1779358422,\"model\":\"openai/gpt-4o\",\"provider\":\"OpenAI\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null,\"native_finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"gen-abc\",\"object\":\"chat.completion.chunk\",\"created\":1779358422,\"model\":\"openai/gpt-4o\",\"provider\":\"OpenAI\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hello\"},\"finish_reason\":null,\"native_finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"gen-abc\",\"object\":\"chat.completion.chunk\",\"created\":1779358422,\"model\":\"openai/gpt-4o\",\"provider\":\"OpenAI\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":\"stop\",\"native_finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"gen-abc\",\"object\":\"chat.completion.chunk\",\"created\":1779358422,\"model\":\"openai/gpt-4o\",\"provider\":\"OpenAI\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15,\"cost\":0.000075,\"is_byok\":false,\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+        "data: [DONE]\n\n"
+    )
+    .to_owned();
+    vec![
+        ("openai/gpt-4o-mini", openai),
+        ("deepseek/deepseek-flash", deepseek),
+        ("siliconflow/deepseek-ai/DeepSeek-V3", siliconflow),
+        ("openrouter/openai/gpt-4o", openrouter),
+    ]
+}
+
+fn stream_through(model: &str, chunks: Vec<Vec<u8>>) -> (String, LogRecord) {
+    let host = FakeHost::new(Script::Reply(200, vec![], chunks));
+    let body = format!(
+        r#"{{"model":"{model}","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), &body),
+    );
+    (seen.body, seen.record)
+}
+
+#[test]
+fn every_provider_fixture_ends_in_one_usage_chunk_and_done() {
+    for (model, bytes) in fixtures() {
+        let (out, record) = stream_through(model, vec![bytes.into_bytes()]);
+        assert!(out.ends_with("data: [DONE]\n\n"), "{model}: {out}");
+        let events: Vec<Value> = out
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let usage_chunks = events.iter().filter(|e| e["choices"] == json!([])).count();
+        assert_eq!(usage_chunks, 1, "{model}: {out}");
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["choices"] != json!([]))
+                .all(|e| e.get("usage").is_none_or(Value::is_null)),
+            "{model}"
+        );
+        assert!(record.usage.is_some() && !record.truncated, "{model}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Upstream bytes arrive in arbitrary pieces (mid-line, mid-CRLF, mid-UTF-8): the client sees the same stream.
+    #[test]
+    fn rechunking_upstream_bytes_changes_nothing(which in 0usize..4, cuts in proptest::collection::vec(0usize..10_000, 0..40)) {
+        let (model, bytes) = fixtures().swap_remove(which);
+        let bytes = bytes.into_bytes();
+        let (whole, whole_record) = stream_through(model, vec![bytes.clone()]);
+        let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        points.dedup();
+        let mut pieces = Vec::new();
+        let mut last = 0;
+        for p in points.into_iter().chain([bytes.len()]) {
+            pieces.push(bytes[last..p].to_vec());
+            last = p;
+        }
+        let (split, split_record) = stream_through(model, pieces);
+        proptest::prop_assert_eq!(whole, split);
+        proptest::prop_assert_eq!(whole_record.usage, split_record.usage);
+    }
 }
