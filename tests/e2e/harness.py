@@ -27,6 +27,7 @@ SETTINGS = {
     "DEEPSEEK_API_KEY": "sk-mock-upstream",
     "SILICONFLOW_API_KEY": "sk-mock-upstream",
     "OPENROUTER_API_KEY": "sk-mock-upstream",
+    "GEMINI_API_KEY": "sk-mock-upstream",
     "OPENROUTER_HEADERS": "HTTP-Referer: https://example.com/app; X-OpenRouter-Title: Gateway E2E",
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
@@ -123,7 +124,8 @@ class Mock:
         """Each provider's base URL, pointed at the mock's route for it."""
         return {"OPENAI_BASE_URL": f"{self.url}/v1", "DEEPSEEK_BASE_URL": f"{self.url}/deepseek",
                 "SILICONFLOW_BASE_URL": f"{self.url}/siliconflow/v1",
-                "OPENROUTER_BASE_URL": f"{self.url}/openrouter/api/v1"}
+                "OPENROUTER_BASE_URL": f"{self.url}/openrouter/api/v1",
+                "GEMINI_BASE_URL": f"{self.url}/gemini/v1beta"}
 
     def stop(self):
         self.proc.stop()

@@ -14,7 +14,7 @@ use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::ApiError;
 use crate::log::LogRecord;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::{self, Connector};
+use crate::providers::{self, StreamTranslator};
 
 /// A request as the host received it. Header names are lower case; `path` has no query string.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ enum Reply {
     Stream {
         headers: Vec<(String, String)>,
         upstream: ByteStream,
-        connector: Connector,
+        translator: StreamTranslator,
         client_wants_usage: bool,
     },
 }
@@ -138,7 +138,7 @@ impl<H: Host> Gateway<H> {
             Ok(Reply::Stream {
                 headers,
                 upstream,
-                connector,
+                translator,
                 client_wants_usage,
             }) => {
                 rec.status = 200;
@@ -146,7 +146,7 @@ impl<H: Host> Gateway<H> {
                 let (body, record) = relay::relay(
                     self.host.clone(),
                     upstream,
-                    connector,
+                    translator,
                     rec,
                     start,
                     idle,
@@ -291,7 +291,7 @@ impl<H: Host> Gateway<H> {
         rec.stream = stream;
         let (provider, upstream_model) = self.resolve(&body, &model, rec)?;
         let connector = provider.connector;
-        let upstream_req = connector.chat_request(provider, body, &upstream_model, stream);
+        let upstream_req = connector.chat_request(provider, body, &upstream_model, stream)?;
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
         let resp = self.send(upstream_req, provider, deadline).await?;
         let headers = route_headers(provider.name, &upstream_model);
@@ -299,7 +299,7 @@ impl<H: Host> Gateway<H> {
             return Ok(Reply::Stream {
                 headers,
                 upstream: resp.body,
-                connector,
+                translator: connector.stream_translator((self.host.now_ms() / 1000.0) as u64),
                 client_wants_usage,
             });
         }
@@ -310,7 +310,10 @@ impl<H: Host> Gateway<H> {
         let mut parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = provider.connector.usage(&parsed);
-        if provider.connector.normalize_answer(&mut parsed) {
+        if provider
+            .connector
+            .normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)
+        {
             bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
         }
         Ok(Reply::Full {
@@ -337,13 +340,19 @@ impl<H: Host> Gateway<H> {
                 .embeddings_request(provider, body, &upstream_model)?;
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
         let resp = self.send(upstream_req, provider, deadline).await?;
-        let bytes = json_answer(
+        let mut bytes = json_answer(
             self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
                 .await?,
         );
-        let parsed: Value =
+        let mut parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
         rec.usage = provider.connector.usage(&parsed);
+        if provider
+            .connector
+            .normalize_embeddings(&mut parsed, &upstream_model)
+        {
+            bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
+        }
         Ok(Reply::Full {
             status: 200,
             headers: with_json(route_headers(provider.name, &upstream_model)),

@@ -2,6 +2,7 @@
 //! A connector builds upstream requests and reads upstream responses; it does not route, retry or log.
 
 pub mod deepseek;
+pub mod gemini;
 pub mod openai;
 pub mod openrouter;
 pub mod siliconflow;
@@ -21,6 +22,31 @@ pub enum Connector {
     DeepSeek,
     OpenRouter,
     SiliconFlow,
+    Gemini,
+}
+
+/// Turns an upstream stream's `data:` payloads into OpenAI events. Most providers need no memory between
+/// events; Gemini's translation does (ids, the role chunk, tool-call indexes).
+#[derive(Debug)]
+pub enum StreamTranslator {
+    Stateless(Connector),
+    Gemini(gemini::StreamState),
+}
+
+impl StreamTranslator {
+    pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
+        match self {
+            StreamTranslator::Stateless(Connector::OpenAi) => vec![openai::stream_event(data)],
+            StreamTranslator::Stateless(Connector::DeepSeek) => deepseek::stream_events(data),
+            StreamTranslator::Stateless(Connector::OpenRouter) => openrouter::stream_events(data),
+            StreamTranslator::Stateless(Connector::SiliconFlow) => siliconflow::stream_events(data),
+            StreamTranslator::Stateless(Connector::Gemini) => {
+                *self = StreamTranslator::Gemini(gemini::StreamState::new(0));
+                self.events(data)
+            }
+            StreamTranslator::Gemini(state) => state.events(data),
+        }
+    }
 }
 
 /// One translated event of an upstream stream, carrying the OpenAI `data:` payload to send.
@@ -76,13 +102,14 @@ impl Connector {
         body: Map<String, Value>,
         model: &str,
         stream: bool,
-    ) -> UpstreamRequest {
-        match self {
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(match self {
             Connector::OpenAi => openai::chat_request(p, body, model, stream),
             Connector::DeepSeek => deepseek::chat_request(p, body, model, stream),
             Connector::OpenRouter => openrouter::chat_request(p, body, model, stream),
             Connector::SiliconFlow => siliconflow::chat_request(p, body, model, stream),
-        }
+            Connector::Gemini => return gemini::chat_request(p, body, model, stream),
+        })
     }
 
     pub fn embeddings_request(
@@ -96,6 +123,7 @@ impl Connector {
             Connector::OpenAi | Connector::OpenRouter | Connector::SiliconFlow => {
                 Ok(openai::embeddings_request(p, body, model))
             }
+            Connector::Gemini => gemini::embeddings_request(p, body, model),
             Connector::DeepSeek => Err(ApiError::invalid_request(format!(
                 "provider `{}` has no embeddings endpoint; route embeddings to another provider",
                 p.name
@@ -110,29 +138,49 @@ impl Connector {
             Connector::DeepSeek => deepseek::usage(response),
             Connector::OpenRouter => openrouter::usage(response),
             Connector::SiliconFlow => siliconflow::usage(response),
+            Connector::Gemini => gemini::usage(response),
         }
     }
 
     /// Brings a non-streamed answer to the OpenAI shape in place; `true` when it changed anything.
-    pub fn normalize_answer(self, answer: &mut Value) -> bool {
+    /// `created` (Unix seconds) is used where the provider gives no timestamp.
+    pub fn normalize_answer(self, answer: &mut Value, created: u64) -> bool {
         match self {
             Connector::SiliconFlow => {
                 let before = answer.clone();
                 siliconflow::normalize_answer(answer);
                 *answer != before
             }
+            Connector::Gemini => {
+                gemini::normalize_answer(answer, created);
+                true
+            }
             Connector::OpenAi | Connector::DeepSeek | Connector::OpenRouter => false,
         }
     }
 
-    /// Translates one upstream `data:` payload into the events the client receives.
-    pub fn stream_events(self, data: &str) -> Vec<StreamEvent> {
+    /// Brings an embeddings answer to the OpenAI shape in place; `true` when it changed anything.
+    pub fn normalize_embeddings(self, answer: &mut Value, model: &str) -> bool {
         match self {
-            Connector::OpenAi => vec![openai::stream_event(data)],
-            Connector::DeepSeek => deepseek::stream_events(data),
-            Connector::OpenRouter => openrouter::stream_events(data),
-            Connector::SiliconFlow => siliconflow::stream_events(data),
+            Connector::Gemini => {
+                gemini::normalize_embeddings(answer, model);
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// A translator for one stream; `created` (Unix seconds) stamps providers' chunks that carry no time.
+    pub fn stream_translator(self, created: u64) -> StreamTranslator {
+        match self {
+            Connector::Gemini => StreamTranslator::Gemini(gemini::StreamState::new(created)),
+            c => StreamTranslator::Stateless(c),
+        }
+    }
+
+    /// Translates one upstream `data:` payload of a stateless connector (see [`StreamTranslator`]).
+    pub fn stream_events(self, data: &str) -> Vec<StreamEvent> {
+        self.stream_translator(0).events(data)
     }
 
     pub fn upstream_error(
@@ -147,6 +195,7 @@ impl Connector {
             Connector::DeepSeek => deepseek::upstream_error(provider, status, headers, body),
             Connector::OpenRouter => openrouter::upstream_error(provider, status, headers, body),
             Connector::SiliconFlow => siliconflow::upstream_error(provider, status, headers, body),
+            Connector::Gemini => gemini::upstream_error(provider, status, headers, body),
         }
     }
 }
@@ -220,6 +269,23 @@ pub const CATALOG: &[ProviderSpec] = &[
             "BAAI/bge-m3",
         ],
         connector: Connector::SiliconFlow,
+    },
+    ProviderSpec {
+        name: "gemini",
+        env_prefix: "GEMINI",
+        base_url: "https://generativelanguage.googleapis.com/v1beta",
+        default_model: "gemini-3.8-flash",
+        models: &[
+            "gemini-3.8-flash",
+            "gemini-3.5-flash",
+            "gemini-3.5-flash-lite",
+            "gemini-3.1-pro-preview",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-lite",
+            "gemini-embedding-001",
+        ],
+        connector: Connector::Gemini,
     },
 ];
 

@@ -11,7 +11,7 @@ use futures::stream::{self, LocalBoxStream, StreamExt};
 use crate::error::ApiError;
 use crate::log::LogRecord;
 use crate::ports::{ByteStream, Clock};
-use crate::providers::{Connector, StreamEvent};
+use crate::providers::{StreamEvent, StreamTranslator};
 use crate::sse::{encode_data, Decoder};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -19,7 +19,7 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 pub(super) fn relay<H: Clock + Clone + 'static>(
     host: H,
     upstream: ByteStream,
-    connector: Connector,
+    translator: StreamTranslator,
     rec: LogRecord,
     start: f64,
     idle_ms: u64,
@@ -32,7 +32,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
     let fallback = rec.clone();
     let relay = Relay {
         upstream,
-        connector,
+        translator,
         decoder: Decoder::new(),
         idle_ms,
         client_wants_usage,
@@ -54,7 +54,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
 
 struct Relay<H: Clock> {
     upstream: ByteStream,
-    connector: Connector,
+    translator: StreamTranslator,
     decoder: Decoder,
     idle_ms: u64,
     client_wants_usage: bool,
@@ -113,7 +113,7 @@ impl<H: Clock> Relay<H> {
     fn translate(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for event in self.decoder.feed(bytes) {
-            for translated in self.connector.stream_events(&event.data) {
+            for translated in self.translator.events(&event.data) {
                 match translated {
                     StreamEvent::Done => {
                         out.extend_from_slice(DONE);
