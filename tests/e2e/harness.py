@@ -28,6 +28,7 @@ SETTINGS = {
     "SILICONFLOW_API_KEY": "sk-mock-upstream",
     "OPENROUTER_API_KEY": "sk-mock-upstream",
     "GEMINI_API_KEY": "sk-mock-upstream",
+    "WORKERS_AI_API_KEY": "sk-mock-upstream",
     "OPENROUTER_HEADERS": "HTTP-Referer: https://example.com/app; X-OpenRouter-Title: Gateway E2E",
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
@@ -125,7 +126,8 @@ class Mock:
         return {"OPENAI_BASE_URL": f"{self.url}/v1", "DEEPSEEK_BASE_URL": f"{self.url}/deepseek",
                 "SILICONFLOW_BASE_URL": f"{self.url}/siliconflow/v1",
                 "OPENROUTER_BASE_URL": f"{self.url}/openrouter/api/v1",
-                "GEMINI_BASE_URL": f"{self.url}/gemini/v1beta"}
+                "GEMINI_BASE_URL": f"{self.url}/gemini/v1beta",
+                "WORKERS_AI_BASE_URL": f"{self.url}/workers-ai/client/v4/accounts/acc123/ai"}
 
     def stop(self):
         self.proc.stop()

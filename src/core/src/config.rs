@@ -49,11 +49,13 @@ impl GatewayConfig {
             if api_key.is_none() && base_url.is_none() {
                 continue;
             }
+            let account = get(&format!("{prefix}_ACCOUNT_ID"));
             let mut p = provider_config(
                 spec,
                 api_key,
                 base_url,
                 get(&format!("{prefix}_DEFAULT_MODEL")),
+                account,
             )?;
             if let Some(h) = get(&format!("{prefix}_HEADERS")) {
                 p.headers = parse_headers(&h).map_err(|e| format!("{prefix}_HEADERS: {e}"))?;
@@ -95,8 +97,21 @@ fn provider_config(
     api_key: Option<String>,
     base_url: Option<String>,
     default_model: Option<String>,
+    account: Option<String>,
 ) -> Result<ProviderConfig, String> {
-    let base_url = base_url.unwrap_or_else(|| spec.base_url.to_owned());
+    let base_url = match base_url {
+        Some(b) => b,
+        None if spec.base_url.contains("{account}") => match account {
+            Some(a) => spec.base_url.replace("{account}", &a),
+            None => {
+                return Err(format!(
+                    "{0}_ACCOUNT_ID (or {0}_BASE_URL) is required for `{1}`",
+                    spec.env_prefix, spec.name
+                ))
+            }
+        },
+        None => spec.base_url.to_owned(),
+    };
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         return Err(format!(
             "{}_BASE_URL must start with http:// or https://, got `{base_url}`",

@@ -312,7 +312,7 @@ impl<H: Host> Gateway<H> {
         rec.usage = provider.connector.usage(&parsed);
         if provider
             .connector
-            .normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)
+            .normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)?
         {
             bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
         }

@@ -6,6 +6,7 @@ pub mod gemini;
 pub mod openai;
 pub mod openrouter;
 pub mod siliconflow;
+pub mod workers_ai;
 
 use serde_json::{Map, Value};
 
@@ -23,6 +24,7 @@ pub enum Connector {
     OpenRouter,
     SiliconFlow,
     Gemini,
+    WorkersAi,
 }
 
 /// Turns an upstream stream's `data:` payloads into OpenAI events. Most providers need no memory between
@@ -31,6 +33,7 @@ pub enum Connector {
 pub enum StreamTranslator {
     Stateless(Connector),
     Gemini(gemini::StreamState),
+    WorkersAi(workers_ai::StreamState),
 }
 
 impl StreamTranslator {
@@ -40,11 +43,12 @@ impl StreamTranslator {
             StreamTranslator::Stateless(Connector::DeepSeek) => deepseek::stream_events(data),
             StreamTranslator::Stateless(Connector::OpenRouter) => openrouter::stream_events(data),
             StreamTranslator::Stateless(Connector::SiliconFlow) => siliconflow::stream_events(data),
-            StreamTranslator::Stateless(Connector::Gemini) => {
-                *self = StreamTranslator::Gemini(gemini::StreamState::new(0));
+            StreamTranslator::Stateless(c @ (Connector::Gemini | Connector::WorkersAi)) => {
+                *self = c.stream_translator(0);
                 self.events(data)
             }
             StreamTranslator::Gemini(state) => state.events(data),
+            StreamTranslator::WorkersAi(state) => state.events(data),
         }
     }
 }
@@ -109,6 +113,7 @@ impl Connector {
             Connector::OpenRouter => openrouter::chat_request(p, body, model, stream),
             Connector::SiliconFlow => siliconflow::chat_request(p, body, model, stream),
             Connector::Gemini => return gemini::chat_request(p, body, model, stream),
+            Connector::WorkersAi => return workers_ai::chat_request(p, body, model, stream),
         })
     }
 
@@ -124,6 +129,7 @@ impl Connector {
                 Ok(openai::embeddings_request(p, body, model))
             }
             Connector::Gemini => gemini::embeddings_request(p, body, model),
+            Connector::WorkersAi => workers_ai::embeddings_request(p, body, model),
             Connector::DeepSeek => Err(ApiError::invalid_request(format!(
                 "provider `{}` has no embeddings endpoint; route embeddings to another provider",
                 p.name
@@ -139,13 +145,14 @@ impl Connector {
             Connector::OpenRouter => openrouter::usage(response),
             Connector::SiliconFlow => siliconflow::usage(response),
             Connector::Gemini => gemini::usage(response),
+            Connector::WorkersAi => workers_ai::usage(response),
         }
     }
 
     /// Brings a non-streamed answer to the OpenAI shape in place; `true` when it changed anything.
     /// `created` (Unix seconds) is used where the provider gives no timestamp.
-    pub fn normalize_answer(self, answer: &mut Value, created: u64) -> bool {
-        match self {
+    pub fn normalize_answer(self, answer: &mut Value, created: u64) -> Result<bool, ApiError> {
+        Ok(match self {
             Connector::SiliconFlow => {
                 let before = answer.clone();
                 siliconflow::normalize_answer(answer);
@@ -155,8 +162,15 @@ impl Connector {
                 gemini::normalize_answer(answer, created);
                 true
             }
+            Connector::WorkersAi => {
+                if let Some(e) = workers_ai::envelope_error(answer, "workers_ai") {
+                    return Err(e);
+                }
+                workers_ai::normalize_answer(answer, created);
+                true
+            }
             Connector::OpenAi | Connector::DeepSeek | Connector::OpenRouter => false,
-        }
+        })
     }
 
     /// Brings an embeddings answer to the OpenAI shape in place; `true` when it changed anything.
@@ -164,6 +178,10 @@ impl Connector {
         match self {
             Connector::Gemini => {
                 gemini::normalize_embeddings(answer, model);
+                true
+            }
+            Connector::WorkersAi => {
+                workers_ai::normalize_embeddings(answer, model);
                 true
             }
             _ => false,
@@ -174,6 +192,9 @@ impl Connector {
     pub fn stream_translator(self, created: u64) -> StreamTranslator {
         match self {
             Connector::Gemini => StreamTranslator::Gemini(gemini::StreamState::new(created)),
+            Connector::WorkersAi => {
+                StreamTranslator::WorkersAi(workers_ai::StreamState::new(created))
+            }
             c => StreamTranslator::Stateless(c),
         }
     }
@@ -196,6 +217,7 @@ impl Connector {
             Connector::OpenRouter => openrouter::upstream_error(provider, status, headers, body),
             Connector::SiliconFlow => siliconflow::upstream_error(provider, status, headers, body),
             Connector::Gemini => gemini::upstream_error(provider, status, headers, body),
+            Connector::WorkersAi => workers_ai::upstream_error(provider, status, headers, body),
         }
     }
 }
@@ -286,6 +308,24 @@ pub const CATALOG: &[ProviderSpec] = &[
             "gemini-embedding-001",
         ],
         connector: Connector::Gemini,
+    },
+    ProviderSpec {
+        name: "workers_ai",
+        env_prefix: "WORKERS_AI",
+        // `{account}` is filled from WORKERS_AI_ACCOUNT_ID (or set WORKERS_AI_BASE_URL).
+        base_url: "https://api.cloudflare.com/client/v4/accounts/{account}/ai",
+        default_model: "@cf/meta/llama-3.1-8b-instruct-fp8-fast",
+        models: &[
+            "@cf/meta/llama-3.1-8b-instruct",
+            "@cf/meta/llama-3.1-8b-instruct-fp8-fast",
+            "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+            "@cf/openai/gpt-oss-120b",
+            "@cf/openai/gpt-oss-20b",
+            "@cf/google/gemma-4-26b-a4b-it",
+            "@cf/baai/bge-base-en-v1.5",
+            "@cf/baai/bge-m3",
+        ],
+        connector: Connector::WorkersAi,
     },
 ];
 

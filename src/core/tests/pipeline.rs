@@ -108,6 +108,7 @@ fn gateway(host: &FakeHost) -> Gateway<FakeHost> {
         "SILICONFLOW_BASE_URL" => Some("http://sf/v1".into()),
         "OPENROUTER_BASE_URL" => Some("http://or/api/v1".into()),
         "GEMINI_BASE_URL" => Some("http://gm/v1beta".into()),
+        "WORKERS_AI_BASE_URL" => Some("http://cf/client/v4/accounts/acc/ai".into()),
         _ => None,
     })
     .unwrap();
@@ -619,7 +620,18 @@ fn fixtures() -> Vec<(&'static str, String)> {
         "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\",\"thoughtSignature\": \"EqkECqYEARFNMg+g...\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 7,\"candidatesTokenCount\": 2,\"totalTokenCount\": 103,\"promptTokensDetails\": [{\"modality\": \"TEXT\",\"tokenCount\": 7}],\"thoughtsTokenCount\": 94,\"serviceTier\": \"standard\"},\"modelVersion\": \"gemini-3.7-flash\",\"responseId\": \"WQuqavG5KbfUjMcPuP_n6QI\"}\r\n\r\n"
     )
     .to_owned();
+    // providers.md §6.3, Llama-style native stream.
+    let workers_ai = concat!(
+        "data: {\"response\":\"Hello\",\"p\":\"abcdefghijklmnopqrstuvw\"}\n\n",
+        "data: {\"response\":\"!\",\"p\":\"abcdefghijklmnopqrstuvw\"}\n\n",
+        "data: {\"response\":\" How\",\"p\":\"abcdefgh\"}\n\n",
+        "data: {\"response\":\"\"}\n\n",
+        "data: {\"response\":\"\",\"usage\":{\"prompt_tokens\":755,\"completion_tokens\":10,\"total_tokens\":765}}\n\n",
+        "data: [DONE]\n\n"
+    )
+    .to_owned();
     vec![
+        ("workers_ai/@cf/meta/llama-3.1-8b-instruct", workers_ai),
         ("gemini/gemini-3.7-flash", gemini),
         ("openai/gpt-4o-mini", openai),
         ("deepseek/deepseek-flash", deepseek),
@@ -669,7 +681,7 @@ proptest::proptest! {
 
     /// Upstream bytes arrive in arbitrary pieces (mid-line, mid-CRLF, mid-UTF-8): the client sees the same stream.
     #[test]
-    fn rechunking_upstream_bytes_changes_nothing(which in 0usize..5, cuts in proptest::collection::vec(0usize..10_000, 0..40)) {
+    fn rechunking_upstream_bytes_changes_nothing(which in 0usize..6, cuts in proptest::collection::vec(0usize..10_000, 0..40)) {
         let (model, bytes) = fixtures().swap_remove(which);
         let bytes = bytes.into_bytes();
         let (whole, whole_record) = stream_through(model, vec![bytes.clone()]);

@@ -1,0 +1,414 @@
+//! Cloudflare Workers AI over its REST API (providers.md §6.2–6.4): `POST {base}/run/{model}` with the model id
+//! verbatim in the path (`@cf/meta/llama-3.1-8b-instruct`).
+//! - Answers come in an envelope `{"result":…,"success":…,"errors":[…]}` (an unsuccessful one may be HTTP 200);
+//!   `result` is either native (`{response, tool_calls, usage}`) or, for chat-completions-backed models, an OpenAI
+//!   `chat.completion`. Native answers get a synthesized id, timestamp and finish reason.
+//! - Streams are raw SSE without the envelope: native `{"response":"tok","p":…}` events (or OpenAI chunks for
+//!   chat-completions-backed models), then `{"response":"","usage":…}` with the cumulative usage, then `[DONE]`.
+//! - Errors: `errors[0].code` decides (5007/3042 no model, 10000 auth, 3036/4006 daily allocation, 3040 capacity …).
+
+use serde_json::{json, Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::ApiError;
+use crate::log::Usage;
+use crate::ports::{find_header, UpstreamRequest};
+use crate::providers::{openai, StreamEvent};
+
+/// Request fields Workers AI takes as they are (providers.md §6.1).
+const PASSED_FIELDS: &[&str] = &[
+    "stream",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "tools",
+    "response_format",
+];
+
+pub fn chat_request(
+    p: &ProviderConfig,
+    body: Map<String, Value>,
+    model: &str,
+    _stream: bool,
+) -> Result<UpstreamRequest, ApiError> {
+    let mut out = Map::new();
+    let mut messages = Vec::new();
+    for (i, m) in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let mut m = m.as_object().cloned().unwrap_or_default();
+        if let Some(Value::Array(parts)) = m.get("content") {
+            if parts
+                .iter()
+                .any(|p| p.get("type").and_then(Value::as_str) != Some("text"))
+            {
+                return Err(ApiError::invalid_request(
+                    "workers_ai takes text content only through this gateway",
+                )
+                .with_param(&format!("messages[{i}]")));
+            }
+            let text: String = parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            m.insert("content".into(), Value::String(text));
+        }
+        if m.get("role").and_then(Value::as_str) == Some("developer") {
+            m.insert("role".into(), json!("system"));
+        }
+        m.remove("reasoning_content");
+        messages.push(Value::Object(m));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    for field in PASSED_FIELDS {
+        if let Some(v) = body.get(*field) {
+            out.insert((*field).into(), v.clone());
+        }
+    }
+    if let Some(n) = body.get("max_completion_tokens") {
+        out.entry("max_tokens").or_insert(n.clone());
+    }
+    Ok(openai::post(p, &format!("/run/{model}"), &out))
+}
+
+pub fn embeddings_request(
+    p: &ProviderConfig,
+    body: Map<String, Value>,
+    model: &str,
+) -> Result<UpstreamRequest, ApiError> {
+    let text = match body.get("input") {
+        Some(v @ Value::String(_)) => v.clone(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Value::Array(a.clone()),
+        _ => {
+            return Err(ApiError::invalid_request(
+                "workers_ai embeds text: `input` must be a string or an array of strings",
+            )
+            .with_param("input"))
+        }
+    };
+    let mut out = Map::new();
+    out.insert("text".into(), text);
+    Ok(openai::post(p, &format!("/run/{model}"), &out))
+}
+
+/// Usage inside the envelope's result, or at the top level of a stream event.
+pub fn usage(response: &Value) -> Option<Usage> {
+    openai::usage(
+        response
+            .get("result")
+            .filter(|r| r.is_object())
+            .unwrap_or(response),
+    )
+}
+
+/// The envelope's error, when it says `success: false` (even with HTTP 200).
+pub fn envelope_error(answer: &Value, provider: &str) -> Option<ApiError> {
+    (answer.get("success") == Some(&Value::Bool(false)))
+        .then(|| error_for(200, answer, provider, &[]))
+}
+
+/// The envelope's result as an OpenAI `chat.completion` (replaces it in place).
+pub fn normalize_answer(answer: &mut Value, created: u64) {
+    let result = answer.get("result").cloned().unwrap_or(Value::Null);
+    if result.get("choices").is_some() {
+        *answer = result;
+        return;
+    }
+    let calls: Vec<Value> = result
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| tool_call(c, i, created))
+        .collect();
+    let mut message = json!({"role": "assistant", "content": result.get("response").cloned().unwrap_or(Value::Null)});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls.clone());
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    let mut out = json!({"id": format!("chatcmpl-workers-ai-{created}"), "object": "chat.completion", "created": created,
+        "model": Value::Null, "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}]});
+    if let Some(u) = result.get("usage") {
+        out["usage"] = u.clone();
+    }
+    *answer = out;
+}
+
+/// A tool call in either of Workers AI's shapes: legacy `{name, arguments: {…}}` or OpenAI's.
+fn tool_call(c: &Value, i: usize, seed: u64) -> Value {
+    if c.get("function").is_some() {
+        return c.clone();
+    }
+    let args = match c.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "{}".to_owned(),
+    };
+    json!({"id": format!("call_{seed}_{i}"), "type": "function", "function": {"name": c.get("name").cloned().unwrap_or(Value::Null), "arguments": args}})
+}
+
+/// `{"result":{"shape":[n,d],"data":[[…]]}}` as an OpenAI embedding list (replaces it in place).
+pub fn normalize_embeddings(answer: &mut Value, model: &str) {
+    let data: Vec<Value> = answer
+        .pointer("/result/data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    *answer = json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 0, "total_tokens": 0}});
+}
+
+/// Stateful: a synthesized id and role chunk for native streams, and the final cumulative usage.
+#[derive(Debug)]
+pub struct StreamState {
+    created: u64,
+    role_sent: bool,
+    openai_shaped: bool,
+    usage: Option<(Usage, Value)>,
+}
+
+impl StreamState {
+    pub fn new(created: u64) -> Self {
+        Self {
+            created,
+            role_sent: false,
+            openai_shaped: false,
+            usage: None,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Value) -> String {
+        json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk", "created": self.created,
+            "model": Value::Null, "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        .to_string()
+    }
+
+    pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
+        if data.trim() == "[DONE]" {
+            let mut out = Vec::new();
+            if !self.openai_shaped {
+                out.push(StreamEvent::Chunk(
+                    None,
+                    self.chunk(json!({}), json!("stop")),
+                ));
+            }
+            if let Some((u, raw)) = self.usage.take() {
+                let usage_chunk = json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk",
+                    "created": self.created, "model": Value::Null, "choices": [], "usage": raw});
+                out.push(StreamEvent::UsageOnly(u, usage_chunk.to_string()));
+            }
+            out.push(StreamEvent::Done);
+            return out;
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+            return vec![StreamEvent::Opaque(data.to_owned())];
+        };
+        if v.get("errors").is_some() || v.get("error").is_some() {
+            let err = error_for(502, &v, "workers_ai", &[]);
+            return vec![StreamEvent::Error(
+                String::from_utf8_lossy(&err.body()).into_owned(),
+            )];
+        }
+        if let Value::Object(o) = &mut v {
+            o.remove("p");
+        }
+        if v.get("choices").is_some() {
+            // A chat-completions-backed model: OpenAI chunks whose per-chunk usage is incremental; the
+            // cumulative usage comes last in native form.
+            self.openai_shaped = true;
+            if let Value::Object(o) = &mut v {
+                o.remove("usage");
+            }
+            if v.get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                return Vec::new();
+            }
+            return vec![StreamEvent::Chunk(None, v.to_string())];
+        }
+        let mut out = Vec::new();
+        // The cumulative usage; it is sent (and logged) at [DONE].
+        if let Some(u) = openai::usage(&v) {
+            self.usage = Some((u, v.get("usage").cloned().unwrap_or(Value::Null)));
+        }
+        if !self.role_sent {
+            self.role_sent = true;
+            out.push(StreamEvent::Chunk(
+                None,
+                self.chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            ));
+        }
+        if let Some(text) = v
+            .get("response")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            out.push(StreamEvent::Chunk(
+                None,
+                self.chunk(json!({"content": text}), Value::Null),
+            ));
+        }
+        out
+    }
+}
+
+/// providers.md §6.4.
+pub fn upstream_error(
+    provider: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> ApiError {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.get("errors").is_some() => error_for(status, &v, provider, headers),
+        _ => openai::upstream_error(provider, status, headers, body),
+    }
+}
+
+fn error_for(status: u16, v: &Value, provider: &str, headers: &[(String, String)]) -> ApiError {
+    let first = v.pointer("/errors/0");
+    let code = first
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let message = first
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let said = format!("upstream `{provider}` returned {status} (code {code}): {message}");
+    let mut err = match code {
+        5007 | 3042 => ApiError::model_not_found(said),
+        10000 => ApiError::new(
+            502,
+            "server_error",
+            Some("upstream_authentication_failed"),
+            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
+        ),
+        3036 | 4006 => ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said),
+        _ if message.contains("daily free allocation") => {
+            ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said)
+        }
+        3040 => ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said),
+        3050 => ApiError::new(503, "server_error", Some("upstream_unavailable"), said),
+        3006 => ApiError::new(
+            413,
+            "invalid_request_error",
+            Some("request_too_large"),
+            said,
+        ),
+        3007 | 3008 => ApiError::new(504, "server_error", Some("upstream_timeout"), said),
+        5016 | 5018 | 3041 | 5035 | 3023 => {
+            ApiError::new(403, "permission_error", Some("permission_denied"), said)
+        }
+        _ if message.contains("maximum context length") => ApiError::new(
+            400,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            said,
+        ),
+        _ if (400..500).contains(&status) => ApiError::invalid_request(said),
+        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+    };
+    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_and_openai_shaped_answers_become_chat_completions() {
+        // providers.md §6.2
+        let mut v = json!({"result":{"response":"Hello, World first appeared in 1974.","usage":{"prompt_tokens":129,"completion_tokens":7,"total_tokens":136}},"success":true,"errors":[],"messages":[]});
+        assert_eq!(usage(&v).map(|u| u.prompt_tokens), Some(129));
+        normalize_answer(&mut v, 5);
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "Hello, World first appeared in 1974."
+        );
+        assert_eq!(
+            (
+                v["choices"][0]["finish_reason"].as_str(),
+                v["created"].as_u64()
+            ),
+            (Some("stop"), Some(5))
+        );
+        let mut legacy = json!({"result":{"response":null,"tool_calls":[{"name":"getWeather","arguments":{"latitude":"51.5"}}]},"success":true});
+        normalize_answer(&mut legacy, 5);
+        assert_eq!(legacy["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            legacy["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"latitude\":\"51.5\"}"
+        );
+        // §6.1: chat-completions-backed models answer in OpenAI's shape already.
+        let mut oa = json!({"result":{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"hi","role":"assistant"}}],"created":1791402571,"id":"8dec","model":"@cf/google/gemma-4-26b-a4b-it-external","object":"chat.completion"},"success":true});
+        normalize_answer(&mut oa, 5);
+        assert_eq!(oa["id"], "8dec");
+    }
+
+    #[test]
+    fn the_native_stream_fixture_becomes_openai_chunks() {
+        // providers.md §6.3, Llama-style
+        let mut s = StreamState::new(9);
+        let mut out = Vec::new();
+        for data in [
+            r#"{"response":"Hello","p":"abcdefghijklmnopqrstuvw"}"#,
+            r#"{"response":"!","p":"abc"}"#,
+            r#"{"response":""}"#,
+            r#"{"response":"","usage":{"prompt_tokens":755,"completion_tokens":10,"total_tokens":765}}"#,
+            "[DONE]",
+        ] {
+            out.extend(s.events(data));
+        }
+        let texts: Vec<String> = out
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Chunk(_, d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(texts[0].contains(r#""role":"assistant""#));
+        assert!(texts[1].contains(r#""content":"Hello""#) && !texts[1].contains("\"p\""));
+        assert!(texts.last().unwrap().contains(r#""finish_reason":"stop""#));
+        assert!(
+            matches!(&out[out.len() - 2], StreamEvent::UsageOnly(u, _) if u.total_tokens == 765)
+        );
+        assert_eq!(out.last(), Some(&StreamEvent::Done));
+    }
+
+    #[test]
+    fn envelope_errors_map_by_code() {
+        let e = upstream_error("workers_ai", 429, &[], br#"{"errors":[{"message":"AiError: AiError: you have used up your daily free allocation of 10,000 neurons","code":4006}],"success":false}"#);
+        assert_eq!((e.status, e.kind), (402, "insufficient_quota"));
+        let e = upstream_error("workers_ai", 429, &[], br#"{"success":false,"errors":[{"code":3040,"message":"Capacity temporarily exceeded, please try again."}]}"#);
+        assert_eq!(e.status, 429);
+        let e = upstream_error(
+            "workers_ai",
+            401,
+            &[],
+            br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#,
+        );
+        assert_eq!(e.status, 502);
+        let e = upstream_error("workers_ai", 400, &[], br#"{"success":false,"errors":[{"code":5007,"message":"No such model"}],"messages":[],"result":null}"#);
+        assert_eq!(e.code.as_deref(), Some("model_not_found"));
+        assert!(envelope_error(&json!({"success": false, "errors": [{"code": 3050, "message": "AiError: Max retries exhausted"}]}), "workers_ai").is_some_and(|e| e.status == 503));
+    }
+}
