@@ -29,5 +29,8 @@ say "the example policy: check (warnings fail), its tests, formatting"
 ./target/debug/gateway-policy test policies
 ./target/debug/gateway-policy fmt --check policies
 
+say "the Workers AI binding path in Miniflare (workerd) with a fake AI binding"
+node --test tests/workerd/
+
 say "end-to-end tests: native host and workerd, with the OpenAI SDK"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider

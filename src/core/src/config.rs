@@ -28,6 +28,10 @@ pub struct GatewayConfig {
     pub stream_idle_timeout_ms: u64,
 }
 
+/// A base URL with this scheme names a Worker binding (`binding://AI`): the Workers host calls the binding
+/// instead of fetching.
+pub const BINDING_SCHEME: &str = "binding://";
+
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
@@ -45,7 +49,13 @@ impl GatewayConfig {
         for spec in providers::CATALOG {
             let prefix = spec.env_prefix;
             let api_key = get(&format!("{prefix}_API_KEY"));
-            let base_url = get(&format!("{prefix}_BASE_URL"));
+            // On Workers, Workers AI is reached through its binding rather than the REST API.
+            let binding = (prefix == "WORKERS_AI")
+                .then(|| get("WORKERS_AI_BINDING"))
+                .flatten();
+            let base_url = binding
+                .map(|b| format!("{BINDING_SCHEME}{b}"))
+                .or_else(|| get(&format!("{prefix}_BASE_URL")));
             if api_key.is_none() && base_url.is_none() {
                 continue;
             }
@@ -112,7 +122,10 @@ fn provider_config(
         },
         None => spec.base_url.to_owned(),
     };
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+    if !(base_url.starts_with("https://")
+        || base_url.starts_with("http://")
+        || base_url.starts_with(BINDING_SCHEME))
+    {
         return Err(format!(
             "{}_BASE_URL must start with http:// or https://, got `{base_url}`",
             spec.env_prefix

@@ -7,7 +7,7 @@ use gateway_core::{
     ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore,
     LogRecord, RequestBody, SqlValue, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method,
     Request, RequestInit, Response,
@@ -16,10 +16,14 @@ use worker::{
 #[derive(Clone)]
 struct WorkerHost {
     keys: Rc<KvStore>,
+    env: Env,
 }
 
 impl Upstream for WorkerHost {
     async fn send(&self, r: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        if let Some(rest) = r.url.strip_prefix(gateway_core::config::BINDING_SCHEME) {
+            return run_binding(&self.env, rest, &r.body).await;
+        }
         let connect = |e: worker::Error| UpstreamError::Connect(e.to_string());
         let headers = Headers::new();
         for (k, v) in &r.headers {
@@ -133,6 +137,7 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let gateway = Gateway::new(
         WorkerHost {
             keys: Rc::new(keys),
+            env: env.clone(),
         },
         Rc::new(config),
     );
@@ -207,4 +212,87 @@ async fn write_log(db: &D1Database, record: LogRecord) {
     if let Err(e) = result {
         worker::console_error!("log row {} not written: {e}", record.id);
     }
+}
+
+/// Calls a Workers AI binding (`binding://AI/run/{model}`) with the connector's JSON body, and presents the
+/// answer as the REST API would: an envelope around a JSON result, the raw SSE stream as it is, or an error
+/// envelope (the code taken from the thrown `AiError` message), so the same connector reads both.
+async fn run_binding(
+    env: &Env,
+    rest: &str,
+    body: &[u8],
+) -> Result<UpstreamResponse, UpstreamError> {
+    let connect = UpstreamError::Connect;
+    let (binding, model) = rest
+        .split_once("/run/")
+        .ok_or_else(|| connect(format!("bad binding target `{rest}`")))?;
+    let ai = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(binding))
+        .map_err(|_| connect(format!("no binding `{binding}`")))?;
+    if ai.is_undefined() {
+        return Err(connect(format!(
+            "the Worker has no `{binding}` binding; configure [ai] in wrangler.toml"
+        )));
+    }
+    let run: js_sys::Function = js_sys::Reflect::get(&ai, &JsValue::from_str("run"))
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| connect(format!("binding `{binding}` has no run()")))?;
+    let text = std::str::from_utf8(body).map_err(|e| connect(e.to_string()))?;
+    // A plain JS object (serde_wasm_bindgen would make maps, which the binding does not read).
+    let input =
+        js_sys::JSON::parse(text).map_err(|_| connect("request body is not JSON".into()))?;
+    let promise = run
+        .call2(&ai, &JsValue::from_str(model), &input)
+        .map_err(|e| connect(js_message(&e)))?;
+    let answer = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&promise)).await;
+    let json = |status: u16, text: String| UpstreamResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: futures::stream::once(async move { Ok(text.into_bytes()) }).boxed_local(),
+    };
+    match answer {
+        Ok(out) if out.is_instance_of::<web_sys::ReadableStream>() => {
+            let stream = worker::ByteStream::from(web_sys::ReadableStream::unchecked_from_js(out));
+            Ok(UpstreamResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/event-stream".into())],
+                body: stream
+                    .map(|c| c.map_err(|e| UpstreamError::Body(e.to_string())))
+                    .boxed_local(),
+            })
+        }
+        Ok(out) => {
+            let result = js_sys::JSON::stringify(&out)
+                .map(String::from)
+                .unwrap_or_else(|_| "null".into());
+            Ok(json(
+                200,
+                format!(r#"{{"result":{result},"success":true,"errors":[],"messages":[]}}"#),
+            ))
+        }
+        Err(e) => {
+            let message = js_message(&e);
+            let code = ai_error_code(&message);
+            let envelope = serde_json::json!({"result": null, "success": false, "errors": [{"code": code, "message": message}], "messages": []});
+            Ok(json(502, envelope.to_string()))
+        }
+    }
+}
+
+/// The message of a thrown JS value.
+fn js_message(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "Workers AI binding failed".into())
+}
+
+/// The first four-digit number in an `AiError` message (`AiError: 3040: Capacity …`), 0 if none.
+fn ai_error_code(message: &str) -> u32 {
+    message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|d| d.len() == 4)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
 }
