@@ -229,6 +229,14 @@ fn now_secs() -> u64 {
 
 /// The words of the reply: deterministic, so tests can assert on them.
 fn reply_words(body: &Value) -> Vec<String> {
+    let last = body["messages"].as_array().and_then(|m| m.last());
+    if let Some(m) = last.filter(|m| m["role"] == "tool") {
+        let said = m["content"].as_str().unwrap_or("");
+        return format!("The tool said: {said}")
+            .split_inclusive(' ')
+            .map(str::to_owned)
+            .collect();
+    }
     let last_user = body["messages"]
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
@@ -307,6 +315,11 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     }
     if plan.fault == Fault::Stall {
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(message) = tool_turn(&body, "call_mock_1") {
+        return Json(json!({"id": id, "object": "chat.completion", "created": now_secs(), "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "tool_calls"}], "usage": usage}))
+        .into_response();
     }
     Json(json!({
         "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
@@ -525,6 +538,24 @@ async fn deepseek_chat(State(state): State<Shared>, headers: HeaderMap, body: By
     };
     if body["stream"] != true {
         let mut message = json!({"role": "assistant", "content": words.concat()});
+        let mut finish = finish;
+        if let Some(call) = tool_turn(&body, "call_00_IhCAliIHtM9gKpgfqbBV9873") {
+            // DeepSeek needs this turn's reasoning back in later requests (providers.md §2.2).
+            if body["messages"].as_array().into_iter().flatten().any(|m| {
+                m["role"] == "assistant"
+                    && m.get("tool_calls").is_some()
+                    && m.get("reasoning_content").is_none()
+            }) {
+                return error_response(
+                    400,
+                    "The `reasoning_content` in the thinking mode must be passed back to the API.",
+                    "invalid_request_error",
+                    Some("invalid_request_error"),
+                );
+            }
+            message = call;
+            finish = "tool_calls";
+        }
         if thinking {
             message["reasoning_content"] = json!(thoughts.concat());
         }
@@ -623,9 +654,18 @@ async fn siliconflow_chat(
     let created = now_secs();
     let usage_at = |done: usize| json!({"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done as u64});
     if body["stream"] != true {
-        return Json(json!({"id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "reasoning_content": null}, "finish_reason": finish}],
-            "usage": usage_at(words.len()), "system_fingerprint": ""}))
+        let (message, finish) = match tool_turn(&body, "019bda90bb06ea1f88f140889ff0916b") {
+            Some(call) => (call, "tool_calls"),
+            None => (
+                json!({"role": "assistant", "content": words.concat(), "reasoning_content": null}),
+                finish,
+            ),
+        };
+        return Json(
+            json!({"id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage_at(words.len()), "system_fingerprint": ""}),
+        )
         .into_response();
     }
     let chunk = |delta: Value, finish: Value, done: usize| {
@@ -696,9 +736,16 @@ async fn openrouter_chat(State(state): State<Shared>, headers: HeaderMap, body: 
         "cost": 0.000075, "is_byok": false, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
     let created = now_secs();
     if body["stream"] != true {
+        let (message, finish) = match tool_turn(&body, "call_or_1") {
+            Some(call) => (call, "tool_calls"),
+            None => (
+                json!({"role": "assistant", "content": words.concat(), "refusal": null, "reasoning": null}),
+                "stop",
+            ),
+        };
         return Json(json!({"id": id, "object": "chat.completion", "created": created, "model": model, "provider": "MockProvider",
-            "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop", "native_finish_reason": "stop",
-                "message": {"role": "assistant", "content": words.concat(), "refusal": null, "reasoning": null}}],
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": finish, "native_finish_reason": finish,
+                "message": message}],
             "usage": usage, "attribution": attribution}))
         .into_response();
     }
@@ -1003,7 +1050,7 @@ async fn workers_ai(
     let prompt = prompt_tokens(&body);
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": words.len(), "total_tokens": prompt + words.len() as u64});
     if body["stream"] != true {
-        let result = if body.get("tools").is_some() {
+        let result = if tool_turn(&body, "x").is_some() {
             json!({"response": null, "tool_calls": [{"name": body["tools"][0]["function"]["name"], "arguments": {"city": "Boston"}}], "usage": usage})
         } else {
             json!({"response": words.concat(), "usage": usage})
@@ -1018,4 +1065,18 @@ async fn workers_ai(
     events.push(json!({"response": ""}));
     events.push(json!({"response": "", "usage": usage}));
     sse_response(Vec::new(), &events, plan)
+}
+
+/// The assistant message that calls the request's first tool (OpenAI shape), when the request offers tools and
+/// is not already answering a tool call.
+fn tool_turn(body: &Value, id: &str) -> Option<Value> {
+    let name = body["tools"][0]["function"]["name"].as_str()?;
+    let answering = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
+    (!answering).then(|| {
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            "function": {"name": name, "arguments": "{\"city\":\"Boston\"}"}}]})
+    })
 }

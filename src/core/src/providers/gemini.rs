@@ -45,14 +45,8 @@ pub fn chat_request(
             "user" => contents
                 .push(json!({"role": "user", "parts": user_parts(m.get("content"), &param())?})),
             "assistant" => {
+                // Another provider's `reasoning_content` is not Gemini's to read back: dropped.
                 let mut parts = Vec::new();
-                if let Some(r) = m
-                    .get("reasoning_content")
-                    .and_then(Value::as_str)
-                    .filter(|r| !r.is_empty())
-                {
-                    parts.push(json!({"text": r, "thought": true}));
-                }
                 let text = text_of(m.get("content"));
                 if !text.is_empty() {
                     parts.push(json!({"text": text}));
