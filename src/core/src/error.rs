@@ -99,6 +99,14 @@ impl ApiError {
         Self::new(500, "server_error", Some("internal_error"), message)
     }
 
+    /// Whether another attempt (a retry, or the next provider) may succeed: rate limits and upstream or gateway
+    /// failures, but not a client's mistake, a refusal, or an exhausted balance (providers.md §7.3).
+    pub fn retryable(&self) -> bool {
+        let exhausted =
+            self.kind == "insufficient_quota" || self.code.as_deref() == Some("insufficient_quota");
+        matches!(self.status, 408 | 429 | 500..=599) && !exhausted
+    }
+
     /// The JSON body, as sent before the first byte of a response.
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&self.object()).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
@@ -147,6 +155,23 @@ mod tests {
                 "code": null
             }})
         );
+    }
+
+    #[test]
+    fn retryable_failures_are_rate_limits_and_upstream_errors_but_not_quota() {
+        assert!(
+            ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), "").retryable()
+        );
+        assert!(ApiError::new(503, "server_error", Some("upstream_unavailable"), "").retryable());
+        assert!(ApiError::new(504, "server_error", Some("upstream_timeout"), "").retryable());
+        assert!(
+            !ApiError::new(429, "insufficient_quota", Some("insufficient_quota"), "").retryable()
+        );
+        assert!(
+            !ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), "").retryable()
+        );
+        assert!(!ApiError::invalid_request("bad").retryable());
+        assert!(!ApiError::model_not_found("no").retryable());
     }
 
     #[test]
