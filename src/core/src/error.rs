@@ -95,6 +95,50 @@ impl ApiError {
         )
     }
 
+    /// The provider rejected the gateway's own credentials: not the client's fault, so a 502.
+    pub fn upstream_auth(provider: &str, said: String) -> Self {
+        Self::new(
+            502,
+            "server_error",
+            Some("upstream_authentication_failed"),
+            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
+        )
+    }
+
+    /// The account at the provider has no money left (not retryable).
+    pub fn quota(said: String) -> Self {
+        Self::new(402, "insufficient_quota", Some("insufficient_quota"), said)
+    }
+
+    pub fn rate_limited(said: String) -> Self {
+        Self::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said)
+    }
+
+    pub fn context_length(said: String) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            said,
+        )
+    }
+
+    pub fn permission(said: String) -> Self {
+        Self::new(403, "permission_error", Some("permission_denied"), said)
+    }
+
+    pub fn upstream_unavailable(said: String) -> Self {
+        Self::new(503, "server_error", Some("upstream_unavailable"), said)
+    }
+
+    pub fn upstream_timeout(said: String) -> Self {
+        Self::new(504, "server_error", Some("upstream_timeout"), said)
+    }
+
+    pub fn upstream_failed(said: String) -> Self {
+        Self::new(502, "server_error", Some("upstream_error"), said)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "server_error", Some("internal_error"), message)
     }

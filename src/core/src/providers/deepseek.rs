@@ -31,15 +31,7 @@ pub fn chat_request(
     model: &str,
     stream: bool,
 ) -> UpstreamRequest {
-    openai::prepare_body(&mut body, model);
-    body.remove("provider");
-    for field in DROPPED_FIELDS {
-        body.remove(*field);
-    }
-    if let Some(n) = body.remove("max_completion_tokens") {
-        body.entry("max_tokens").or_insert(n);
-    }
-    openai::rename_developer_role(&mut body);
+    openai::compatible_body(&mut body, model, DROPPED_FIELDS);
     openai::ask_for_usage(&mut body, stream);
     openai::post(p, "/chat/completions", &body)
 }

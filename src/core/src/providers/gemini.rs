@@ -631,24 +631,15 @@ pub fn upstream_error(
     };
     let said = format!("upstream `{provider}` returned {status} {grpc}: {message}");
     let mut err = match (status, grpc) {
-        _ if reason("API_KEY_INVALID") || status == 401 || status == 403 => ApiError::new(
-            502,
-            "server_error",
-            Some("upstream_authentication_failed"),
-            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
-        ),
+        _ if reason("API_KEY_INVALID") || status == 401 || status == 403 => {
+            ApiError::upstream_auth(provider, said)
+        }
         (404, _) | (_, "NOT_FOUND") => ApiError::model_not_found(said),
-        (429, _) | (_, "RESOURCE_EXHAUSTED") => {
-            ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said)
-        }
-        (503, _) | (_, "UNAVAILABLE") => {
-            ApiError::new(503, "server_error", Some("upstream_unavailable"), said)
-        }
-        (504, _) | (_, "DEADLINE_EXCEEDED") => {
-            ApiError::new(504, "server_error", Some("upstream_timeout"), said)
-        }
+        (429, _) | (_, "RESOURCE_EXHAUSTED") => ApiError::rate_limited(said),
+        (503, _) | (_, "UNAVAILABLE") => ApiError::upstream_unavailable(said),
+        (504, _) | (_, "DEADLINE_EXCEEDED") => ApiError::upstream_timeout(said),
         (400..=499, _) => ApiError::invalid_request(said),
-        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+        _ => ApiError::upstream_failed(said),
     };
     // No Retry-After header: the delay is in RetryInfo ("34.4s"), rounded up to whole seconds.
     err.retry_after = crate::ports::find_header(headers, "retry-after")

@@ -69,6 +69,21 @@ pub(crate) fn prepare_body(body: &mut Map<String, Value>, model: &str) {
     body.insert("model".into(), Value::String(model.to_owned()));
 }
 
+/// The OpenAI body cleaned for an OpenAI-compatible provider that predates parts of OpenAI's API: the model set,
+/// the gateway's `provider` and the `dropped` fields removed, `max_completion_tokens` sent as `max_tokens`, and
+/// `developer` messages sent as `system`.
+pub(crate) fn compatible_body(body: &mut Map<String, Value>, model: &str, dropped: &[&str]) {
+    prepare_body(body, model);
+    body.remove("provider");
+    for field in dropped {
+        body.remove(*field);
+    }
+    if let Some(n) = body.remove("max_completion_tokens") {
+        body.entry("max_tokens").or_insert(n);
+    }
+    rename_developer_role(body);
+}
+
 /// `developer` messages become `system` messages, for providers that predate the role.
 pub(crate) fn rename_developer_role(body: &mut Map<String, Value>) {
     if let Some(Value::Array(messages)) = body.get_mut("messages") {

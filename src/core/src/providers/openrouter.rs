@@ -73,22 +73,12 @@ fn error_for(status: u16, e: &Value, provider: &str) -> ApiError {
     let error_type = e.pointer("/metadata/error_type").and_then(Value::as_str);
     let said = format!("upstream `{provider}` returned {status}: {message}");
     match (status, error_type) {
-        (_, Some("context_length_exceeded")) => ApiError::new(
-            400,
-            "invalid_request_error",
-            Some("context_length_exceeded"),
-            said,
-        ),
-        (401, _) => ApiError::new(
-            502,
-            "server_error",
-            Some("upstream_authentication_failed"),
-            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
-        ),
-        (402, _) => ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said),
-        (403, _) => ApiError::new(403, "permission_error", Some("permission_denied"), said),
+        (_, Some("context_length_exceeded")) => ApiError::context_length(said),
+        (401, _) => ApiError::upstream_auth(provider, said),
+        (402, _) => ApiError::quota(said),
+        (403, _) => ApiError::permission(said),
         (404, _) => ApiError::model_not_found(said),
-        (408, _) => ApiError::new(504, "server_error", Some("upstream_timeout"), said),
+        (408, _) => ApiError::upstream_timeout(said),
         (413, _) => ApiError::new(
             413,
             "invalid_request_error",
@@ -101,9 +91,9 @@ fn error_for(status: u16, e: &Value, provider: &str) -> ApiError {
             Some(error_type.unwrap_or("rate_limit_exceeded")),
             said,
         ),
-        (503, _) => ApiError::new(503, "server_error", Some("upstream_unavailable"), said),
+        (503, _) => ApiError::upstream_unavailable(said),
         (400..=499, _) => ApiError::invalid_request(said),
-        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+        _ => ApiError::upstream_failed(said),
     }
 }
 

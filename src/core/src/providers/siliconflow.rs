@@ -28,15 +28,7 @@ pub fn chat_request(
     model: &str,
     _stream: bool,
 ) -> UpstreamRequest {
-    openai::prepare_body(&mut body, model);
-    body.remove("provider");
-    for field in DROPPED_FIELDS {
-        body.remove(*field);
-    }
-    if let Some(n) = body.remove("max_completion_tokens") {
-        body.entry("max_tokens").or_insert(n);
-    }
-    openai::rename_developer_role(&mut body);
+    openai::compatible_body(&mut body, model, DROPPED_FIELDS);
     openai::post(p, "/chat/completions", &body)
 }
 
@@ -123,30 +115,16 @@ pub fn upstream_error(
     };
     let said = format!("upstream `{provider}` returned HTTP {status}: {message}");
     let mut err = match (status, code) {
-        (_, Some(30001)) | (402, _) => {
-            ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said)
-        }
+        (_, Some(30001)) | (402, _) => ApiError::quota(said),
         (_, Some(20012)) | (404, _) => ApiError::model_not_found(said),
-        (_, Some(20015)) => ApiError::new(
-            400,
-            "invalid_request_error",
-            Some("context_length_exceeded"),
-            said,
-        ),
-        (401, _) => ApiError::new(
-            502,
-            "server_error",
-            Some("upstream_authentication_failed"),
-            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
-        ),
-        (403, _) => ApiError::new(403, "permission_error", Some("permission_denied"), said),
-        (429, _) => ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said),
-        (503, _) | (_, Some(50505 | 50508)) => {
-            ApiError::new(503, "server_error", Some("upstream_unavailable"), said)
-        }
-        (504, _) => ApiError::new(504, "server_error", Some("upstream_timeout"), said),
+        (_, Some(20015)) => ApiError::context_length(said),
+        (401, _) => ApiError::upstream_auth(provider, said),
+        (403, _) => ApiError::permission(said),
+        (429, _) => ApiError::rate_limited(said),
+        (503, _) | (_, Some(50505 | 50508)) => ApiError::upstream_unavailable(said),
+        (504, _) => ApiError::upstream_timeout(said),
         (400..=499, _) => ApiError::invalid_request(said),
-        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+        _ => ApiError::upstream_failed(said),
     };
     err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
     err

@@ -295,36 +295,22 @@ fn error_for(status: u16, v: &Value, provider: &str, headers: &[(String, String)
     let said = format!("upstream `{provider}` returned {status} (code {code}): {message}");
     let mut err = match code {
         5007 | 3042 => ApiError::model_not_found(said),
-        10000 => ApiError::new(
-            502,
-            "server_error",
-            Some("upstream_authentication_failed"),
-            format!("{said} (the gateway's credentials for `{provider}` were rejected)"),
-        ),
-        3036 | 4006 => ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said),
-        _ if message.contains("daily free allocation") => {
-            ApiError::new(402, "insufficient_quota", Some("insufficient_quota"), said)
-        }
-        3040 => ApiError::new(429, "rate_limit_error", Some("rate_limit_exceeded"), said),
-        3050 => ApiError::new(503, "server_error", Some("upstream_unavailable"), said),
+        10000 => ApiError::upstream_auth(provider, said),
+        3036 | 4006 => ApiError::quota(said),
+        _ if message.contains("daily free allocation") => ApiError::quota(said),
+        3040 => ApiError::rate_limited(said),
+        3050 => ApiError::upstream_unavailable(said),
         3006 => ApiError::new(
             413,
             "invalid_request_error",
             Some("request_too_large"),
             said,
         ),
-        3007 | 3008 => ApiError::new(504, "server_error", Some("upstream_timeout"), said),
-        5016 | 5018 | 3041 | 5035 | 3023 => {
-            ApiError::new(403, "permission_error", Some("permission_denied"), said)
-        }
-        _ if message.contains("maximum context length") => ApiError::new(
-            400,
-            "invalid_request_error",
-            Some("context_length_exceeded"),
-            said,
-        ),
+        3007 | 3008 => ApiError::upstream_timeout(said),
+        5016 | 5018 | 3041 | 5035 | 3023 => ApiError::permission(said),
+        _ if message.contains("maximum context length") => ApiError::context_length(said),
         _ if (400..500).contains(&status) => ApiError::invalid_request(said),
-        _ => ApiError::new(502, "server_error", Some("upstream_error"), said),
+        _ => ApiError::upstream_failed(said),
     };
     err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
     err
