@@ -5,6 +5,7 @@
 //! `gateway-native` on tokio + SQLite) implement the [`ports`] and adapt their platform's request and
 //! response types; they make no decisions of their own.
 
+pub mod attributes;
 pub mod auth;
 pub mod config;
 pub mod error;
