@@ -82,41 +82,56 @@ pub fn detect_language(text: &str) -> &'static str {
             counts[s as usize] += 1;
         }
     }
-    // A CJK character carries about as much as a short word; weigh it accordingly against letters.
-    let weighted = |s: Script| {
-        counts[s as usize]
-            * if matches!(s, Script::Han | Script::Kana | Script::Hangul) {
-                3
-            } else {
-                1
-            }
-    };
-    let best = ALL_SCRIPTS.iter().copied().max_by_key(|s| weighted(*s));
-    match best {
-        Some(s) if weighted(s) == 0 => "und",
-        Some(Script::Hangul) => "ko",
-        // Japanese mixes kana into kanji; any real share of kana means Japanese.
-        Some(Script::Han | Script::Kana)
-            if counts[Script::Kana as usize] * 10 >= counts[Script::Han as usize]
-                && counts[Script::Kana as usize] > 0 =>
-        {
+    let n = |s: Script| counts[s as usize];
+    // A CJK character carries about as much as a short word: weigh the CJK scripts together against letters,
+    // so Chinese or Japanese with English terms or error messages in it stays Chinese or Japanese.
+    let cjk = (n(Script::Han) + n(Script::Kana) + n(Script::Hangul)) * 3;
+    let cjk_language = || {
+        if n(Script::Hangul) > n(Script::Han) + n(Script::Kana) {
+            "ko"
+        } else if n(Script::Kana) > 0 && n(Script::Kana) * 10 >= n(Script::Han) {
             "ja"
+        } else {
+            "zh"
         }
-        Some(Script::Han) => "zh",
-        Some(Script::Kana) => "ja",
-        Some(Script::Cyrillic) => {
-            if text.chars().any(|c| matches!(c, 'і' | 'ї' | 'є' | 'ґ')) {
+    };
+    let other = ALL_SCRIPTS
+        .iter()
+        .copied()
+        .filter(|s| {
+            !matches!(
+                s,
+                Script::Han | Script::Kana | Script::Hangul | Script::Latin
+            )
+        })
+        .max_by_key(|s| n(*s));
+    let other_count = other.map_or(0, n);
+    if cjk > 0 && cjk >= n(Script::Latin) && cjk >= other_count {
+        return cjk_language();
+    }
+    if other_count > n(Script::Latin) {
+        return match other {
+            Some(Script::Cyrillic) if text.chars().any(|c| matches!(c, 'і' | 'ї' | 'є' | 'ґ')) => {
                 "uk"
-            } else {
-                "ru"
             }
-        }
-        Some(Script::Arabic) => "ar",
-        Some(Script::Devanagari) => "hi",
-        Some(Script::Thai) => "th",
-        Some(Script::Greek) => "el",
-        Some(Script::Hebrew) => "he",
-        Some(Script::Latin) | None => latin_language(text),
+            Some(Script::Cyrillic) => "ru",
+            Some(Script::Arabic) => "ar",
+            Some(Script::Devanagari) => "hi",
+            Some(Script::Thai) => "th",
+            Some(Script::Greek) => "el",
+            Some(Script::Hebrew) => "he",
+            _ => "und",
+        };
+    }
+    if n(Script::Latin) == 0 {
+        return "und";
+    }
+    match latin_language(text) {
+        Some(lang) => lang,
+        // Latin letters without a single function word (code, names, keywords) next to CJK text: the CJK decides.
+        None if cjk > 0 => cjk_language(),
+        None if text.is_ascii() => "en",
+        None => "und",
     }
 }
 
@@ -187,7 +202,7 @@ const STOPWORDS: &[(&str, &[&str])] = &[
         &[
             "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "ich", "sie", "mit", "zu",
             "den", "von", "für", "wie", "was", "warum", "bitte", "auf", "auch", "es", "mein",
-            "dem", "im",
+            "meinen", "dem", "im", "du", "mir", "bei", "kannst", "kann",
         ],
     ),
     (
@@ -221,31 +236,21 @@ const STOPWORDS: &[(&str, &[&str])] = &[
     ),
 ];
 
-fn latin_language(text: &str) -> &'static str {
+/// The Latin-script language whose function words the text uses most; `None` if it uses none.
+fn latin_language(text: &str) -> Option<&'static str> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
         .collect();
-    if words.is_empty() {
-        return "und";
-    }
-    let mut best = ("und", 0usize);
+    let mut best = (None, 0usize);
     for (lang, list) in STOPWORDS {
         let hits = words.iter().filter(|w| list.contains(w)).count();
         if hits > best.1 {
-            best = (lang, hits);
+            best = (Some(*lang), hits);
         }
     }
-    if best.1 > 0 {
-        return best.0;
-    }
-    // No function word at all (a name, a keyword, code): English is the best guess for ASCII text.
-    if text.is_ascii() {
-        "en"
-    } else {
-        "und"
-    }
+    best.0
 }
 
 #[cfg(test)]
