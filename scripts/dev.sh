@@ -47,7 +47,13 @@ else
     sleep 0.1
   done
   [ -n "${mock_url:-}" ] || { echo "the mock provider did not start:"; cat .gateway/mock.log; exit 1; } >&2
-  vars+=(--var "OPENAI_BASE_URL:$mock_url/v1" --var "OPENAI_API_KEY:mock")
+  # Every provider points at the mock's route for its dialect, so `deepseek/…`, `gemini/…` etc. work offline too.
+  vars+=(--var "OPENAI_BASE_URL:$mock_url/v1" --var "OPENAI_API_KEY:mock"
+         --var "DEEPSEEK_BASE_URL:$mock_url/deepseek" --var "DEEPSEEK_API_KEY:mock"
+         --var "SILICONFLOW_BASE_URL:$mock_url/siliconflow/v1" --var "SILICONFLOW_API_KEY:mock"
+         --var "OPENROUTER_BASE_URL:$mock_url/openrouter/api/v1" --var "OPENROUTER_API_KEY:mock"
+         --var "GEMINI_BASE_URL:$mock_url/gemini/v1beta" --var "GEMINI_API_KEY:mock"
+         --var "WORKERS_AI_BASE_URL:$mock_url/workers-ai/client/v4/accounts/local/ai" --var "WORKERS_AI_API_KEY:mock")
 fi
 
 # One demo key, kept across runs in .gateway/demo-key while the local KV still holds it.
@@ -84,6 +90,9 @@ cat <<EOF
   demo API key: $key
 
   curl http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $key" -H "content-type: application/json" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
+
+  Other providers (mocked unless .dev.vars has their keys): "model": "deepseek/deepseek-flash",
+  "gemini/gemini-3.8-flash", "siliconflow/Qwen/Qwen3-8B", "openrouter/openai/gpt-5.2", "workers_ai/@cf/meta/llama-3.1-8b-instruct"
 
   Logs: wrangler d1 execute DB --local --persist-to $STATE --command "SELECT * FROM request_logs ORDER BY ts_ms DESC LIMIT 5"
   Press Ctrl-C to stop.
