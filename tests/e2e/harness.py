@@ -161,15 +161,17 @@ class Gateway:
 class NativeGateway(Gateway):
     name = "native"
 
-    def __init__(self, mock: Mock):
+    def __init__(self, mock: Mock, policy: Path | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="gateway-native-"))
         self.db = self.dir / "gateway.sqlite"
         created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--db", str(self.db)],
                                  capture_output=True, text=True, check=True)
         self.key = created.stdout.strip()
         env = dict(os.environ, **mock.bases(), **SETTINGS)
-        self.proc = Process("gateway-native", [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0",
-                                               "--db", str(self.db), "--threads", "2"], env=env)
+        args = [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0", "--db", str(self.db), "--threads", "2"]
+        if policy is not None:
+            args += ["--policy", str(policy)]
+        self.proc = Process("gateway-native", args, env=env)
         port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
         self.url = f"http://127.0.0.1:{port}"
         wait_healthy(self.url, self.proc, 30)
@@ -228,3 +230,13 @@ class WorkerdGateway(Gateway):
 
     def stop(self):
         self.proc.stop()
+
+
+def compile_policy(text: str) -> Path:
+    """Writes a policy and compiles it with the gateway-policy CLI; returns the compiled artifact's path."""
+    d = Path(tempfile.mkdtemp(prefix="gateway-policy-"))
+    (d / "main.policy").write_text(text)
+    out = d / "policy.json"
+    subprocess.run([str(BIN_DIR / "gateway-policy"), "compile", str(d), "-o", str(out)], check=True,
+                   capture_output=True, text=True)
+    return out

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
 const KEY = "gw-" + "a".repeat(64);
@@ -43,9 +43,12 @@ before(async () => {
       { name: "fake-ai", modules: true, script: FAKE_AI },
     ],
   });
+  // Every migration, in order, as wrangler would apply them.
   const db = await mf.getD1Database("DB");
-  const sql = readFileSync("migrations/0001_init.sql", "utf8").replace(/--.*$/gm, "");
-  for (const stmt of sql.split(";").map((s) => s.trim()).filter(Boolean)) await db.prepare(stmt).run();
+  for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = readFileSync(`migrations/${file}`, "utf8").replace(/--.*$/gm, "");
+    for (const stmt of sql.split(";").map((s) => s.trim()).filter(Boolean)) await db.prepare(stmt).run();
+  }
   const kv = await mf.getKVNamespace("API_KEYS");
   const hash = createHash("sha256").update(KEY).digest("hex");
   await kv.put(`key/${hash}`, JSON.stringify({ id: "key_binding", name: "binding-test", created_at_ms: 0 }));

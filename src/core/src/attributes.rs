@@ -253,6 +253,139 @@ fn latin_language(text: &str) -> Option<&'static str> {
     best.0
 }
 
+/// What the policy needs to know about one request (design.md §5 attributes), from its body, headers and key.
+pub struct RequestFacts<'a> {
+    pub body: &'a serde_json::Map<String, serde_json::Value>,
+    pub headers: &'a [(String, String)],
+    pub key: Option<&'a crate::auth::KeyRecord>,
+    pub endpoint: &'static str,
+    /// The provider and model the client asked for (`""` provider when none).
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub now_ms: f64,
+    /// A hash of the request id: `sample` and `split_sample` are stable per request.
+    pub id_hash: u64,
+}
+
+pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
+    use serde_json::Value;
+    let messages = f
+        .body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let text_of = |m: &Value| -> String {
+        match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    };
+    let mut tokens = 0u64;
+    for m in messages {
+        // Every message costs a few tokens of framing on top of its text.
+        tokens += 4 + estimate_tokens(&text_of(m));
+    }
+    if let Some(Value::String(input)) = f.body.get("input") {
+        tokens += estimate_tokens(input);
+    }
+    let user_text = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(text_of)
+        .unwrap_or_default();
+    let has_images = messages.iter().any(|m| {
+        m.get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|parts| {
+                parts
+                    .iter()
+                    .any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
+            })
+    });
+    let header = |name: &str| {
+        f.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut tags: Vec<String> = f.key.map(|k| k.tags.clone()).unwrap_or_default();
+    if let Some(h) = header("x-gateway-tags") {
+        tags.extend(
+            h.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let meta = f
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("x-gateway-meta-")
+                .map(|name| (name.to_owned(), v.clone()))
+        })
+        .collect();
+    let secs = (f.now_ms / 1000.0).max(0.0) as i64;
+    let days = secs.div_euclid(86_400);
+    const WEEKDAYS: [&str; 7] = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"]; // 1970-01-01 was a Thursday
+    let max_tokens = f
+        .body
+        .get("max_completion_tokens")
+        .or_else(|| f.body.get("max_tokens"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let json_mode = matches!(
+        f.body
+            .get("response_format")
+            .and_then(|r| r.get("type"))
+            .and_then(Value::as_str),
+        Some("json_object" | "json_schema")
+    );
+    gateway_policy::Attrs {
+        tokens: tokens as i64,
+        max_tokens,
+        messages: messages.len() as i64,
+        lang: detect_language(&user_text).to_owned(),
+        model: f.model.to_owned(),
+        provider: f.provider.to_owned(),
+        endpoint: f.endpoint.to_owned(),
+        stream: f
+            .body
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        has_images,
+        has_tools: f
+            .body
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(|t| !t.is_empty()),
+        json_mode,
+        key: gateway_policy::scheme::KeyAttrs {
+            id: f.key.map(|k| k.id.clone()).unwrap_or_default(),
+            name: f.key.map(|k| k.name.clone()).unwrap_or_default(),
+            team: f.key.and_then(|k| k.team.clone()).unwrap_or_default(),
+            tier: f.key.and_then(|k| k.tier.clone()).unwrap_or_default(),
+        },
+        tags,
+        meta,
+        time: gateway_policy::scheme::TimeAttrs {
+            hour: secs.rem_euclid(86_400) / 3600,
+            weekday: WEEKDAYS[days.rem_euclid(7) as usize].to_owned(),
+        },
+        sample: ((f.id_hash & 0xffff_ffff) % 100) as i64,
+        split_sample: ((f.id_hash >> 32) % 100) as i64,
+        health: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +409,62 @@ mod tests {
         );
         assert_eq!(detect_language("Wie spät ist es und was machst du?"), "de");
         assert_eq!(detect_language("¿Cómo está el tiempo en Madrid?"), "es");
+    }
+
+    #[test]
+    fn request_attributes_come_from_body_headers_and_key() {
+        let body = serde_json::json!({"model": "gpt-4o-mini", "max_tokens": 300, "stream": true, "tools": [{"type": "function"}],
+            "response_format": {"type": "json_object"},
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "这张图片里有什么？"}, {"type": "image_url", "image_url": {"url": "data:x"}}]}]});
+        let serde_json::Value::Object(body) = body else {
+            unreachable!()
+        };
+        let headers = vec![
+            ("x-gateway-tags".to_owned(), "beta, eu".to_owned()),
+            ("x-gateway-meta-app".to_owned(), "web".to_owned()),
+        ];
+        let key = crate::auth::KeyRecord {
+            id: "key_1".into(),
+            name: "n".into(),
+            team: Some("research".into()),
+            tier: None,
+            tags: vec!["vip".into()],
+            revoked: false,
+            expires_at_ms: None,
+            created_at_ms: 0,
+        };
+        // 2026-11-28 07:30 UTC, a Saturday.
+        let a = request_attrs(&RequestFacts {
+            body: &body,
+            headers: &headers,
+            key: Some(&key),
+            endpoint: "chat",
+            provider: "openai",
+            model: "gpt-4o-mini",
+            now_ms: 1_795_851_000_000.0,
+            id_hash: (42u64 << 32) | 7,
+        });
+        assert_eq!(
+            (
+                a.lang.as_str(),
+                a.has_images,
+                a.has_tools,
+                a.json_mode,
+                a.stream
+            ),
+            ("zh", true, true, true, true)
+        );
+        assert_eq!(
+            (a.max_tokens, a.messages, a.sample, a.split_sample),
+            (300, 2, 7, 42)
+        );
+        assert_eq!(a.tags, ["vip", "beta", "eu"]);
+        assert_eq!(a.meta.get("app").map(String::as_str), Some("web"));
+        assert_eq!(
+            (a.key.team.as_str(), a.time.hour, a.time.weekday.as_str()),
+            ("research", 7, "sat")
+        );
+        assert!(a.tokens > 10);
     }
 
     #[test]

@@ -9,12 +9,13 @@ use futures::future::{self, Either, FutureExt, LocalBoxFuture};
 use futures::stream::{LocalBoxStream, StreamExt};
 use serde_json::{Map, Value};
 
-use crate::auth;
+use crate::auth::{self, KeyRecord};
 use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::ApiError;
 use crate::log::LogRecord;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
 use crate::providers::{self, StreamTranslator};
+use gateway_policy::{Outcome, Policy, Target};
 
 /// A request as the host received it. Header names are lower case; `path` has no query string.
 #[derive(Debug, Clone)]
@@ -88,11 +89,22 @@ const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 pub struct Gateway<H: Host> {
     host: H,
     config: Rc<GatewayConfig>,
+    /// The compiled routing policy; without one, every request goes to what it asked for.
+    policy: Option<Rc<Policy>>,
 }
 
 impl<H: Host> Gateway<H> {
     pub fn new(host: H, config: Rc<GatewayConfig>) -> Self {
-        Self { host, config }
+        Self {
+            host,
+            config,
+            policy: None,
+        }
+    }
+
+    pub fn with_policy(mut self, policy: Option<Rc<Policy>>) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -201,10 +213,10 @@ impl<H: Host> Gateway<H> {
             Endpoint::Embeddings => "embeddings",
             _ => "models",
         });
-        self.authenticate(req, rec).await?;
+        let key = self.authenticate(req, rec).await?;
         match endpoint {
             Endpoint::Models => Ok(self.models()),
-            Endpoint::Chat => self.chat(req, rec).await,
+            Endpoint::Chat => self.chat(req, &key, rec).await,
             _ => self.embeddings(req, rec).await,
         }
     }
@@ -213,7 +225,7 @@ impl<H: Host> Gateway<H> {
         &self,
         req: &GatewayRequest,
         rec: &mut LogRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<KeyRecord, ApiError> {
         let Some(key) = auth::presented_key(&req.headers) else {
             return Err(ApiError::unauthorized(
                 "missing API key: send `Authorization: Bearer <gateway key>` or `x-api-key: <gateway key>`",
@@ -238,7 +250,7 @@ impl<H: Host> Gateway<H> {
         if let Some(why) = record.refusal(self.host.now_ms()) {
             return Err(ApiError::unauthorized(why));
         }
-        Ok(())
+        Ok(record)
     }
 
     fn models(&self) -> Reply {
@@ -252,7 +264,12 @@ impl<H: Host> Gateway<H> {
         json_reply(200, serde_json::to_vec(&body).unwrap_or_default())
     }
 
-    async fn chat(&self, req: &GatewayRequest, rec: &mut LogRecord) -> Result<Reply, ApiError> {
+    async fn chat(
+        &self,
+        req: &GatewayRequest,
+        key: &KeyRecord,
+        rec: &mut LogRecord,
+    ) -> Result<Reply, ApiError> {
         let body = json_body(&req.body, self.config.max_body_bytes)?;
         let model = required_string(&body, "model")?;
         match body.get("messages") {
@@ -289,12 +306,66 @@ impl<H: Host> Gateway<H> {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         rec.stream = stream;
-        let (provider, upstream_model) = self.resolve(&body, &model, rec)?;
+        let requested = self.resolve(&body, &model, rec);
+        let attempts = self.plan(&body, &req.headers, key, "chat", &model, requested, rec)?;
+        let mut failed: Vec<String> = Vec::new();
+        for (i, (provider, upstream_model)) in attempts.iter().enumerate() {
+            rec.provider = Some(provider.name.to_owned());
+            rec.model = Some(upstream_model.clone());
+            rec.attempts = i as u32 + 1;
+            let last = i + 1 == attempts.len();
+            match self
+                .attempt_chat(
+                    provider,
+                    upstream_model,
+                    &body,
+                    stream,
+                    client_wants_usage,
+                    rec,
+                )
+                .await
+            {
+                Ok(mut reply) => {
+                    let (Reply::Full { headers, .. } | Reply::Stream { headers, .. }) = &mut reply;
+                    set_header(headers, "x-gateway-attempts", (i + 1).to_string());
+                    self.policy_headers(headers, rec);
+                    return Ok(reply);
+                }
+                // Nothing has reached the client yet: a failure that another provider may not have falls back.
+                Err(e) if e.retryable() && !last => failed.push(format!(
+                    "{}:{} ({} {})",
+                    provider.name,
+                    upstream_model,
+                    e.status,
+                    e.code.as_deref().unwrap_or(e.kind)
+                )),
+                Err(mut e) => {
+                    if !failed.is_empty() {
+                        e.message = format!("{} (also tried: {})", e.message, failed.join(", "));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(ApiError::internal("no attempt was made"))
+    }
+
+    /// One attempt at a chat completion on one provider: the answer, or the stream once its headers arrived.
+    async fn attempt_chat(
+        &self,
+        provider: &ProviderConfig,
+        upstream_model: &str,
+        body: &Map<String, Value>,
+        stream: bool,
+        client_wants_usage: bool,
+        rec: &mut LogRecord,
+    ) -> Result<Reply, ApiError> {
         let connector = provider.connector;
-        let upstream_req = connector.chat_request(provider, body, &upstream_model, stream)?;
+        let upstream_req =
+            connector.chat_request(provider, body.clone(), upstream_model, stream)?;
         let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
         let resp = self.send(upstream_req, provider, deadline).await?;
-        let headers = route_headers(provider.name, &upstream_model);
+        let headers = route_headers(provider.name, upstream_model);
         if stream {
             return Ok(Reply::Stream {
                 headers,
@@ -309,11 +380,8 @@ impl<H: Host> Gateway<H> {
         );
         let mut parsed: Value =
             serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
-        rec.usage = provider.connector.usage(&parsed);
-        if provider
-            .connector
-            .normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)?
-        {
+        rec.usage = connector.usage(&parsed);
+        if connector.normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)? {
             bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
         }
         Ok(Reply::Full {
@@ -321,6 +389,93 @@ impl<H: Host> Gateway<H> {
             headers: with_json(headers),
             body: bytes,
         })
+    }
+
+    /// The providers to try, in order: the policy's decision, or just what was requested without a policy.
+    #[allow(clippy::too_many_arguments)]
+    fn plan<'c>(
+        &'c self,
+        body: &Map<String, Value>,
+        headers: &[(String, String)],
+        key: &KeyRecord,
+        endpoint: &'static str,
+        model: &str,
+        requested: Result<(&'c ProviderConfig, String), ApiError>,
+        rec: &mut LogRecord,
+    ) -> Result<Vec<(&'c ProviderConfig, String)>, ApiError> {
+        let Some(policy) = &self.policy else {
+            return requested.map(|r| vec![r]);
+        };
+        let (req_provider, req_model) = match &requested {
+            Ok((p, m)) => (p.name.to_owned(), m.clone()),
+            Err(_) => match model.split_once('/') {
+                Some((p, m)) if providers::spec(p).is_some() => (p.to_owned(), m.to_owned()),
+                _ => (String::new(), model.to_owned()),
+            },
+        };
+        let attrs = crate::attributes::request_attrs(&crate::attributes::RequestFacts {
+            body,
+            headers,
+            key: Some(key),
+            endpoint,
+            provider: &req_provider,
+            model: &req_model,
+            now_ms: self.host.now_ms(),
+            id_hash: fnv1a(rec.id.as_bytes()),
+        });
+        let decision = policy.decide(&attrs);
+        rec.policy_hash = Some(policy.hash().to_owned());
+        rec.rule_id = Some(decision.rule.clone());
+        let attempts = match decision.outcome {
+            Outcome::Deny { status, message } => {
+                let kind = match status {
+                    401 => "authentication_error",
+                    403 => "permission_error",
+                    429 => "rate_limit_error",
+                    500..=599 => "server_error",
+                    _ => "invalid_request_error",
+                };
+                return Err(ApiError::new(status, kind, Some("policy_denied"), message));
+            }
+            Outcome::Route { attempts, .. } => attempts,
+        };
+        let mut out: Vec<(&'c ProviderConfig, String)> = Vec::new();
+        for target in attempts {
+            let next = match target {
+                Target::Requested => requested.as_ref().ok().map(|(p, m)| (*p, m.clone())),
+                // A target whose provider this gateway has no settings for is skipped.
+                Target::Model { provider, model } => {
+                    self.config.provider(&provider).map(|p| (p, model))
+                }
+            };
+            if let Some(n) =
+                next.filter(|n| !out.iter().any(|(p, m)| p.name == n.0.name && *m == n.1))
+            {
+                out.push(n);
+            }
+        }
+        if out.is_empty() {
+            return Err(requested.err().unwrap_or_else(|| {
+                ApiError::new(
+                    503,
+                    "server_error",
+                    Some("no_provider_configured"),
+                    format!(
+                        "rule `{}` routes only to providers this gateway has no settings for",
+                        decision.rule
+                    ),
+                )
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Which rule of which policy decided (when a policy is loaded).
+    fn policy_headers(&self, headers: &mut Vec<(String, String)>, rec: &LogRecord) {
+        if let (Some(hash), Some(rule)) = (&rec.policy_hash, &rec.rule_id) {
+            headers.push(("x-gateway-policy".into(), hash.clone()));
+            headers.push(("x-gateway-rule".into(), rule.clone()));
+        }
     }
 
     async fn embeddings(
@@ -540,6 +695,18 @@ fn route_headers(provider: &str, model: &str) -> Vec<(String, String)> {
         ("x-gateway-model".into(), model.to_owned()),
         ("x-gateway-attempts".into(), "1".into()),
     ]
+}
+
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
+    headers.retain(|(k, _)| k != name);
+    headers.push((name.to_owned(), value));
+}
+
+/// FNV-1a: a stable 64-bit hash (request ids to `sample`), the same on every host.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn with_json(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {

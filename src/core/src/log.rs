@@ -33,6 +33,9 @@ pub struct LogRecord {
     pub usage: Option<Usage>,
     /// A stream that ended without `[DONE]` (cut, stalled, failed upstream, or client gone).
     pub truncated: bool,
+    /// The compiled policy that decided, and its deciding rule (none without a policy).
+    pub policy_hash: Option<String>,
+    pub rule_id: Option<String>,
 }
 
 /// A value bound to a SQL parameter; each host maps it to its driver's type.
@@ -46,8 +49,8 @@ pub enum SqlValue {
 
 pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, method, path, endpoint, \
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
-prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated) \
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -86,6 +89,8 @@ impl LogRecord {
             int(u.and_then(|u| u.cached_tokens)),
             int(u.and_then(|u| u.reasoning_tokens)),
             SqlValue::Integer(i64::from(self.truncated)),
+            text(&self.policy_hash),
+            text(&self.rule_id),
         ]
     }
 }

@@ -27,6 +27,8 @@ enum Script {
 struct FakeHost {
     keys: Rc<HashMap<String, KeyRecord>>,
     script: Rc<RefCell<Script>>,
+    /// Scripts for upstream URLs starting with a prefix (the first match wins); `script` otherwise.
+    routes: Rc<RefCell<Vec<(String, Script)>>>,
     sent: Rc<RefCell<Vec<UpstreamRequest>>>,
 }
 
@@ -49,6 +51,7 @@ impl FakeHost {
         Self {
             keys: Rc::new(keys),
             script: Rc::new(RefCell::new(script)),
+            routes: Rc::default(),
             sent: Rc::default(),
         }
     }
@@ -60,8 +63,14 @@ impl FakeHost {
 
 impl Upstream for FakeHost {
     async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        let routed = self
+            .routes
+            .borrow()
+            .iter()
+            .find(|(prefix, _)| request.url.starts_with(prefix.as_str()))
+            .map(|(_, s)| s.clone());
         self.sent.borrow_mut().push(request);
-        let script = self.script.borrow().clone();
+        let script = routed.unwrap_or_else(|| self.script.borrow().clone());
         match script {
             Script::Reply(status, headers, chunks) => Ok(UpstreamResponse {
                 status,
@@ -698,4 +707,181 @@ proptest::proptest! {
         proptest::prop_assert_eq!(whole, split);
         proptest::prop_assert_eq!(whole_record.usage, split_record.usage);
     }
+}
+
+fn with_policy(host: &FakeHost, policy_text: &str) -> Gateway<FakeHost> {
+    use gateway_policy::{
+        catalog::Catalog, check::check, compile::compile, syntax::ast::SourceFile,
+    };
+    let checked = check(
+        vec![SourceFile {
+            name: "p.policy".into(),
+            text: policy_text.into(),
+        }],
+        &Catalog::builtin(),
+    );
+    assert_eq!(checked.errors(), 0, "{:#?}", checked.diagnostics);
+    let artifact = compile(&checked, &Catalog::builtin()).unwrap();
+    gateway(host).with_policy(Some(Rc::new(
+        gateway_policy::Policy::new(artifact).unwrap(),
+    )))
+}
+
+fn run_with(gw: &Gateway<FakeHost>, req: GatewayRequest) -> Seen {
+    block_on(async {
+        let Handled { response, record } = gw.handle(req).await;
+        let body = match response.body {
+            Body::Full(b) => b,
+            Body::Stream(s) => s.collect::<Vec<_>>().await.concat(),
+        };
+        Seen {
+            status: response.status,
+            headers: response.headers,
+            body: String::from_utf8(body).unwrap(),
+            record: record.await,
+        }
+    })
+}
+
+const ZH_POLICY: &str = "rule zh: when lang == zh -> deepseek fallback openai:gpt-4o-mini\ndeny no_free: when key.tier == \"free\" -> deny 403 \"upgrade to use this gateway\"\ndefault -> requested\n";
+const ZH_CHAT: &str =
+    r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"你好，请介绍一下你自己"}]}"#;
+const RATE_LIMITED: &[u8] = br#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+
+#[test]
+fn the_policy_routes_and_a_rate_limited_provider_falls_back_to_the_next() {
+    let host = FakeHost::new(ok_json());
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(429, vec![], vec![RATE_LIMITED.to_vec()]),
+    ));
+    let gw = with_policy(&host, ZH_POLICY);
+    let seen = run_with(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let urls: Vec<String> = host.sent.borrow().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://ds/chat/completions",
+            "http://mock/v1/chat/completions"
+        ]
+    );
+    assert_eq!(host.sent_body()["model"], "deepseek-flash");
+    assert_eq!(
+        (
+            seen.header("x-gateway-provider"),
+            seen.header("x-gateway-attempts")
+        ),
+        (Some("openai"), Some("2"))
+    );
+    assert_eq!(seen.header("x-gateway-rule"), Some("zh"));
+    assert_eq!(seen.header("x-gateway-policy").map(str::len), Some(64));
+    let r = &seen.record;
+    assert_eq!(
+        (r.attempts, r.provider.as_deref(), r.rule_id.as_deref()),
+        (2, Some("openai"), Some("zh"))
+    );
+}
+
+#[test]
+fn client_errors_do_not_fall_back_and_exhausted_attempts_say_what_was_tried() {
+    let bad = br#"{"error":{"message":"bad parameter","type":"invalid_request_error","param":null,"code":null}}"#.to_vec();
+    let host = FakeHost::new(ok_json());
+    host.routes
+        .borrow_mut()
+        .push(("http://ds".into(), Script::Reply(400, vec![], vec![bad])));
+    let seen = run_with(
+        &with_policy(&host, ZH_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!((seen.status, seen.record.attempts), (400, 1));
+    assert_eq!(host.sent.borrow().len(), 1);
+
+    let host = FakeHost::new(Script::Reply(503, vec![], vec![b"overloaded".to_vec()]));
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(429, vec![], vec![RATE_LIMITED.to_vec()]),
+    ));
+    let seen = run_with(
+        &with_policy(&host, ZH_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.status, 503);
+    let message = seen.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("also tried: deepseek:deepseek-flash (429 rate_limit_exceeded)"),
+        "{message}"
+    );
+    assert_eq!(seen.record.attempts, 2);
+}
+
+#[test]
+fn streams_fall_back_before_their_first_byte() {
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"]),
+    ));
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(429, vec![], vec![RATE_LIMITED.to_vec()]),
+    ));
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"你好，请介绍一下你自己"}]}"#;
+    let seen = run_with(
+        &with_policy(&host, ZH_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
+    assert_eq!(seen.status, 200);
+    assert!(seen.body.ends_with("data: [DONE]\n\n"));
+    assert_eq!(
+        (seen.header("x-gateway-attempts"), seen.record.attempts),
+        (Some("2"), 2)
+    );
+}
+
+#[test]
+fn a_deny_rule_answers_with_its_status_and_message_and_sends_nothing() {
+    let mut keys = (*FakeHost::new(ok_json()).keys).clone();
+    let mut free = keys[&hash_key(KEY)].clone();
+    free.tier = Some("free".into());
+    keys.insert(hash_key("gw-free"), free);
+    let mut host = FakeHost::new(ok_json());
+    host.keys = Rc::new(keys);
+    let seen = run_with(
+        &with_policy(&host, ZH_POLICY),
+        request("POST", "/v1/chat/completions", Some("gw-free"), CHAT),
+    );
+    assert_eq!(seen.status, 403);
+    let err = &seen.json()["error"];
+    assert_eq!(
+        (
+            err["message"].as_str(),
+            err["code"].as_str(),
+            err["type"].as_str()
+        ),
+        (
+            Some("upgrade to use this gateway"),
+            Some("policy_denied"),
+            Some("permission_error")
+        )
+    );
+    assert_eq!(seen.record.rule_id.as_deref(), Some("no_free"));
+    assert!(host.sent.borrow().is_empty());
+}
+
+#[test]
+fn without_a_matching_rule_the_default_sends_what_was_requested() {
+    let host = FakeHost::new(ok_json());
+    let seen = run_with(
+        &with_policy(&host, ZH_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
+    assert_eq!(
+        (seen.status, seen.header("x-gateway-rule")),
+        (200, Some("default"))
+    );
+    assert_eq!(host.sent.borrow()[0].url, "http://mock/v1/chat/completions");
 }

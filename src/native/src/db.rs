@@ -8,10 +8,16 @@ use gateway_core::{KeyRecord, LogRecord, SqlValue};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Every file in `migrations/`, in order. A test checks this list against the folder.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_policy.sql",
+        include_str!("../../../migrations/0002_policy.sql"),
+    ),
+];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -133,7 +139,10 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_log_rows_round_trip() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), vec!["0001_init.sql"]);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            vec!["0001_init.sql", "0002_policy.sql"]
+        );
         assert!(migrate(&mut conn).unwrap().is_empty());
         let rec = LogRecord {
             id: "req_1".into(),

@@ -35,6 +35,10 @@ enum Command {
         /// Worker threads, each with its own event loop (default: available cores).
         #[arg(long, env = "GATEWAY_THREADS")]
         threads: Option<usize>,
+        /// A compiled routing policy (`gateway-policy compile policies -o policy.json`); without one, every
+        /// request goes to the provider and model it names.
+        #[arg(long, env = "GATEWAY_POLICY")]
+        policy: Option<PathBuf>,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             db,
             threads,
+            policy,
         } => {
             let config = GatewayConfig::from_lookup(|k| std::env::var(k).ok())?;
             if config.providers.is_empty() {
@@ -90,11 +95,23 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            // Checked (format, hash, regexes) before serving: a broken policy never starts.
+            let policy = match policy {
+                Some(path) => {
+                    let json = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    gateway_policy::Policy::from_json(&json)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(json)
+                }
+                None => None,
+            };
             server::serve(server::ServeOptions {
                 listen,
                 db,
                 threads,
                 config,
+                policy,
             })
         }
         Command::Migrate { db } => {

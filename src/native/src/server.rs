@@ -63,6 +63,8 @@ pub struct ServeOptions {
     pub db: PathBuf,
     pub threads: usize,
     pub config: GatewayConfig,
+    /// The compiled policy's JSON, already verified; each worker thread loads its own copy.
+    pub policy: Option<String>,
 }
 
 pub fn serve(opts: ServeOptions) -> Result<(), String> {
@@ -75,18 +77,28 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
+    let policy = opts
+        .policy
+        .as_deref()
+        .and_then(|p| gateway_policy::Policy::from_json(p).ok())
+        .map_or("none".to_owned(), |p| p.hash()[..12].to_owned());
     println!(
-        "gateway listening on http://{addr} (providers: {}; db: {})",
+        "gateway listening on http://{addr} (providers: {}; db: {}; policy: {policy})",
         names.join(", "),
         opts.db.display()
     );
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
-        let (config, db, log_tx) = (opts.config.clone(), opts.db.clone(), log_tx.clone());
+        let (config, db, log_tx, policy) = (
+            opts.config.clone(),
+            opts.db.clone(),
+            log_tx.clone(),
+            opts.policy.clone(),
+        );
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, config, db, log_tx))
+            .spawn(move || worker_thread(listener, config, db, log_tx, policy))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
@@ -105,6 +117,7 @@ fn worker_thread(
     config: GatewayConfig,
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
+    policy: Option<String>,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,7 +127,13 @@ fn worker_thread(
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let host = NativeHost::new(&db)?;
-        let gateway = Rc::new(Gateway::new(host, Rc::new(config)));
+        let policy = match policy {
+            Some(json) => Some(Rc::new(
+                gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        let gateway = Rc::new(Gateway::new(host, Rc::new(config)).with_policy(policy));
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
