@@ -157,19 +157,7 @@ impl Seen {
 }
 
 fn run(host: &FakeHost, req: GatewayRequest) -> Seen {
-    block_on(async {
-        let Handled { response, record } = gateway(host).handle(req).await;
-        let body = match response.body {
-            Body::Full(b) => b,
-            Body::Stream(s) => s.collect::<Vec<_>>().await.concat(),
-        };
-        Seen {
-            status: response.status,
-            headers: response.headers,
-            body: String::from_utf8(body).unwrap(),
-            record: record.await,
-        }
-    })
+    run_with(&gateway(host), req)
 }
 
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
