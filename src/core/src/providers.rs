@@ -36,6 +36,32 @@ pub enum StreamTranslator {
     WorkersAi(workers_ai::StreamState),
 }
 
+impl StreamEvent {
+    /// The terminal OpenAI error event for a failure found mid-stream.
+    pub(crate) fn error(err: &ApiError) -> Self {
+        StreamEvent::Error(String::from_utf8_lossy(&err.body()).into_owned())
+    }
+}
+
+/// A provider's settings for connector tests: `base_url`, key `sk-test`, no extra headers.
+#[cfg(test)]
+pub(crate) fn test_provider(
+    name: &'static str,
+    base_url: &str,
+    default_model: &str,
+    connector: Connector,
+) -> ProviderConfig {
+    ProviderConfig {
+        name,
+        base_url: base_url.into(),
+        api_key: Some("sk-test".into()),
+        default_model: default_model.into(),
+        models: &[],
+        connector,
+        headers: vec![],
+    }
+}
+
 impl StreamTranslator {
     pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
         match self {

@@ -64,6 +64,7 @@ impl Diagnostic {
         }
     }
 
+    /// A finding that does not stop compilation.
     pub fn warning(
         code: &'static str,
         span: Span,
@@ -71,12 +72,8 @@ impl Diagnostic {
         label: impl Into<String>,
     ) -> Self {
         Self {
-            code,
             severity: Severity::Warning,
-            message: message.into(),
-            span,
-            label: label.into(),
-            help: None,
+            ..Self::error(code, span, message, label)
         }
     }
 

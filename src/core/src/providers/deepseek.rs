@@ -68,9 +68,7 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
             Some("upstream_overloaded"),
             "upstream `deepseek` stopped: insufficient system resources; retry or use another provider",
         );
-        return vec![StreamEvent::Error(
-            String::from_utf8_lossy(&err.body()).into_owned(),
-        )];
+        return vec![StreamEvent::error(&err)];
     }
     let u = usage(&v);
     super::move_usage_off_chunk(v, data, u)
@@ -111,15 +109,12 @@ mod tests {
     use super::*;
 
     fn provider() -> ProviderConfig {
-        ProviderConfig {
-            name: "deepseek",
-            base_url: "https://api.deepseek.com".into(),
-            api_key: Some("sk-d".into()),
-            default_model: "deepseek-flash".into(),
-            models: &[],
-            connector: crate::providers::Connector::DeepSeek,
-            headers: vec![],
-        }
+        crate::providers::test_provider(
+            "deepseek",
+            "https://api.deepseek.com",
+            "deepseek-flash",
+            crate::providers::Connector::DeepSeek,
+        )
     }
 
     #[test]

@@ -466,9 +466,7 @@ impl StreamState {
                 .and_then(Value::as_u64)
                 .map_or(502, |c| c as u16);
             let err = upstream_error("gemini", status, &[], v.to_string().as_bytes());
-            return vec![StreamEvent::Error(
-                String::from_utf8_lossy(&err.body()).into_owned(),
-            )];
+            return vec![StreamEvent::error(&err)];
         }
         if self.id.is_none() {
             let seed = v
@@ -663,15 +661,12 @@ mod tests {
     use super::*;
 
     fn provider() -> ProviderConfig {
-        ProviderConfig {
-            name: "gemini",
-            base_url: "https://g/v1beta".into(),
-            api_key: Some("AIza".into()),
-            default_model: "gemini-3.8-flash".into(),
-            models: &[],
-            connector: crate::providers::Connector::Gemini,
-            headers: vec![],
-        }
+        crate::providers::test_provider(
+            "gemini",
+            "https://g/v1beta",
+            "gemini-3.8-flash",
+            crate::providers::Connector::Gemini,
+        )
     }
 
     fn body(v: Value) -> Map<String, Value> {
@@ -703,7 +698,7 @@ mod tests {
         );
         assert!(req
             .headers
-            .contains(&("x-goog-api-key".into(), "AIza".into())));
+            .contains(&("x-goog-api-key".into(), "sk-test".into())));
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(
             sent["systemInstruction"],

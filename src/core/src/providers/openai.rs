@@ -232,15 +232,12 @@ mod tests {
     use super::*;
 
     fn provider() -> ProviderConfig {
-        ProviderConfig {
-            name: "openai",
-            base_url: "http://up/v1".into(),
-            api_key: Some("sk-x".into()),
-            default_model: "m".into(),
-            models: &[],
-            connector: crate::providers::Connector::OpenAi,
-            headers: vec![],
-        }
+        crate::providers::test_provider(
+            "openai",
+            "http://up/v1",
+            "m",
+            crate::providers::Connector::OpenAi,
+        )
     }
 
     #[test]
@@ -254,7 +251,7 @@ mod tests {
         assert_eq!(req.url, "http://up/v1/chat/completions");
         assert!(req
             .headers
-            .contains(&("authorization".into(), "Bearer sk-x".into())));
+            .contains(&("authorization".into(), "Bearer sk-test".into())));
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(sent["model"], "gpt-4o-mini");
         assert!(sent.get("provider").is_none());

@@ -43,9 +43,7 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
             .map_or(502, |c| c as u16);
         let mut err = error_for(status, e, "openrouter");
         err.message = format!("the stream failed upstream: {}", err.message);
-        return vec![StreamEvent::Error(
-            String::from_utf8_lossy(&err.body()).into_owned(),
-        )];
+        return vec![StreamEvent::error(&err)];
     }
     let u = usage(&v);
     super::move_usage_off_chunk(v, data, u)

@@ -221,9 +221,7 @@ impl StreamState {
         };
         if v.get("errors").is_some() || v.get("error").is_some() {
             let err = error_for(502, &v, "workers_ai", &[]);
-            return vec![StreamEvent::Error(
-                String::from_utf8_lossy(&err.body()).into_owned(),
-            )];
+            return vec![StreamEvent::error(&err)];
         }
         if let Value::Object(o) = &mut v {
             o.remove("p");
