@@ -26,6 +26,12 @@ pub struct GatewayConfig {
     pub upstream_timeout_ms: u64,
     /// Longest silence allowed between two chunks of an upstream stream.
     pub stream_idle_timeout_ms: u64,
+    /// How often the active policy pointer and the health snapshot are re-read (in the background).
+    pub policy_refresh_ms: u64,
+    /// How long a provider model that keeps failing is tried only as a last resort.
+    pub cooldown_ms: u64,
+    /// The bearer token of the admin endpoints (`/admin/…`); without one they answer 404.
+    pub admin_token: Option<String>,
 }
 
 /// A base URL with this scheme names a Worker binding (`binding://AI`): the Workers host calls the binding
@@ -35,10 +41,13 @@ pub const BINDING_SCHEME: &str = "binding://";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
+pub const DEFAULT_POLICY_REFRESH_MS: u64 = 10_000;
+pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
 
 impl GatewayConfig {
     /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
-    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS` and `STREAM_IDLE_TIMEOUT_MS`.
+    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`, `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`
+    /// and `GATEWAY_ADMIN_TOKEN`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |name: &str| {
             lookup(name)
@@ -94,6 +103,9 @@ impl GatewayConfig {
                 "STREAM_IDLE_TIMEOUT_MS",
                 DEFAULT_STREAM_IDLE_TIMEOUT_MS,
             )?,
+            policy_refresh_ms: number(&get, "POLICY_REFRESH_MS", DEFAULT_POLICY_REFRESH_MS)?,
+            cooldown_ms: number(&get, "COOLDOWN_MS", DEFAULT_COOLDOWN_MS)?,
+            admin_token: get("GATEWAY_ADMIN_TOKEN"),
         })
     }
 

@@ -12,10 +12,14 @@ use serde_json::{Map, Value};
 use crate::auth::{self, KeyRecord};
 use crate::config::{GatewayConfig, ProviderConfig};
 use crate::error::ApiError;
-use crate::log::LogRecord;
+use crate::log::{Attempt, LogRecord};
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::{self, StreamTranslator};
-use gateway_policy::{Outcome, Policy, Target};
+use crate::providers;
+use crate::state::{Freshness, Shared};
+use gateway_policy::artifact::Options;
+use gateway_policy::catalog::Catalog;
+use gateway_policy::{Attrs, Outcome, Policy, Target};
+use relay::Source;
 
 /// A request as the host received it. Header names are lower case; `path` has no query string.
 #[derive(Debug, Clone)]
@@ -45,10 +49,12 @@ pub enum Body {
     Stream(LocalBoxStream<'static, Vec<u8>>),
 }
 
-/// The response to send now, and the log row, which resolves once the response (or stream) is over.
+/// The response to send now, the log row, which resolves once the response (or stream) is over, and work to
+/// run after the response (a background policy refresh), which hosts hand to `waitUntil` or spawn.
 pub struct Handled {
     pub response: GatewayResponse,
     pub record: LocalBoxFuture<'static, LogRecord>,
+    pub background: Option<LocalBoxFuture<'static, ()>>,
 }
 
 enum Reply {
@@ -59,10 +65,48 @@ enum Reply {
     },
     Stream {
         headers: Vec<(String, String)>,
-        upstream: ByteStream,
-        translator: StreamTranslator,
+        source: Box<Source>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Chat {
+        stream: bool,
         client_wants_usage: bool,
     },
+    Embeddings,
+}
+
+/// The targets to try, in order, and the deciding rule's options.
+struct Plan<'c> {
+    targets: Vec<(&'c ProviderConfig, String)>,
+    options: Options,
+}
+
+/// A failed attempt: the error the client would see, the status to log (the upstream's when it answered),
+/// and the failure's class (`429`, `5xx`, `4xx`, `auth`, `timeout`, `connect`, `stream`, `invalid`).
+struct Failure {
+    err: ApiError,
+    status: u16,
+    class: &'static str,
+}
+
+impl From<ApiError> for Failure {
+    fn from(err: ApiError) -> Self {
+        let class = match err.code.as_deref() {
+            Some("upstream_timeout") => "timeout",
+            Some("upstream_unreachable") => "connect",
+            Some("upstream_truncated" | "upstream_error" | "upstream_stream_error") => "stream",
+            Some("upstream_invalid_response") => "invalid",
+            _ => status_class(err.status),
+        };
+        Self {
+            status: err.status,
+            class,
+            err,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,6 +115,7 @@ enum Endpoint {
     Models,
     Chat,
     Embeddings,
+    Admin,
 }
 
 const ROUTES: &[(&str, &str, Endpoint)] = &[
@@ -78,7 +123,14 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/v1/models", "GET", Endpoint::Models),
     ("/v1/chat/completions", "POST", Endpoint::Chat),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
+    ("/admin/status", "GET", Endpoint::Admin),
 ];
+
+/// The policy hash in headers and log rows when no policy has been published: route to what was requested.
+pub const BUILTIN_POLICY: &str = "builtin";
+/// A retry waits at most this long; a longer `Retry-After` moves on to the next target instead.
+const MAX_RETRY_WAIT_MS: f64 = 5_000.0;
+const BASE_BACKOFF_MS: u64 = 200;
 
 const JSON: &str = "application/json";
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
@@ -89,8 +141,8 @@ const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 pub struct Gateway<H: Host> {
     host: H,
     config: Rc<GatewayConfig>,
-    /// The compiled routing policy; without one, every request goes to what it asked for.
-    policy: Option<Rc<Policy>>,
+    /// The active policy, health and cooldowns: kept by the host across requests (per isolate or thread).
+    shared: Rc<Shared>,
 }
 
 impl<H: Host> Gateway<H> {
@@ -98,13 +150,26 @@ impl<H: Host> Gateway<H> {
         Self {
             host,
             config,
-            policy: None,
+            shared: Shared::new(),
         }
     }
 
-    pub fn with_policy(mut self, policy: Option<Rc<Policy>>) -> Self {
-        self.policy = policy;
+    /// Uses state that outlives this gateway value (Workers build one gateway per request).
+    pub fn with_shared(mut self, shared: Rc<Shared>) -> Self {
+        self.shared = shared;
         self
+    }
+
+    /// Starts with this policy (until the policy store publishes another).
+    pub fn with_policy(self, policy: Option<Rc<Policy>>) -> Self {
+        if let Some(p) = policy {
+            self.shared.install(p, self.host.now_ms());
+        }
+        self
+    }
+
+    pub fn shared(&self) -> &Rc<Shared> {
+        &self.shared
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -114,6 +179,17 @@ impl<H: Host> Gateway<H> {
     /// Handles one request. Never panics on client or upstream input; every outcome has a log row.
     pub async fn handle(&self, req: GatewayRequest) -> Handled {
         let start = self.host.now_ms();
+        let background = match self.shared.freshness(start, self.config.policy_refresh_ms) {
+            Freshness::Cold => {
+                self.shared.refresh(&self.host).await;
+                None
+            }
+            Freshness::Stale => {
+                let (shared, host) = (self.shared.clone(), self.host.clone());
+                Some(async move { shared.refresh(&host).await }.boxed_local())
+            }
+            Freshness::Fresh => None,
+        };
         let mut rec = LogRecord {
             id: format!(
                 "req_{:016x}{:016x}",
@@ -147,23 +223,10 @@ impl<H: Host> Gateway<H> {
                 rec.latency_ms = self.host.now_ms() - start;
                 error_response(&err)
             }
-            Ok(Reply::Stream {
-                headers,
-                upstream,
-                translator,
-                client_wants_usage,
-            }) => {
+            Ok(Reply::Stream { headers, source }) => {
                 rec.status = 200;
                 let idle = self.config.stream_idle_timeout_ms;
-                let (body, record) = relay::relay(
-                    self.host.clone(),
-                    upstream,
-                    translator,
-                    rec,
-                    start,
-                    idle,
-                    client_wants_usage,
-                );
+                let (body, record) = relay::relay(self.host.clone(), *source, rec, start, idle);
                 let mut headers = headers;
                 headers.push((
                     "content-type".into(),
@@ -176,13 +239,18 @@ impl<H: Host> Gateway<H> {
                     body: Body::Stream(body),
                 };
                 response.headers.push(("x-request-id".into(), request_id));
-                return Handled { response, record };
+                return Handled {
+                    response,
+                    record,
+                    background,
+                };
             }
         };
         response.headers.push(("x-request-id".into(), request_id));
         Handled {
             response,
             record: future::ready(rec).boxed_local(),
+            background,
         }
     }
 
@@ -208,6 +276,9 @@ impl<H: Host> Gateway<H> {
         if endpoint == Endpoint::Health {
             return Ok(json_reply(200, br#"{"status":"ok"}"#.to_vec()));
         }
+        if endpoint == Endpoint::Admin {
+            return self.admin(req);
+        }
         rec.endpoint = Some(match endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
@@ -217,7 +288,7 @@ impl<H: Host> Gateway<H> {
         match endpoint {
             Endpoint::Models => Ok(self.models()),
             Endpoint::Chat => self.chat(req, &key, rec).await,
-            _ => self.embeddings(req, rec).await,
+            _ => self.embeddings(req, &key, rec).await,
         }
     }
 
@@ -251,6 +322,29 @@ impl<H: Host> Gateway<H> {
             return Err(ApiError::unauthorized(why));
         }
         Ok(record)
+    }
+
+    /// `GET /admin/status`: the active policy, health snapshot and cooldowns of this isolate or thread,
+    /// behind its own token (`GATEWAY_ADMIN_TOKEN`); 404 when no token is configured.
+    fn admin(&self, req: &GatewayRequest) -> Result<Reply, ApiError> {
+        let Some(token) = &self.config.admin_token else {
+            return Err(ApiError::not_found(format!(
+                "no route for `{} {}`",
+                req.method, req.path
+            )));
+        };
+        // Compared as hashes: the comparison's timing says nothing about the token.
+        let presented = auth::presented_key(&req.headers).map(auth::hash_key);
+        if presented.as_deref() != Some(auth::hash_key(token).as_str()) {
+            return Err(ApiError::unauthorized(
+                "the admin endpoints need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`",
+            ));
+        }
+        let status = self.shared.status(self.host.now_ms());
+        Ok(json_reply(
+            200,
+            serde_json::to_vec(&status).unwrap_or_default(),
+        ))
     }
 
     fn models(&self) -> Reply {
@@ -307,83 +401,199 @@ impl<H: Host> Gateway<H> {
             .unwrap_or(false);
         rec.stream = stream;
         let requested = self.resolve(&body, &model, rec);
-        let attempts = self.plan(&body, &req.headers, key, "chat", &model, requested, rec)?;
-        let mut failed: Vec<String> = Vec::new();
-        for (i, (provider, upstream_model)) in attempts.iter().enumerate() {
-            rec.provider = Some(provider.name.to_owned());
-            rec.model = Some(upstream_model.clone());
-            rec.attempts = i as u32 + 1;
-            let last = i + 1 == attempts.len();
-            match self
-                .attempt_chat(
-                    provider,
-                    upstream_model,
-                    &body,
-                    stream,
-                    client_wants_usage,
-                    rec,
-                )
-                .await
-            {
-                Ok(mut reply) => {
-                    let (Reply::Full { headers, .. } | Reply::Stream { headers, .. }) = &mut reply;
-                    set_header(headers, "x-gateway-attempts", (i + 1).to_string());
-                    self.policy_headers(headers, rec);
-                    return Ok(reply);
-                }
-                // Nothing has reached the client yet: a failure that another provider may not have falls back.
-                Err(e) if e.retryable() && !last => failed.push(format!(
-                    "{}:{} ({} {})",
-                    provider.name,
-                    upstream_model,
-                    e.status,
-                    e.code.as_deref().unwrap_or(e.kind)
-                )),
-                Err(mut e) => {
-                    if !failed.is_empty() {
-                        e.message = format!("{} (also tried: {})", e.message, failed.join(", "));
+        let plan = self.plan(&body, &req.headers, key, "chat", &model, requested, rec)?;
+        let call = Call::Chat {
+            stream,
+            client_wants_usage,
+        };
+        self.dispatch(call, &body, plan, rec).await
+    }
+
+    async fn embeddings(
+        &self,
+        req: &GatewayRequest,
+        key: &KeyRecord,
+        rec: &mut LogRecord,
+    ) -> Result<Reply, ApiError> {
+        let body = json_body(&req.body, self.config.max_body_bytes)?;
+        let model = required_string(&body, "model")?;
+        if body.get("input").is_none_or(Value::is_null) {
+            return Err(ApiError::invalid_request("`input` is required").with_param("input"));
+        }
+        let requested = self.resolve(&body, &model, rec);
+        let plan = self.plan(
+            &body,
+            &req.headers,
+            key,
+            "embeddings",
+            &model,
+            requested,
+            rec,
+        )?;
+        self.dispatch(Call::Embeddings, &body, plan, rec).await
+    }
+
+    /// Carries out a plan: each target in order, retried with backoff as the rule's options allow, falling
+    /// back on failures the rule (or, without `retry_on`, the gateway) counts as retryable. Nothing has reached
+    /// the client while this runs; a stream is handed over once its first content token has arrived.
+    async fn dispatch(
+        &self,
+        call: Call,
+        body: &Map<String, Value>,
+        plan: Plan<'_>,
+        rec: &mut LogRecord,
+    ) -> Result<Reply, ApiError> {
+        let options = &plan.options;
+        let retries = options.retries.unwrap_or(0);
+        let mut tried: Vec<String> = Vec::new();
+        let mut last: Option<ApiError> = None;
+        for (provider, model) in &plan.targets {
+            let target = format!("{}:{model}", provider.name);
+            let mut retry = 0;
+            loop {
+                rec.provider = Some(provider.name.to_owned());
+                rec.model = Some(model.clone());
+                let started = self.host.now_ms();
+                let result = self
+                    .attempt(call, provider, model, body, options, rec)
+                    .await;
+                let now = self.host.now_ms();
+                rec.attempts = rec.attempt_log.len() as u32 + 1;
+                let mut attempt = Attempt {
+                    provider: provider.name.to_owned(),
+                    model: model.clone(),
+                    status: 200,
+                    ms: ((now - started) * 1000.0).round() / 1000.0,
+                    error: None,
+                };
+                match result {
+                    Ok(mut reply) => {
+                        rec.attempt_log.push(attempt);
+                        self.shared.record_attempt(
+                            &target,
+                            false,
+                            None,
+                            now,
+                            self.config.cooldown_ms,
+                        );
+                        let (Reply::Full { headers, .. } | Reply::Stream { headers, .. }) =
+                            &mut reply;
+                        set_header(headers, "x-gateway-attempts", rec.attempts.to_string());
+                        self.policy_headers(headers, rec);
+                        return Ok(reply);
                     }
-                    return Err(e);
+                    Err(f) => {
+                        attempt.status = f.status;
+                        attempt.error = Some(f.class.to_owned());
+                        let fault = attempt.provider_fault();
+                        rec.attempt_log.push(attempt);
+                        let retry_after_ms = f.err.retry_after.as_deref().and_then(retry_after_ms);
+                        self.shared.record_attempt(
+                            &target,
+                            fault,
+                            retry_after_ms,
+                            now,
+                            self.config.cooldown_ms,
+                        );
+                        if !falls_back(&f, options) {
+                            return Err(with_tried(f.err, &tried));
+                        }
+                        tried.push(format!(
+                            "{target} ({} {})",
+                            f.err.status,
+                            f.err.code.as_deref().unwrap_or(f.err.kind)
+                        ));
+                        if retry < retries {
+                            let jitter = self.host.random_u64();
+                            if let Some(wait) = backoff_ms(retry, retry_after_ms, jitter) {
+                                retry += 1;
+                                self.host.sleep(wait).await;
+                                continue;
+                            }
+                        }
+                        last = Some(f.err);
+                        break;
+                    }
                 }
             }
         }
-        Err(ApiError::internal("no attempt was made"))
+        tried.pop();
+        let err = last.unwrap_or_else(|| ApiError::internal("no attempt was made"));
+        Err(with_tried(err, &tried))
     }
 
-    /// One attempt at a chat completion on one provider: the answer, or the stream once its headers arrived.
-    async fn attempt_chat(
+    /// One attempt on one provider: the JSON answer, or the stream once its first content token arrived.
+    async fn attempt(
         &self,
+        call: Call,
         provider: &ProviderConfig,
-        upstream_model: &str,
+        model: &str,
         body: &Map<String, Value>,
-        stream: bool,
-        client_wants_usage: bool,
+        options: &Options,
         rec: &mut LogRecord,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Reply, Failure> {
         let connector = provider.connector;
-        let upstream_req =
-            connector.chat_request(provider, body.clone(), upstream_model, stream)?;
-        let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
-        let resp = self.send(upstream_req, provider, deadline).await?;
-        let headers = route_headers(provider.name, upstream_model);
+        let started = self.host.now_ms();
+        let timeout_ms = options
+            .timeout_ms
+            .unwrap_or(self.config.upstream_timeout_ms);
+        let deadline = started + timeout_ms as f64;
+        let headers = route_headers(provider.name, model);
+        let now_s = (started / 1000.0) as u64;
+        let (stream, client_wants_usage) = match call {
+            Call::Embeddings => {
+                let req = connector.embeddings_request(provider, body.clone(), model)?;
+                let resp = self.send(req, provider, deadline, timeout_ms).await?;
+                let (mut parsed, bytes) = self
+                    .read_json(resp.body, deadline, timeout_ms, provider.name)
+                    .await?;
+                rec.usage = connector.usage(&parsed);
+                let bytes = if connector.normalize_embeddings(&mut parsed, model) {
+                    serde_json::to_vec(&parsed).unwrap_or(bytes)
+                } else {
+                    bytes
+                };
+                return Ok(Reply::Full {
+                    status: 200,
+                    headers: with_json(headers),
+                    body: bytes,
+                });
+            }
+            Call::Chat {
+                stream,
+                client_wants_usage,
+            } => (stream, client_wants_usage),
+        };
+        let req = connector.chat_request(provider, body.clone(), model, stream)?;
+        let resp = self.send(req, provider, deadline, timeout_ms).await?;
         if stream {
+            let mut source = Source::new(
+                resp.body,
+                connector.stream_translator(now_s),
+                client_wants_usage,
+            );
+            let first_token_ms = options
+                .first_token_timeout_ms
+                .unwrap_or(timeout_ms)
+                .min(timeout_ms);
+            source
+                .preroll(&self.host, started + first_token_ms as f64, first_token_ms)
+                .await?;
+            rec.ttft_ms = Some(self.host.now_ms() - rec.ts_ms as f64);
             return Ok(Reply::Stream {
                 headers,
-                upstream: resp.body,
-                translator: connector.stream_translator((self.host.now_ms() / 1000.0) as u64),
-                client_wants_usage,
+                source: Box::new(source),
             });
         }
-        let mut bytes = json_answer(
-            self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
-                .await?,
-        );
-        let mut parsed: Value =
-            serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
+        let (mut parsed, bytes) = self
+            .read_json(resp.body, deadline, timeout_ms, provider.name)
+            .await?;
         rec.usage = connector.usage(&parsed);
-        if connector.normalize_answer(&mut parsed, (self.host.now_ms() / 1000.0) as u64)? {
-            bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
-        }
+        let bytes = if connector.normalize_answer(&mut parsed, now_s)? {
+            serde_json::to_vec(&parsed).unwrap_or(bytes)
+        } else {
+            bytes
+        };
         Ok(Reply::Full {
             status: 200,
             headers: with_json(headers),
@@ -391,7 +601,25 @@ impl<H: Host> Gateway<H> {
         })
     }
 
-    /// The providers to try, in order: the policy's decision, or just what was requested without a policy.
+    /// Reads and parses a whole JSON answer (without the blank lines some providers send first).
+    async fn read_json(
+        &self,
+        body: ByteStream,
+        deadline: f64,
+        timeout_ms: u64,
+        provider: &str,
+    ) -> Result<(Value, Vec<u8>), ApiError> {
+        let bytes = json_answer(
+            self.read_body(body, MAX_UPSTREAM_BODY, deadline, timeout_ms, provider)
+                .await?,
+        );
+        let parsed = serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider))?;
+        Ok((parsed, bytes))
+    }
+
+    /// The targets to try, in order: the policy's decision for this request's attributes, or, without a
+    /// published policy, the built-in default (what was requested). Targets whose provider has no settings,
+    /// or whose model cannot take the request (catalog capabilities), are left out; models cooling down go last.
     #[allow(clippy::too_many_arguments)]
     fn plan<'c>(
         &'c self,
@@ -402,9 +630,14 @@ impl<H: Host> Gateway<H> {
         model: &str,
         requested: Result<(&'c ProviderConfig, String), ApiError>,
         rec: &mut LogRecord,
-    ) -> Result<Vec<(&'c ProviderConfig, String)>, ApiError> {
-        let Some(policy) = &self.policy else {
-            return requested.map(|r| vec![r]);
+    ) -> Result<Plan<'c>, ApiError> {
+        let Some(policy) = self.shared.policy() else {
+            rec.policy_hash = Some(BUILTIN_POLICY.into());
+            rec.rule_id = Some("default".into());
+            return requested.map(|r| Plan {
+                targets: vec![r],
+                options: Options::default(),
+            });
         };
         let (req_provider, req_model) = match &requested {
             Ok((p, m)) => (p.name.to_owned(), m.clone()),
@@ -413,7 +646,7 @@ impl<H: Host> Gateway<H> {
                 _ => (String::new(), model.to_owned()),
             },
         };
-        let attrs = crate::attributes::request_attrs(&crate::attributes::RequestFacts {
+        let mut attrs = crate::attributes::request_attrs(&crate::attributes::RequestFacts {
             body,
             headers,
             key: Some(key),
@@ -423,11 +656,13 @@ impl<H: Host> Gateway<H> {
             now_ms: self.host.now_ms(),
             id_hash: fnv1a(rec.id.as_bytes()),
         });
+        attrs.health = (*self.shared.health()).clone();
         let decision = policy.decide(&attrs);
         rec.policy_hash = Some(policy.hash().to_owned());
         rec.rule_id = Some(decision.rule.clone());
-        let attempts = match decision.outcome {
+        let (attempts, options) = match decision.outcome {
             Outcome::Deny { status, message } => {
+                rec.decision_attrs = Some(decision_json(&attrs, &[], &[]));
                 let kind = match status {
                     401 => "authentication_error",
                     403 => "permission_error",
@@ -437,7 +672,7 @@ impl<H: Host> Gateway<H> {
                 };
                 return Err(ApiError::new(status, kind, Some("policy_denied"), message));
             }
-            Outcome::Route { attempts, .. } => attempts,
+            Outcome::Route { attempts, options } => (attempts, options),
         };
         let mut out: Vec<(&'c ProviderConfig, String)> = Vec::new();
         for target in attempts {
@@ -454,7 +689,41 @@ impl<H: Host> Gateway<H> {
                 out.push(n);
             }
         }
-        if out.is_empty() {
+        let catalog = &policy.artifact().catalog;
+        let mut skipped: Vec<String> = Vec::new();
+        let capable: Vec<_> = out
+            .iter()
+            .filter(|(p, m)| match incapable(catalog, p.name, m, &attrs) {
+                Some(why) => {
+                    skipped.push(format!("{}:{m} ({why})", p.name));
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        // When no target can take the request by the catalog, the providers say so themselves.
+        if capable.is_empty() {
+            skipped.clear();
+        } else {
+            out = capable;
+        }
+        let now = self.host.now_ms();
+        let (mut warm, cooling): (Vec<_>, Vec<_>) = out
+            .into_iter()
+            .partition(|(p, m)| !self.shared.cooling(&format!("{}:{m}", p.name), now));
+        skipped.extend(
+            cooling
+                .iter()
+                .map(|(p, m)| format!("{}:{m} (cooling down, tried last)", p.name)),
+        );
+        warm.extend(cooling);
+        let chain: Vec<String> = warm
+            .iter()
+            .map(|(p, m)| format!("{}:{m}", p.name))
+            .collect();
+        rec.decision_attrs = Some(decision_json(&attrs, &chain, &skipped));
+        if warm.is_empty() {
             return Err(requested.err().unwrap_or_else(|| {
                 ApiError::new(
                     503,
@@ -467,52 +736,18 @@ impl<H: Host> Gateway<H> {
                 )
             }));
         }
-        Ok(out)
+        Ok(Plan {
+            targets: warm,
+            options,
+        })
     }
 
-    /// Which rule of which policy decided (when a policy is loaded).
+    /// Which rule of which policy decided.
     fn policy_headers(&self, headers: &mut Vec<(String, String)>, rec: &LogRecord) {
         if let (Some(hash), Some(rule)) = (&rec.policy_hash, &rec.rule_id) {
             headers.push(("x-gateway-policy".into(), hash.clone()));
             headers.push(("x-gateway-rule".into(), rule.clone()));
         }
-    }
-
-    async fn embeddings(
-        &self,
-        req: &GatewayRequest,
-        rec: &mut LogRecord,
-    ) -> Result<Reply, ApiError> {
-        let body = json_body(&req.body, self.config.max_body_bytes)?;
-        let model = required_string(&body, "model")?;
-        if body.get("input").is_none_or(Value::is_null) {
-            return Err(ApiError::invalid_request("`input` is required").with_param("input"));
-        }
-        let (provider, upstream_model) = self.resolve(&body, &model, rec)?;
-        let upstream_req =
-            provider
-                .connector
-                .embeddings_request(provider, body, &upstream_model)?;
-        let deadline = self.host.now_ms() + self.config.upstream_timeout_ms as f64;
-        let resp = self.send(upstream_req, provider, deadline).await?;
-        let mut bytes = json_answer(
-            self.read_body(resp.body, MAX_UPSTREAM_BODY, deadline, provider.name)
-                .await?,
-        );
-        let mut parsed: Value =
-            serde_json::from_slice(&bytes).map_err(|_| invalid_upstream_json(provider.name))?;
-        rec.usage = provider.connector.usage(&parsed);
-        if provider
-            .connector
-            .normalize_embeddings(&mut parsed, &upstream_model)
-        {
-            bytes = serde_json::to_vec(&parsed).unwrap_or(bytes);
-        }
-        Ok(Reply::Full {
-            status: 200,
-            headers: with_json(route_headers(provider.name, &upstream_model)),
-            body: bytes,
-        })
     }
 
     /// Which provider and upstream model serve this request (design.md §4 model selection).
@@ -569,18 +804,20 @@ impl<H: Host> Gateway<H> {
         req: UpstreamRequest,
         p: &ProviderConfig,
         deadline: f64,
-    ) -> Result<UpstreamResponse, ApiError> {
+        timeout_ms: u64,
+    ) -> Result<UpstreamResponse, Failure> {
         let provider = p.name;
         let send = self.host.send(req);
         let resp = match self.within(deadline, send).await {
-            None => return Err(upstream_timeout(provider, self.config.upstream_timeout_ms)),
+            None => return Err(upstream_timeout(provider, timeout_ms).into()),
             Some(Err(e)) => {
                 return Err(ApiError::new(
                     502,
                     "server_error",
                     Some("upstream_unreachable"),
                     format!("upstream `{provider}`: {e}"),
-                ))
+                )
+                .into())
             }
             Some(Ok(resp)) => resp,
         };
@@ -590,12 +827,16 @@ impl<H: Host> Gateway<H> {
         let status = resp.status;
         let headers = resp.headers.clone();
         let body = self
-            .read_body(resp.body, MAX_ERROR_BODY, deadline, provider)
+            .read_body(resp.body, MAX_ERROR_BODY, deadline, timeout_ms, provider)
             .await
             .unwrap_or_default();
-        Err(p
-            .connector
-            .upstream_error(provider, status, &headers, &body))
+        Err(Failure {
+            err: p
+                .connector
+                .upstream_error(provider, status, &headers, &body),
+            status,
+            class: status_class(status),
+        })
     }
 
     /// Reads a whole upstream body, up to `limit` bytes (an error body is truncated there; a success body over
@@ -605,6 +846,7 @@ impl<H: Host> Gateway<H> {
         mut body: ByteStream,
         limit: usize,
         deadline: f64,
+        timeout_ms: u64,
         provider: &str,
     ) -> Result<Vec<u8>, ApiError> {
         let collect = async move {
@@ -623,7 +865,7 @@ impl<H: Host> Gateway<H> {
             Ok(out)
         };
         match self.within(deadline, collect).await {
-            None => Err(upstream_timeout(provider, self.config.upstream_timeout_ms)),
+            None => Err(upstream_timeout(provider, timeout_ms)),
             Some(Err(e)) => Err(ApiError::new(
                 502,
                 "server_error",
@@ -687,6 +929,91 @@ fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Api
             Err(ApiError::invalid_request(format!("`{field}` must be a string")).with_param(field))
         }
     }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "auth",
+        429 => "429",
+        500..=599 => "5xx",
+        _ => "4xx",
+    }
+}
+
+/// Whether a failed attempt moves on (a retry, then the next target): as the rule's `retry_on` says, or,
+/// without one, when the failure is retryable (rate limits, upstream failures, timeouts, unreachable).
+/// Timeouts count as 504 and unreachable upstreams as 502 for status patterns.
+fn falls_back(f: &Failure, options: &Options) -> bool {
+    if options.retry_on.is_empty() {
+        return f.err.retryable();
+    }
+    options.retry_on.iter().any(|p| match p.as_str() {
+        "timeout" | "connect" => f.class == p,
+        p if p.len() == 3 && p.ends_with("xx") => {
+            u16::from(p.as_bytes()[0].wrapping_sub(b'0')) == f.status / 100
+        }
+        p => p.parse::<u16>().ok() == Some(f.status),
+    })
+}
+
+/// `Retry-After` in milliseconds (seconds; an HTTP date is not honoured).
+fn retry_after_ms(value: &str) -> Option<f64> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s * 1000.0)
+}
+
+/// How long to wait before retry number `retry` (0-based) of the same target: what `Retry-After` asked for,
+/// or exponential backoff from 200 ms with jitter. `None` when the upstream asks for longer than a retry may
+/// wait: the next target is tried instead.
+fn backoff_ms(retry: u32, retry_after_ms: Option<f64>, jitter: u64) -> Option<u64> {
+    match retry_after_ms {
+        Some(ms) if ms > MAX_RETRY_WAIT_MS => None,
+        Some(ms) => Some(ms.ceil() as u64),
+        None => {
+            let base = BASE_BACKOFF_MS << retry.min(4);
+            Some(base / 2 + jitter % (base / 2 + 1))
+        }
+    }
+}
+
+fn with_tried(mut err: ApiError, tried: &[String]) -> ApiError {
+    if !tried.is_empty() {
+        err.message = format!("{} (also tried: {})", err.message, tried.join(", "));
+    }
+    err
+}
+
+/// Why a model cannot take this request by the catalog (`None` when it can, or the catalog does not know it).
+fn incapable(catalog: &Catalog, provider: &str, model: &str, attrs: &Attrs) -> Option<String> {
+    let m = catalog.model(provider, model)?;
+    if attrs.endpoint == "embeddings" {
+        return (!m.embeddings).then(|| "not an embeddings model".into());
+    }
+    if attrs.has_images && !m.vision {
+        return Some("no image input".into());
+    }
+    if attrs.has_tools && !m.tools {
+        return Some("no tool calls".into());
+    }
+    if attrs.json_mode && !m.json {
+        return Some("no JSON mode".into());
+    }
+    let needed = attrs.tokens.max(0) + attrs.max_tokens.max(0);
+    match m.context {
+        Some(window) if needed as u64 > window => Some(format!(
+            "~{needed} tokens exceed its {window}-token context window"
+        )),
+        _ => None,
+    }
+}
+
+/// The log row's `decision_attrs`: what the decision saw (never prompt text) and the plan it made.
+fn decision_json(attrs: &Attrs, plan: &[String], skipped: &[String]) -> String {
+    serde_json::json!({"attrs": attrs, "plan": plan, "skipped": skipped}).to_string()
 }
 
 fn route_headers(provider: &str, model: &str) -> Vec<(String, String)> {

@@ -10,10 +10,12 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod health;
 pub mod log;
 pub mod ports;
 pub mod providers;
 pub mod sse;
+pub mod state;
 
 pub use auth::KeyRecord;
 pub use config::GatewayConfig;
@@ -21,6 +23,6 @@ pub use error::ApiError;
 pub use gateway::{Body, Gateway, GatewayRequest, GatewayResponse, Handled, RequestBody};
 pub use log::{LogRecord, SqlValue, Usage};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, LogSink, Upstream, UpstreamError, UpstreamRequest,
-    UpstreamResponse,
+    ByteStream, Clock, Host, KeyStore, LogSink, PolicyStore, Upstream, UpstreamError,
+    UpstreamRequest, UpstreamResponse,
 };

@@ -36,6 +36,35 @@ pub struct LogRecord {
     /// The compiled policy that decided, and its deciding rule (none without a policy).
     pub policy_hash: Option<String>,
     pub rule_id: Option<String>,
+    /// Every upstream attempt, in order (`attempt_log`, JSON).
+    pub attempt_log: Vec<Attempt>,
+    /// The request attributes the policy decided on, as JSON (`decision_attrs`); never prompt text.
+    pub decision_attrs: Option<String>,
+}
+
+/// One upstream attempt of a request: which target, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub provider: String,
+    pub model: String,
+    /// The upstream's HTTP status when it answered (200, 429, 503…); the gateway's (502, 504) when it did not.
+    pub status: u16,
+    /// Until the answer (JSON) or the first content token (streams), or the failure.
+    pub ms: f64,
+    /// Why the attempt failed: `429`, `5xx`, `4xx`, `timeout`, `connect`, `stream` (failed or cut before
+    /// its first token, or after it), `invalid` (an unreadable answer); absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    /// A failure that says something about the provider's health (not a client's mistake).
+    pub fn provider_fault(&self) -> bool {
+        matches!(
+            self.error.as_deref(),
+            Some("429" | "5xx" | "timeout" | "connect" | "stream" | "invalid")
+        )
+    }
 }
 
 /// A value bound to a SQL parameter; each host maps it to its driver's type.
@@ -49,8 +78,9 @@ pub enum SqlValue {
 
 pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, method, path, endpoint, \
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
-prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id) \
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
+attempt_log, decision_attrs) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -91,6 +121,12 @@ impl LogRecord {
             SqlValue::Integer(i64::from(self.truncated)),
             text(&self.policy_hash),
             text(&self.rule_id),
+            if self.attempt_log.is_empty() {
+                SqlValue::Null
+            } else {
+                serde_json::to_string(&self.attempt_log).map_or(SqlValue::Null, SqlValue::Text)
+            },
+            text(&self.decision_attrs),
         ]
     }
 }

@@ -71,6 +71,18 @@ pub trait KeyStore {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String>;
 }
 
+/// Where the published policy and the provider health snapshot live: KV on Workers (`policy/active`,
+/// `policy/<hash>`, `health/snapshot`), a directory or file and the SQLite log natively.
+#[allow(async_fn_in_trait)]
+pub trait PolicyStore {
+    /// The hash the `policy/active` pointer names; `None` when nothing was published.
+    async fn active_policy(&self) -> Result<Option<String>, String>;
+    /// The compiled artifact `policy/<hash>` (canonical JSON); `None` when it is missing.
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String>;
+    /// The latest health snapshot ([`crate::health::Snapshot`] as JSON); `None` before the first one.
+    async fn health_snapshot(&self) -> Result<Option<String>, String>;
+}
+
 /// Writes one log row per request, after the response has been sent.
 #[allow(async_fn_in_trait)]
 pub trait LogSink {
@@ -87,6 +99,6 @@ pub trait Clock {
 }
 
 /// Everything the request path needs from its host. Cheap to clone (handles, not data).
-pub trait Host: Upstream + KeyStore + Clock + Clone + 'static {}
+pub trait Host: Upstream + KeyStore + PolicyStore + Clock + Clone + 'static {}
 
-impl<T: Upstream + KeyStore + Clock + Clone + 'static> Host for T {}
+impl<T: Upstream + KeyStore + PolicyStore + Clock + Clone + 'static> Host for T {}

@@ -30,6 +30,10 @@ struct FakeHost {
     /// Scripts for upstream URLs starting with a prefix (the first match wins); `script` otherwise.
     routes: Rc<RefCell<Vec<(String, Script)>>>,
     sent: Rc<RefCell<Vec<UpstreamRequest>>>,
+    /// The published policy: `policy/active`'s hash and the artifact it names.
+    published: Rc<RefCell<Option<(String, String)>>>,
+    health: Rc<RefCell<Option<String>>>,
+    now: Rc<std::cell::Cell<f64>>,
 }
 
 impl FakeHost {
@@ -53,6 +57,9 @@ impl FakeHost {
             script: Rc::new(RefCell::new(script)),
             routes: Rc::default(),
             sent: Rc::default(),
+            published: Rc::default(),
+            health: Rc::default(),
+            now: Rc::new(std::cell::Cell::new(1_700_000_000_000.0)),
         }
     }
 
@@ -95,9 +102,26 @@ impl KeyStore for FakeHost {
     }
 }
 
+impl PolicyStore for FakeHost {
+    async fn active_policy(&self) -> Result<Option<String>, String> {
+        Ok(self.published.borrow().as_ref().map(|(h, _)| h.clone()))
+    }
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .published
+            .borrow()
+            .as_ref()
+            .filter(|(h, _)| h == hash)
+            .map(|(_, json)| json.clone()))
+    }
+    async fn health_snapshot(&self) -> Result<Option<String>, String> {
+        Ok(self.health.borrow().clone())
+    }
+}
+
 impl Clock for FakeHost {
     fn now_ms(&self) -> f64 {
-        1_700_000_000_000.0
+        self.now.get()
     }
     /// Timers fire at once: whatever the upstream has ready wins the race, anything it does not have is a stall.
     fn sleep(&self, _ms: u64) -> LocalBoxFuture<'static, ()> {
@@ -118,6 +142,8 @@ fn gateway(host: &FakeHost) -> Gateway<FakeHost> {
         "OPENROUTER_BASE_URL" => Some("http://or/api/v1".into()),
         "GEMINI_BASE_URL" => Some("http://gm/v1beta".into()),
         "WORKERS_AI_BASE_URL" => Some("http://cf/client/v4/accounts/acc/ai".into()),
+        "GATEWAY_ADMIN_TOKEN" => Some("admin-secret".into()),
+        "POLICY_REFRESH_MS" => Some("1000".into()),
         _ => None,
     })
     .unwrap();
@@ -377,15 +403,38 @@ fn a_stream_cut_before_done_ends_with_an_error_event_and_no_done() {
 }
 
 #[test]
-fn a_stalled_stream_ends_with_a_timeout_error_event() {
+fn a_stream_that_stalls_after_its_first_token_ends_with_a_timeout_error_event() {
+    let host = FakeHost::new(Script::Stall(sse(&[ROLE, TEXT])));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), STREAM),
+    );
+    assert_eq!(seen.status, 200);
+    assert!(seen
+        .body
+        .starts_with(&format!("data: {ROLE}\n\ndata: {TEXT}\n\n")));
+    assert!(seen.body.contains(r#""code":"upstream_timeout""#));
+    assert!(!seen.body.contains("[DONE]"));
+    assert_eq!((seen.record.status, seen.record.truncated), (504, true));
+    let attempt = &seen.record.attempt_log[0];
+    assert_eq!(
+        (attempt.status, attempt.error.as_deref()),
+        (504, Some("stream"))
+    );
+}
+
+#[test]
+fn a_stream_that_stalls_before_its_first_token_is_a_timeout_error_not_a_stream() {
+    // Only the content-free role chunk arrived: it is held back, so the client gets a plain HTTP error.
     let host = FakeHost::new(Script::Stall(sse(&[ROLE])));
     let seen = run(
         &host,
         request("POST", "/v1/chat/completions", Some(KEY), STREAM),
     );
-    assert!(seen.body.contains(r#""code":"upstream_timeout""#));
-    assert!(!seen.body.contains("[DONE]"));
-    assert_eq!((seen.record.status, seen.record.truncated), (504, true));
+    assert_eq!(seen.status, 504);
+    assert_eq!(seen.json()["error"]["code"], "upstream_timeout");
+    assert!(!seen.record.truncated);
+    assert_eq!(seen.record.attempt_log[0].error.as_deref(), Some("timeout"));
 }
 
 #[test]
@@ -455,7 +504,9 @@ fn models_are_provider_qualified_and_unconfigured_providers_are_404() {
 fn a_client_that_leaves_mid_stream_is_logged_as_499() {
     let host = FakeHost::new(Script::Stall(sse(&[ROLE, TEXT])));
     let record = block_on(async {
-        let Handled { response, record } = gateway(&host)
+        let Handled {
+            response, record, ..
+        } = gateway(&host)
             .handle(request("POST", "/v1/chat/completions", Some(KEY), STREAM))
             .await;
         let Body::Stream(mut body) = response.body else {
@@ -697,7 +748,7 @@ proptest::proptest! {
     }
 }
 
-fn with_policy(host: &FakeHost, policy_text: &str) -> Gateway<FakeHost> {
+fn compiled(policy_text: &str) -> gateway_policy::Artifact {
     use gateway_policy::{
         catalog::Catalog, check::check, compile::compile, syntax::ast::SourceFile,
     };
@@ -709,15 +760,28 @@ fn with_policy(host: &FakeHost, policy_text: &str) -> Gateway<FakeHost> {
         &Catalog::builtin(),
     );
     assert_eq!(checked.errors(), 0, "{:#?}", checked.diagnostics);
-    let artifact = compile(&checked, &Catalog::builtin()).unwrap();
+    compile(&checked, &Catalog::builtin()).unwrap()
+}
+
+fn with_policy(host: &FakeHost, policy_text: &str) -> Gateway<FakeHost> {
     gateway(host).with_policy(Some(Rc::new(
-        gateway_policy::Policy::new(artifact).unwrap(),
+        gateway_policy::Policy::new(compiled(policy_text)).unwrap(),
     )))
+}
+
+/// Publishes a policy in the host's store, as `gateway-policy publish` does in KV; returns its hash.
+fn publish(host: &FakeHost, policy_text: &str) -> String {
+    let artifact = compiled(policy_text);
+    let hash = artifact.hash.clone();
+    *host.published.borrow_mut() = Some((hash.clone(), serde_json::to_string(&artifact).unwrap()));
+    hash
 }
 
 fn run_with(gw: &Gateway<FakeHost>, req: GatewayRequest) -> Seen {
     block_on(async {
-        let Handled { response, record } = gw.handle(req).await;
+        let Handled {
+            response, record, ..
+        } = gw.handle(req).await;
         let body = match response.body {
             Body::Full(b) => b,
             Body::Stream(s) => s.collect::<Vec<_>>().await.concat(),
@@ -872,4 +936,292 @@ fn without_a_matching_rule_the_default_sends_what_was_requested() {
         (200, Some("default"))
     );
     assert_eq!(host.sent.borrow()[0].url, "http://mock/v1/chat/completions");
+}
+
+/// Runs a request and then the background work it left (a policy refresh), as the hosts do.
+fn run_then_background(gw: &Gateway<FakeHost>, req: GatewayRequest) -> Seen {
+    block_on(async {
+        let Handled {
+            response,
+            record,
+            background,
+        } = gw.handle(req).await;
+        let body = match response.body {
+            Body::Full(b) => b,
+            Body::Stream(s) => s.collect::<Vec<_>>().await.concat(),
+        };
+        if let Some(b) = background {
+            b.await;
+        }
+        Seen {
+            status: response.status,
+            headers: response.headers,
+            body: String::from_utf8(body).unwrap(),
+            record: record.await,
+        }
+    })
+}
+
+const ERROR_EVENT: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":"insufficient_system_resource"}}"#;
+
+#[test]
+fn a_stream_that_fails_before_its_first_token_falls_back_and_the_client_sees_one_clean_stream() {
+    for failing in [
+        // DeepSeek's mid-stream error event right after its role chunk.
+        Script::Reply(200, vec![], sse(&[ROLE, ERROR_EVENT])),
+        // Cut after the role chunk.
+        Script::Reply(200, vec![], sse(&[ROLE])),
+        // Stalled after the role chunk.
+        Script::Stall(sse(&[ROLE])),
+    ] {
+        let host = FakeHost::new(Script::Reply(
+            200,
+            vec![],
+            sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"]),
+        ));
+        host.routes.borrow_mut().push(("http://ds".into(), failing));
+        let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"你好，请介绍一下你自己"}]}"#;
+        let seen = run_with(
+            &with_policy(&host, ZH_POLICY),
+            request("POST", "/v1/chat/completions", Some(KEY), body),
+        );
+        assert_eq!(seen.status, 200);
+        // Exactly one role chunk: the failed attempt's was held back, never sent.
+        assert_eq!(
+            seen.body,
+            format!("data: {ROLE}\n\ndata: {TEXT}\n\ndata: {FINISH}\n\ndata: [DONE]\n\n")
+        );
+        let log: Vec<(&str, Option<&str>)> = seen
+            .record
+            .attempt_log
+            .iter()
+            .map(|a| (a.provider.as_str(), a.error.as_deref()))
+            .collect();
+        let first_error = log[0].1;
+        assert!(
+            matches!(first_error, Some("stream" | "timeout")),
+            "{first_error:?}"
+        );
+        assert_eq!(log[1], ("openai", None));
+        assert!(!seen.record.truncated);
+    }
+}
+
+const RETRY_POLICY: &str = "rule zh: when lang == zh -> deepseek fallback openai:gpt-4o-mini with retries 1, retry_on {5xx}\ndefault -> requested\n";
+
+#[test]
+fn retries_repeat_the_same_target_then_fall_back_and_retry_on_limits_what_falls_back() {
+    let host = FakeHost::new(ok_json());
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(503, vec![], vec![b"busy".to_vec()]),
+    ));
+    let seen = run_with(
+        &with_policy(&host, RETRY_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.status, 200);
+    let log: Vec<(&str, u16)> = seen
+        .record
+        .attempt_log
+        .iter()
+        .map(|a| (a.provider.as_str(), a.status))
+        .collect();
+    assert_eq!(log, [("deepseek", 503), ("deepseek", 503), ("openai", 200)]);
+    assert_eq!(seen.header("x-gateway-attempts"), Some("3"));
+
+    // A 429 is not in `retry_on {5xx}`: no retry, no fallback.
+    let host = FakeHost::new(ok_json());
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(
+            429,
+            vec![("retry-after".into(), "1".into())],
+            vec![RATE_LIMITED.to_vec()],
+        ),
+    ));
+    let seen = run_with(
+        &with_policy(&host, RETRY_POLICY),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!((seen.status, seen.record.attempts), (429, 1));
+}
+
+#[test]
+fn a_model_that_keeps_failing_cools_down_and_is_tried_last() {
+    let host = FakeHost::new(ok_json());
+    host.routes.borrow_mut().push((
+        "http://ds".into(),
+        Script::Reply(500, vec![], vec![b"boom".to_vec()]),
+    ));
+    let gw = with_policy(&host, ZH_POLICY);
+    for _ in 0..3 {
+        let seen = run_with(
+            &gw,
+            request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+        );
+        assert_eq!(seen.record.attempt_log[0].provider, "deepseek");
+    }
+    let seen = run_with(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.record.attempts, 1);
+    assert_eq!(seen.record.provider.as_deref(), Some("openai"));
+    let decision: Value =
+        serde_json::from_str(seen.record.decision_attrs.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        decision["plan"],
+        json!(["openai:gpt-4o-mini", "deepseek:deepseek-flash"])
+    );
+    // After the cooldown, it is first again.
+    host.now.set(host.now.get() + 31_000.0);
+    let seen = run_with(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.record.attempt_log[0].provider, "deepseek");
+}
+
+#[test]
+fn targets_that_cannot_take_images_are_skipped_and_the_log_says_why() {
+    let host = FakeHost::new(ok_json());
+    let policy = "rule pics: when has_images -> deepseek:deepseek-v4-pro fallback openai:gpt-5.5\ndefault -> requested\n";
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#;
+    let seen = run_with(
+        &with_policy(&host, policy),
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(host.sent.borrow().len(), 1);
+    assert_eq!(host.sent_body()["model"], "gpt-5.5");
+    let decision: Value =
+        serde_json::from_str(seen.record.decision_attrs.as_deref().unwrap()).unwrap();
+    assert_eq!(decision["attrs"]["has_images"], true);
+    assert_eq!(
+        decision["skipped"],
+        json!(["deepseek:deepseek-v4-pro (no image input)"])
+    );
+    assert!(!seen
+        .record
+        .decision_attrs
+        .as_deref()
+        .unwrap()
+        .contains("what is this"));
+}
+
+#[test]
+fn the_published_policy_is_loaded_refreshed_in_the_background_and_a_broken_one_never_replaces_it() {
+    let host = FakeHost::new(ok_json());
+    let gw = gateway(&host);
+    // Nothing published: the built-in default sends what was requested.
+    let seen = run_then_background(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(
+        (
+            seen.header("x-gateway-policy"),
+            seen.header("x-gateway-provider")
+        ),
+        (Some("builtin"), Some("openai"))
+    );
+    let first = publish(&host, ZH_POLICY);
+    // Still within the refresh interval: the old decision stands, and no refresh is due.
+    let seen = run_then_background(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.header("x-gateway-policy"), Some("builtin"));
+    host.now.set(host.now.get() + 1_000.0);
+    // Due: this request still uses what it has and refreshes after its response.
+    let seen = run_then_background(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.header("x-gateway-policy"), Some("builtin"));
+    let seen = run_then_background(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.header("x-gateway-policy"), Some(first.as_str()));
+    assert_eq!(seen.header("x-gateway-provider"), Some("deepseek"));
+
+    // A pointer to a corrupted artifact, then to a missing one: the good policy stays.
+    for broken in [
+        Some(("0".repeat(64), r#"{"format":1,"hash":"nope"}"#.to_string())),
+        Some(("f".repeat(64), String::new())),
+    ] {
+        let (hash, json) = broken.unwrap();
+        *host.published.borrow_mut() = Some((hash, json));
+        host.now.set(host.now.get() + 1_000.0);
+        run_then_background(&gw, request("GET", "/v1/models", Some(KEY), ""));
+        let seen = run_then_background(
+            &gw,
+            request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+        );
+        assert_eq!(seen.header("x-gateway-policy"), Some(first.as_str()));
+    }
+    let status = run_with(
+        &gw,
+        GatewayRequest {
+            headers: vec![("authorization".into(), "Bearer admin-secret".into())],
+            ..request("GET", "/admin/status", None, "")
+        },
+    );
+    assert_eq!(status.status, 200);
+    let status = status.json();
+    assert_eq!(status["policy"]["hash"], first.as_str());
+    assert!(status["policy"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("policy/"));
+}
+
+#[test]
+fn a_fresh_isolate_waits_for_the_published_policy_before_its_first_decision() {
+    let host = FakeHost::new(ok_json());
+    let hash = publish(&host, ZH_POLICY);
+    let seen = run_with(
+        &gateway(&host),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.header("x-gateway-policy"), Some(hash.as_str()));
+    assert_eq!(seen.record.policy_hash.as_deref(), Some(hash.as_str()));
+}
+
+#[test]
+fn health_from_the_snapshot_steers_the_policy() {
+    let host = FakeHost::new(ok_json());
+    publish(
+        &host,
+        "rule degraded: when lang == zh and not health.deepseek.up -> openai:gpt-4o-mini\nrule zh: when lang == zh -> deepseek\ndefault -> requested\n",
+    );
+    let down = r#"{"at_ms":1,"window_ms":300000,"providers":{"deepseek":{"attempts":10,"errors":9,"error_rate":0.9,"p50_ms":0,"up":false}}}"#;
+    *host.health.borrow_mut() = Some(down.into());
+    let seen = run_with(
+        &gateway(&host),
+        request("POST", "/v1/chat/completions", Some(KEY), ZH_CHAT),
+    );
+    assert_eq!(seen.header("x-gateway-rule"), Some("degraded"));
+    let decision: Value =
+        serde_json::from_str(seen.record.decision_attrs.as_deref().unwrap()).unwrap();
+    assert_eq!(decision["attrs"]["health"]["deepseek"]["up"], false);
+}
+
+#[test]
+fn the_admin_endpoint_needs_its_own_token() {
+    let host = FakeHost::new(ok_json());
+    let admin = |auth: Option<&str>| {
+        let mut req = request("GET", "/admin/status", None, "");
+        if let Some(a) = auth {
+            req.headers
+                .push(("authorization".into(), format!("Bearer {a}")));
+        }
+        run(&host, req).status
+    };
+    assert_eq!(admin(None), 401);
+    assert_eq!(admin(Some(KEY)), 401);
+    assert_eq!(admin(Some("admin-secret")), 200);
 }

@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_policy.sql",
         include_str!("../../../migrations/0002_policy.sql"),
     ),
+    (
+        "0003_attempts.sql",
+        include_str!("../../../migrations/0003_attempts.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -105,6 +109,46 @@ pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecor
         })
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     Ok(tx)
+}
+
+/// Reads the attempts of the recent log rows and aggregates them into a health snapshot (JSON), as the
+/// Worker's Cron Trigger does from D1.
+pub fn health_snapshot(conn: &Connection, now_ms: f64) -> rusqlite::Result<String> {
+    use gateway_core::health::{Snapshot, MAX_ROWS, RECENT_ATTEMPTS_SQL, WINDOW_MS};
+    let mut stmt = conn.prepare_cached(RECENT_ATTEMPTS_SQL)?;
+    let since = now_ms as i64 - WINDOW_MS as i64;
+    let rows: Vec<String> = stmt
+        .query_map(params![since, MAX_ROWS], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let snapshot = Snapshot::aggregate(rows.iter().map(String::as_str), now_ms, WINDOW_MS);
+    Ok(serde_json::to_string(&snapshot).unwrap_or_default())
+}
+
+/// Recomputes the health snapshot from the log every `every`, in its own thread with its own connection.
+pub fn spawn_health(
+    path: PathBuf,
+    every: Duration,
+    out: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+) -> rusqlite::Result<()> {
+    let conn = open(&path)?;
+    std::thread::Builder::new()
+        .name("health".into())
+        .spawn(move || loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            match health_snapshot(&conn, now) {
+                Ok(json) => {
+                    if let Ok(mut slot) = out.write() {
+                        *slot = Some(json);
+                    }
+                }
+                Err(e) => eprintln!("gateway: health snapshot failed: {e}"),
+            }
+            std::thread::sleep(every);
+        })
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(())
 }
 
 fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {

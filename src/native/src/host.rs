@@ -1,14 +1,16 @@
 //! The native implementation of the core's ports: reqwest for upstreams, SQLite for keys, tokio for time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use gateway_core::{
-    Clock, KeyRecord, KeyStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+    Clock, KeyRecord, KeyStore, PolicyStore, Upstream, UpstreamError, UpstreamRequest,
+    UpstreamResponse,
 };
 use rusqlite::Connection;
 
@@ -19,10 +21,18 @@ pub struct NativeHost {
     db: Rc<Connection>,
     seed: u64,
     counter: Rc<AtomicU64>,
+    policy: Option<Rc<PathBuf>>,
+    health: Arc<RwLock<Option<String>>>,
 }
 
 impl NativeHost {
-    pub fn new(db_path: &Path) -> Result<Self, String> {
+    /// `policy`: a compiled policy file, or a directory as `gateway-policy publish --dir` writes it
+    /// (`active` naming `<hash>.json`); re-read on every refresh. `health`: the latest snapshot.
+    pub fn new(
+        db_path: &Path,
+        policy: Option<PathBuf>,
+        health: Arc<RwLock<Option<String>>>,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
@@ -37,6 +47,8 @@ impl NativeHost {
             db: Rc::new(db),
             seed: u64::from_le_bytes(seed),
             counter: Rc::default(),
+            policy: policy.map(Rc::new),
+            health,
         })
     }
 }
@@ -90,6 +102,57 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl KeyStore for NativeHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String> {
         crate::db::find_key(&self.db, key_hash)
+    }
+}
+
+/// Only the `hash` of a compiled policy file (the rest is parsed when it is loaded).
+#[derive(serde::Deserialize)]
+struct HashOnly {
+    hash: String,
+}
+
+fn read(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+impl PolicyStore for NativeHost {
+    async fn active_policy(&self) -> Result<Option<String>, String> {
+        let Some(path) = self.policy.as_deref() else {
+            return Ok(None);
+        };
+        if path.is_dir() {
+            return read(&path.join("active")).map(|a| a.map(|h| h.trim().to_owned()));
+        }
+        let Some(json) = read(path)? else {
+            return Ok(None);
+        };
+        serde_json::from_str::<HashOnly>(&json)
+            .map(|h| Some(h.hash))
+            .map_err(|e| format!("{}: not a compiled policy: {e}", path.display()))
+    }
+
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
+        let Some(path) = self.policy.as_deref() else {
+            return Ok(None);
+        };
+        if path.is_dir() {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("`{hash}` is not a policy hash"));
+            }
+            return read(&path.join(format!("{hash}.json")));
+        }
+        read(path)
+    }
+
+    async fn health_snapshot(&self) -> Result<Option<String>, String> {
+        self.health
+            .read()
+            .map(|h| h.clone())
+            .map_err(|_| "health snapshot lock poisoned".to_owned())
     }
 }
 

@@ -35,8 +35,9 @@ enum Command {
         /// Worker threads, each with its own event loop (default: available cores).
         #[arg(long, env = "GATEWAY_THREADS")]
         threads: Option<usize>,
-        /// A compiled routing policy (`gateway-policy compile policies -o policy.json`); without one, every
-        /// request goes to the provider and model it names.
+        /// The routing policy: a compiled policy file (`gateway-policy compile policies -o policy.json`) or
+        /// a directory `gateway-policy publish --dir` writes to. Re-read every POLICY_REFRESH_MS, so a new
+        /// policy applies without a restart. Without one, every request goes to the model it names.
         #[arg(long, env = "GATEWAY_POLICY")]
         policy: Option<PathBuf>,
     },
@@ -81,6 +82,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the policy a file or a published directory names, as the gateway will; its hash, or `None` for a
+/// directory where nothing was published yet.
+fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
+    let file = if path.is_dir() {
+        let active = path.join("active");
+        match std::fs::read_to_string(&active) {
+            Ok(hash) => path.join(format!("{}.json", hash.trim())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", active.display())),
+        }
+    } else {
+        path.to_owned()
+    };
+    let json = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let policy =
+        gateway_policy::Policy::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Some(policy.hash().to_owned()))
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
@@ -96,14 +116,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.
-            let policy = match policy {
-                Some(path) => {
-                    let json = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    gateway_policy::Policy::from_json(&json)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    Some(json)
-                }
+            let policy_hash = match &policy {
+                Some(path) => check_policy(path)?,
                 None => None,
             };
             server::serve(server::ServeOptions {
@@ -112,6 +126,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 threads,
                 config,
                 policy,
+                policy_hash,
             })
         }
         Command::Migrate { db } => {

@@ -63,8 +63,11 @@ pub struct ServeOptions {
     pub db: PathBuf,
     pub threads: usize,
     pub config: GatewayConfig,
-    /// The compiled policy's JSON, already verified; each worker thread loads its own copy.
-    pub policy: Option<String>,
+    /// A compiled policy file or a published policy directory; each worker thread loads its own copy and
+    /// re-reads it every `POLICY_REFRESH_MS`.
+    pub policy: Option<PathBuf>,
+    /// What the startup check loaded from `policy`, for the banner.
+    pub policy_hash: Option<String>,
 }
 
 pub fn serve(opts: ServeOptions) -> Result<(), String> {
@@ -72,16 +75,20 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
     drop(conn);
     let log_tx = crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
+    let health = std::sync::Arc::new(std::sync::RwLock::new(None));
+    let every = std::time::Duration::from_millis(opts.config.policy_refresh_ms);
+    crate::db::spawn_health(opts.db.clone(), every, health.clone()).map_err(|e| e.to_string())?;
     let listener =
         std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
     let policy = opts
-        .policy
+        .policy_hash
         .as_deref()
-        .and_then(|p| gateway_policy::Policy::from_json(p).ok())
-        .map_or("none".to_owned(), |p| p.hash()[..12].to_owned());
+        .map_or("builtin (route to what was requested)", |h| {
+            &h[..12.min(h.len())]
+        });
     println!(
         "gateway listening on http://{addr} (providers: {}; db: {}; policy: {policy})",
         names.join(", "),
@@ -90,15 +97,16 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
-        let (config, db, log_tx, policy) = (
+        let (config, db, log_tx, policy, health) = (
             opts.config.clone(),
             opts.db.clone(),
             log_tx.clone(),
             opts.policy.clone(),
+            health.clone(),
         );
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, config, db, log_tx, policy))
+            .spawn(move || worker_thread(listener, config, db, log_tx, policy, health))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
@@ -117,7 +125,8 @@ fn worker_thread(
     config: GatewayConfig,
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
-    policy: Option<String>,
+    policy: Option<PathBuf>,
+    health: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,14 +135,8 @@ fn worker_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let host = NativeHost::new(&db)?;
-        let policy = match policy {
-            Some(json) => Some(Rc::new(
-                gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,
-            )),
-            None => None,
-        };
-        let gateway = Rc::new(Gateway::new(host, Rc::new(config)).with_policy(policy));
+        let host = NativeHost::new(&db, policy, health)?;
+        let gateway = Rc::new(Gateway::new(host, Rc::new(config)));
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
@@ -192,10 +195,17 @@ async fn handle(
         headers,
         body,
     };
-    let Handled { response, record } = gateway.handle(request).await;
+    let Handled {
+        response,
+        record,
+        background,
+    } = gateway.handle(request).await;
     tokio::task::spawn_local(async move {
         let _ = log_tx.send(record.await);
     });
+    if let Some(work) = background {
+        tokio::task::spawn_local(work);
+    }
     let body = match response.body {
         Body::Full(bytes) => OutBody::Full(Some(Bytes::from(bytes))),
         Body::Stream(stream) => OutBody::Stream(stream),

@@ -220,6 +220,10 @@ impl Policy {
         &self.artifact.hash
     }
 
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
     /// Decides, testing only the rules the index leaves as candidates.
     pub fn decide(&self, attrs: &Attrs) -> Decision {
         let a = &self.artifact;

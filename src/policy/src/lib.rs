@@ -22,7 +22,7 @@ pub mod load;
 
 pub use artifact::{Artifact, Target};
 pub use eval::{Decision, Outcome, Policy};
-pub use scheme::Attrs;
+pub use scheme::{Attrs, HealthAttrs};
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {

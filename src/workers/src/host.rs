@@ -3,19 +3,32 @@ use std::time::Duration;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
+use gateway_core::state::Shared;
 use gateway_core::{
     ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore,
-    LogRecord, RequestBody, SqlValue, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+    LogRecord, PolicyStore, RequestBody, SqlValue, Upstream, UpstreamError, UpstreamRequest,
+    UpstreamResponse,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method,
-    Request, RequestInit, Response,
+    Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
 };
+
+/// KV keys of the policy namespace (binding `POLICY`).
+const ACTIVE_POLICY: &str = "policy/active";
+const HEALTH_SNAPSHOT: &str = "health/snapshot";
+
+thread_local! {
+    /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
+    static SHARED: Rc<Shared> = Shared::new();
+}
 
 #[derive(Clone)]
 struct WorkerHost {
     keys: Rc<KvStore>,
+    /// `None` when the Worker has no `POLICY` binding: the built-in policy applies.
+    policies: Option<Rc<KvStore>>,
     env: Env,
 }
 
@@ -99,6 +112,40 @@ impl KeyStore for WorkerHost {
     }
 }
 
+impl PolicyStore for WorkerHost {
+    async fn active_policy(&self) -> Result<Option<String>, String> {
+        let Some(kv) = &self.policies else {
+            return Ok(None);
+        };
+        kv.get(ACTIVE_POLICY)
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
+        let Some(kv) = &self.policies else {
+            return Ok(None);
+        };
+        // Artifacts never change under their hash: the edge may cache them for long.
+        kv.get(&format!("policy/{hash}"))
+            .cache_ttl(3600)
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn health_snapshot(&self) -> Result<Option<String>, String> {
+        let Some(kv) = &self.policies else {
+            return Ok(None);
+        };
+        kv.get(HEALTH_SNAPSHOT)
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl Clock for WorkerHost {
     fn now_ms(&self) -> f64 {
         Date::now().as_millis() as f64
@@ -137,11 +184,20 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let gateway = Gateway::new(
         WorkerHost {
             keys: Rc::new(keys),
+            policies: env.kv("POLICY").ok().map(Rc::new),
             env: env.clone(),
         },
         Rc::new(config),
-    );
-    let Handled { response, record } = gateway.handle(request).await;
+    )
+    .with_shared(SHARED.with(Rc::clone));
+    let Handled {
+        response,
+        record,
+        background,
+    } = gateway.handle(request).await;
+    if let Some(work) = background {
+        ctx.wait_until(work);
+    }
     match env.d1("DB") {
         Ok(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
         Err(e) => worker::console_error!("D1 binding DB missing, log row lost: {e}"),
@@ -156,6 +212,41 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         headers.set(k, v)?;
     }
     Ok(out)
+}
+
+/// The Cron Trigger: aggregates the last minutes of attempts in the log (D1) into the health snapshot in KV,
+/// which every isolate reads with its policy refresh.
+#[event(scheduled)]
+pub async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(e) = write_health(&env).await {
+        worker::console_error!("health snapshot not written: {e}");
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AttemptRow {
+    attempt_log: String,
+}
+
+async fn write_health(env: &Env) -> worker::Result<()> {
+    use gateway_core::health::{Snapshot, MAX_ROWS, RECENT_ATTEMPTS_SQL, WINDOW_MS};
+    let db = env.d1("DB")?;
+    let kv = env.kv("POLICY")?;
+    let now = Date::now().as_millis() as f64;
+    let rows = db
+        .prepare(RECENT_ATTEMPTS_SQL)
+        .bind(&[
+            JsValue::from_f64(now - WINDOW_MS as f64),
+            JsValue::from_f64(f64::from(MAX_ROWS)),
+        ])?
+        .all()
+        .await?
+        .results::<AttemptRow>()?;
+    let snapshot = Snapshot::aggregate(rows.iter().map(|r| r.attempt_log.as_str()), now, WINDOW_MS);
+    let json =
+        serde_json::to_string(&snapshot).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    kv.put(HEALTH_SNAPSHOT, json)?.execute().await?;
+    Ok(())
 }
 
 async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {

@@ -1,29 +1,203 @@
 //! Relays an upstream chat stream to the client event by event, as each event completes.
 //!
-//! It reads usage for the log, drops the usage chunk the client did not ask for, and never lets a
-//! stream that did not finish look finished: a cut, a stall or a read error after the first byte ends
-//! the client's stream with a terminal `data: {"error": …}` event and no `[DONE]`.
+//! Before anything is sent, [`Source::preroll`] reads the upstream until its first content token, holding back
+//! content-free chunks (the role chunk, keep-alives, usage), so a stream that fails, stalls or ends before
+//! saying anything can still fall back to another provider: the client has seen nothing that must be taken
+//! back. After that, the relay reads usage for the log, drops the usage chunk the client did not ask for, and
+//! never lets a stream that did not finish look finished: a cut, a stall or a read error ends the client's
+//! stream with a terminal `data: {"error": …}` event and no `[DONE]`.
 
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt, LocalBoxFuture};
 use futures::stream::{self, LocalBoxStream, StreamExt};
+use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::log::LogRecord;
+use crate::log::{LogRecord, Usage};
 use crate::ports::{ByteStream, Clock};
 use crate::providers::{StreamEvent, StreamTranslator};
 use crate::sse::{encode_data, Decoder};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
-pub(super) fn relay<H: Clock + Clone + 'static>(
-    host: H,
+/// How an upstream stream ended.
+enum End {
+    Done,
+    Failed(ApiError),
+}
+
+/// An upstream stream being translated: what has been read but not yet sent, and whether it has ended.
+pub(super) struct Source {
     upstream: ByteStream,
     translator: StreamTranslator,
+    decoder: Decoder,
+    client_wants_usage: bool,
+    /// Translated bytes read but not yet sent to the client.
+    pending: Vec<u8>,
+    content_seen: bool,
+    end: Option<End>,
+    usage: Option<Usage>,
+}
+
+impl Source {
+    pub(super) fn new(
+        upstream: ByteStream,
+        translator: StreamTranslator,
+        client_wants_usage: bool,
+    ) -> Self {
+        Self {
+            upstream,
+            translator,
+            decoder: Decoder::new(),
+            client_wants_usage,
+            pending: Vec::new(),
+            content_seen: false,
+            end: None,
+            usage: None,
+        }
+    }
+
+    /// Reads until the first content token (or the end of the stream), holding everything back, by
+    /// `deadline` (Unix ms). A failure here is the attempt's failure: the client has been sent nothing.
+    pub(super) async fn preroll<H: Clock>(
+        &mut self,
+        host: &H,
+        deadline: f64,
+        first_token_ms: u64,
+    ) -> Result<(), ApiError> {
+        while !self.content_seen && self.end.is_none() {
+            let left = deadline - host.now_ms();
+            if left <= 0.0 {
+                return Err(ApiError::upstream_timeout(format!(
+                    "the upstream stream sent no content within {first_token_ms} ms"
+                )));
+            }
+            let bytes = self.read(host, left.ceil() as u64).await.map_err(|e| {
+                if e.code.as_deref() == Some("upstream_timeout") {
+                    ApiError::upstream_timeout(format!(
+                        "the upstream stream sent no content within {first_token_ms} ms"
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            self.pending.extend_from_slice(&bytes);
+        }
+        match &self.end {
+            Some(End::Failed(e)) if !self.content_seen => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// One read from the upstream, translated: the client-bound bytes it completes (possibly none), or why the
+    /// stream broke (cut, read error, or `wait_ms` of silence).
+    async fn read<H: Clock>(&mut self, host: &H, wait_ms: u64) -> Result<Vec<u8>, ApiError> {
+        let read = future::select(self.upstream.next(), host.sleep(wait_ms)).await;
+        match read {
+            Either::Left((Some(Ok(bytes)), _)) => Ok(self.translate(&bytes)),
+            Either::Left((Some(Err(e)), _)) => Err(ApiError::new(
+                502,
+                "server_error",
+                Some("upstream_error"),
+                format!("{e}; the stream was cut off"),
+            )),
+            Either::Left((None, _)) => Err(ApiError::new(
+                502,
+                "server_error",
+                Some("upstream_truncated"),
+                "the upstream closed the stream before it was complete",
+            )),
+            Either::Right(_) => Err(ApiError::upstream_timeout(format!(
+                "the upstream sent nothing for {wait_ms} ms; the stream was cut off"
+            ))),
+        }
+    }
+
+    /// The client-bound bytes for the events these upstream bytes complete; stops at the stream's end.
+    fn translate(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for event in self.decoder.feed(bytes) {
+            for translated in self.translator.events(&event.data) {
+                match translated {
+                    StreamEvent::Done => {
+                        out.extend_from_slice(DONE);
+                        self.end = Some(End::Done);
+                    }
+                    StreamEvent::Error(data) => {
+                        let said = serde_json::from_str::<Value>(&data)
+                            .ok()
+                            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| "the upstream reported an error".into());
+                        out.extend_from_slice(&encode_data(&data));
+                        self.end = Some(End::Failed(ApiError::new(
+                            502,
+                            "server_error",
+                            Some("upstream_stream_error"),
+                            said,
+                        )));
+                    }
+                    StreamEvent::UsageOnly(usage, data) => {
+                        self.usage = Some(usage);
+                        if self.client_wants_usage {
+                            out.extend_from_slice(&encode_data(&data));
+                        }
+                    }
+                    StreamEvent::Chunk(usage, data) => {
+                        if usage.is_some() {
+                            self.usage = usage;
+                        }
+                        if !self.content_seen && has_content(&data) {
+                            self.content_seen = true;
+                        }
+                        out.extend_from_slice(&encode_data(&data));
+                    }
+                    StreamEvent::Opaque(data) => {
+                        self.content_seen = true;
+                        out.extend_from_slice(&encode_data(&data));
+                    }
+                }
+                if self.end.is_some() {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a chunk says something: text, reasoning, a refusal, a tool call, or a finish reason. A role chunk
+/// with empty content does not.
+fn has_content(data: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return true;
+    };
+    let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+        return false;
+    };
+    choices.iter().any(|c| {
+        let text = |k: &str| {
+            c["delta"]
+                .get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
+        text("content")
+            || text("reasoning_content")
+            || text("reasoning")
+            || text("refusal")
+            || c["delta"]
+                .get("tool_calls")
+                .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
+            || !c["finish_reason"].is_null()
+    })
+}
+
+pub(super) fn relay<H: Clock + Clone + 'static>(
+    host: H,
+    source: Source,
     rec: LogRecord,
     start: f64,
     idle_ms: u64,
-    client_wants_usage: bool,
 ) -> (
     LocalBoxStream<'static, Vec<u8>>,
     LocalBoxFuture<'static, LogRecord>,
@@ -31,11 +205,8 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
     let (tx, rx) = oneshot::channel();
     let fallback = rec.clone();
     let relay = Relay {
-        upstream,
-        translator,
-        decoder: Decoder::new(),
+        source,
         idle_ms,
-        client_wants_usage,
         finished: false,
         recorder: Recorder {
             host,
@@ -53,11 +224,8 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
 }
 
 struct Relay<H: Clock> {
-    upstream: ByteStream,
-    translator: StreamTranslator,
-    decoder: Decoder,
+    source: Source,
     idle_ms: u64,
-    client_wants_usage: bool,
     finished: bool,
     recorder: Recorder<H>,
 }
@@ -65,94 +233,35 @@ struct Relay<H: Clock> {
 impl<H: Clock> Relay<H> {
     async fn next_chunk(&mut self) -> Option<Vec<u8>> {
         while !self.finished {
-            let read =
-                future::select(self.upstream.next(), self.recorder.host.sleep(self.idle_ms)).await;
-            let bytes = match read {
-                Either::Left((Some(Ok(bytes)), _)) => bytes,
-                Either::Left((Some(Err(e)), _)) => {
-                    return Some(self.fail(ApiError::new(
-                        502,
-                        "server_error",
-                        Some("upstream_error"),
-                        format!("{e}; the stream was cut off"),
-                    )))
+            let out = if self.source.pending.is_empty() {
+                match self.source.read(&self.recorder.host, self.idle_ms).await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        self.finish(Some(&e));
+                        return Some(e.sse_event());
+                    }
                 }
-                Either::Left((None, _)) => {
-                    return Some(self.fail(ApiError::new(
-                        502,
-                        "server_error",
-                        Some("upstream_truncated"),
-                        "the upstream closed the stream before it was complete",
-                    )))
-                }
-                Either::Right(_) => {
-                    return Some(self.fail(ApiError::new(
-                        504,
-                        "server_error",
-                        Some("upstream_timeout"),
-                        format!(
-                            "the upstream sent nothing for {} ms; the stream was cut off",
-                            self.idle_ms
-                        ),
-                    )))
-                }
+            } else {
+                std::mem::take(&mut self.source.pending)
             };
-            let out = self.translate(&bytes);
+            if self.source.usage.is_some() {
+                self.recorder.rec.usage = self.source.usage;
+            }
+            match self.source.end.take() {
+                Some(End::Done) => self.finish(None),
+                Some(End::Failed(e)) => self.finish(Some(&e)),
+                None => {}
+            }
             if !out.is_empty() {
-                if self.recorder.rec.ttft_ms.is_none() {
-                    self.recorder.rec.ttft_ms =
-                        Some(self.recorder.host.now_ms() - self.recorder.start);
-                }
                 return Some(out);
             }
         }
         None
     }
 
-    /// The client-bound bytes for the events these upstream bytes complete.
-    fn translate(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for event in self.decoder.feed(bytes) {
-            for translated in self.translator.events(&event.data) {
-                match translated {
-                    StreamEvent::Done => {
-                        out.extend_from_slice(DONE);
-                        self.finished = true;
-                        self.recorder.finish(None);
-                    }
-                    StreamEvent::Error(data) => {
-                        out.extend_from_slice(&encode_data(&data));
-                        self.finished = true;
-                        let err =
-                            ApiError::new(502, "server_error", Some("upstream_stream_error"), "");
-                        self.recorder.finish(Some(&err));
-                    }
-                    StreamEvent::UsageOnly(usage, data) => {
-                        self.recorder.rec.usage = Some(usage);
-                        if self.client_wants_usage {
-                            out.extend_from_slice(&encode_data(&data));
-                        }
-                    }
-                    StreamEvent::Chunk(usage, data) => {
-                        if usage.is_some() {
-                            self.recorder.rec.usage = usage;
-                        }
-                        out.extend_from_slice(&encode_data(&data));
-                    }
-                    StreamEvent::Opaque(data) => out.extend_from_slice(&encode_data(&data)),
-                }
-                if self.finished {
-                    return out;
-                }
-            }
-        }
-        out
-    }
-
-    fn fail(&mut self, err: ApiError) -> Vec<u8> {
+    fn finish(&mut self, err: Option<&ApiError>) {
         self.finished = true;
-        self.recorder.finish(Some(&err));
-        err.sse_event()
+        self.recorder.finish(err);
     }
 }
 
@@ -170,6 +279,11 @@ impl<H: Clock> Recorder<H> {
             self.rec.status = e.status;
             self.rec.error_code = e.code.clone();
             self.rec.truncated = true;
+            // The attempt that was streaming failed after its first token: that is the provider's fault too.
+            if let Some(last) = self.rec.attempt_log.last_mut() {
+                last.error = Some("stream".into());
+                last.status = e.status;
+            }
         }
         self.send();
     }
@@ -191,5 +305,29 @@ impl<H: Clock> Drop for Recorder<H> {
             self.rec.truncated = true;
             self.send();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_content;
+
+    #[test]
+    fn a_role_chunk_is_not_content_and_text_tools_and_finish_are() {
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+        assert!(!has_content(role));
+        assert!(!has_content(r#"{"choices":[],"usage":{}}"#));
+        assert!(has_content(
+            r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}"#
+        ));
+        assert!(has_content(
+            r#"{"choices":[{"delta":{"reasoning_content":"Let"},"finish_reason":null}]}"#
+        ));
+        assert!(has_content(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]},"finish_reason":null}]}"#
+        ));
+        assert!(has_content(
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#
+        ));
     }
 }

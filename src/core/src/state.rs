@@ -1,0 +1,238 @@
+//! State that outlives a request, kept per isolate on Workers and per worker thread natively: the active
+//! policy, the latest health snapshot, and the cooldowns of provider models that keep failing.
+//!
+//! The policy is re-read in the background: a request that finds the last check older than
+//! `policy_refresh_ms` starts one refresh (only one runs at a time) and goes on with the policy it has. Only
+//! the first request of a fresh isolate waits for the store. A pointer to an artifact that is missing, does
+//! not parse, or does not hash to its name never replaces the policy in use.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use gateway_policy::{HealthAttrs, Policy};
+use serde::Serialize;
+
+use crate::health::Snapshot;
+use crate::ports::{Clock, PolicyStore};
+
+/// Consecutive provider failures of one model before it cools down.
+pub const FAILURES_TO_COOL_DOWN: u32 = 3;
+/// The longest cooldown a `Retry-After` can ask for.
+pub const MAX_RETRY_AFTER_COOLDOWN_MS: f64 = 300_000.0;
+
+#[derive(Default)]
+pub struct Shared {
+    policy: RefCell<PolicySlot>,
+    health: RefCell<HealthSlot>,
+    cooldowns: RefCell<HashMap<String, Cooldown>>,
+    checked_at_ms: Cell<Option<f64>>,
+    refreshing: Cell<bool>,
+}
+
+#[derive(Default, Clone, Serialize)]
+struct PolicySlot {
+    #[serde(skip)]
+    policy: Option<Rc<Policy>>,
+    /// `builtin` (route to what was requested) until a policy is loaded.
+    hash: Option<String>,
+    loaded_at_ms: Option<f64>,
+    /// Why the last refresh could not load the published policy (the policy in use stays).
+    last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct HealthSlot {
+    snapshot: Option<Snapshot>,
+    attrs: Rc<BTreeMap<String, HealthAttrs>>,
+}
+
+#[derive(Default, Clone, Copy, Serialize)]
+struct Cooldown {
+    failures: u32,
+    until_ms: f64,
+}
+
+/// What a request must do about the policy before it is decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Never checked in this isolate: wait for the store once.
+    Cold,
+    /// Checked too long ago: refresh in the background.
+    Stale,
+    Fresh,
+}
+
+impl Shared {
+    pub fn new() -> Rc<Self> {
+        Rc::new(Self::default())
+    }
+
+    /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
+    pub fn install(&self, policy: Rc<Policy>, now_ms: f64) {
+        let mut slot = self.policy.borrow_mut();
+        slot.hash = Some(policy.hash().to_owned());
+        slot.policy = Some(policy);
+        slot.loaded_at_ms = Some(now_ms);
+    }
+
+    pub fn policy(&self) -> Option<Rc<Policy>> {
+        self.policy.borrow().policy.clone()
+    }
+
+    pub fn health(&self) -> Rc<BTreeMap<String, HealthAttrs>> {
+        self.health.borrow().attrs.clone()
+    }
+
+    pub fn freshness(&self, now_ms: f64, refresh_ms: u64) -> Freshness {
+        match self.checked_at_ms.get() {
+            None => Freshness::Cold,
+            Some(_) if self.refreshing.get() => Freshness::Fresh,
+            Some(t) if now_ms - t >= refresh_ms as f64 => Freshness::Stale,
+            Some(_) => Freshness::Fresh,
+        }
+    }
+
+    /// Re-reads the policy pointer (loading a new artifact when it moved) and the health snapshot.
+    pub async fn refresh<H: PolicyStore + Clock>(&self, host: &H) {
+        if self.refreshing.replace(true) {
+            return;
+        }
+        let _done = ResetOnDrop(&self.refreshing);
+        match self.load_policy(host).await {
+            Ok(()) => self.policy.borrow_mut().last_error = None,
+            Err(e) => self.policy.borrow_mut().last_error = Some(e),
+        }
+        if let Ok(Some(json)) = host.health_snapshot().await {
+            if let Ok(snapshot) = serde_json::from_str::<Snapshot>(&json) {
+                let mut slot = self.health.borrow_mut();
+                slot.attrs = Rc::new(snapshot.attrs());
+                slot.snapshot = Some(snapshot);
+            }
+        }
+        self.checked_at_ms.set(Some(host.now_ms()));
+    }
+
+    async fn load_policy<H: PolicyStore + Clock>(&self, host: &H) -> Result<(), String> {
+        let hash = host
+            .active_policy()
+            .await
+            .map_err(|e| format!("reading policy/active: {e}"))?;
+        let Some(hash) = hash.map(|h| h.trim().to_owned()) else {
+            return Ok(());
+        };
+        if self.policy.borrow().hash.as_deref() == Some(hash.as_str()) {
+            return Ok(());
+        }
+        let json = host
+            .policy_artifact(&hash)
+            .await
+            .map_err(|e| format!("reading policy/{hash}: {e}"))?
+            .ok_or_else(|| format!("policy/active names `{hash}`, but policy/{hash} is missing"))?;
+        let policy = Policy::from_json(&json).map_err(|e| format!("policy/{hash}: {e}"))?;
+        if policy.hash() != hash {
+            return Err(format!(
+                "policy/{hash} holds the policy {}, not the one the pointer names",
+                policy.hash()
+            ));
+        }
+        self.install(Rc::new(policy), host.now_ms());
+        Ok(())
+    }
+
+    /// Whether a provider model is cooling down (tried only when nothing else is left).
+    pub fn cooling(&self, target: &str, now_ms: f64) -> bool {
+        self.cooldowns
+            .borrow()
+            .get(target)
+            .is_some_and(|c| c.until_ms > now_ms)
+    }
+
+    /// Records how an attempt on a provider model ended. `FAILURES_TO_COOL_DOWN` provider failures in a row
+    /// cool it down for `cooldown_ms`; a `Retry-After` cools it down for as long as it asks.
+    pub fn record_attempt(
+        &self,
+        target: &str,
+        provider_fault: bool,
+        retry_after_ms: Option<f64>,
+        now_ms: f64,
+        cooldown_ms: u64,
+    ) {
+        let mut all = self.cooldowns.borrow_mut();
+        if !provider_fault {
+            all.remove(target);
+            return;
+        }
+        let c = all.entry(target.to_owned()).or_default();
+        c.failures += 1;
+        if c.failures >= FAILURES_TO_COOL_DOWN {
+            c.until_ms = c.until_ms.max(now_ms + cooldown_ms as f64);
+        }
+        if let Some(ms) = retry_after_ms {
+            c.until_ms = c.until_ms.max(now_ms + ms.min(MAX_RETRY_AFTER_COOLDOWN_MS));
+        }
+    }
+
+    /// What the admin endpoint shows.
+    pub fn status(&self, now_ms: f64) -> serde_json::Value {
+        let policy = self.policy.borrow();
+        let rules = policy
+            .policy
+            .as_ref()
+            .map(|p| p.artifact().rules.len() + p.artifact().deny.len() + 1);
+        let cooling: BTreeMap<String, f64> = self
+            .cooldowns
+            .borrow()
+            .iter()
+            .filter(|(_, c)| c.until_ms > now_ms)
+            .map(|(k, c)| (k.clone(), ((c.until_ms - now_ms) / 1000.0).ceil()))
+            .collect();
+        serde_json::json!({
+            "policy": {
+                "hash": policy.hash.as_deref().unwrap_or("builtin"),
+                "rules": rules,
+                "loaded_at_ms": policy.loaded_at_ms,
+                "checked_at_ms": self.checked_at_ms.get(),
+                "last_error": policy.last_error,
+            },
+            "health": self.health.borrow().snapshot,
+            "cooling_down_seconds": cooling,
+        })
+    }
+}
+
+struct ResetOnDrop<'a>(&'a Cell<bool>);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_failures_in_a_row_cool_a_model_down_and_a_success_resets() {
+        let s = Shared::default();
+        for _ in 0..2 {
+            s.record_attempt("deepseek:m", true, None, 0.0, 30_000);
+        }
+        assert!(!s.cooling("deepseek:m", 1.0));
+        s.record_attempt("deepseek:m", true, None, 0.0, 30_000);
+        assert!(s.cooling("deepseek:m", 1.0));
+        assert!(!s.cooling("deepseek:m", 30_001.0));
+        s.record_attempt("deepseek:m", false, None, 2.0, 30_000);
+        assert!(!s.cooling("deepseek:m", 3.0));
+    }
+
+    #[test]
+    fn retry_after_cools_down_at_once_for_as_long_as_it_asks() {
+        let s = Shared::default();
+        s.record_attempt("openai:x", true, Some(2_000.0), 0.0, 30_000);
+        assert!(s.cooling("openai:x", 1_999.0));
+        assert!(!s.cooling("openai:x", 2_000.0));
+        assert!(!s.cooling("openai:y", 1.0));
+    }
+}
