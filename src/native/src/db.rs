@@ -185,7 +185,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            vec!["0001_init.sql", "0002_policy.sql"]
+            vec!["0001_init.sql", "0002_policy.sql", "0003_attempts.sql"]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());
         let rec = LogRecord {
@@ -204,5 +204,65 @@ mod tests {
             )
             .unwrap();
         assert_eq!(status, 200);
+    }
+
+    #[test]
+    fn the_health_snapshot_aggregates_recent_attempts_from_the_log() {
+        use gateway_core::log::Attempt;
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let attempt = |provider: &str, status: u16, error: Option<&str>| Attempt {
+            provider: provider.into(),
+            model: "m".into(),
+            status,
+            ms: 100.0,
+            error: error.map(str::to_owned),
+        };
+        let now = 1_800_000_000_000.0;
+        let row = |id: &str, ts: f64, attempts: Vec<Attempt>| LogRecord {
+            id: id.into(),
+            ts_ms: ts as i64,
+            attempt_log: attempts,
+            ..Default::default()
+        };
+        let rows = vec![
+            row(
+                "a",
+                now - 1000.0,
+                vec![
+                    attempt("deepseek", 429, Some("429")),
+                    attempt("siliconflow", 200, None),
+                ],
+            ),
+            row(
+                "b",
+                now - 2000.0,
+                vec![
+                    attempt("deepseek", 503, Some("5xx")),
+                    attempt("siliconflow", 200, None),
+                ],
+            ),
+            row(
+                "c",
+                now - 3000.0,
+                vec![
+                    attempt("deepseek", 504, Some("timeout")),
+                    attempt("siliconflow", 200, None),
+                ],
+            ),
+            // Outside the window: not counted.
+            row(
+                "d",
+                now - 600_000.0,
+                vec![attempt("openai", 500, Some("5xx"))],
+            ),
+        ];
+        write_batch(&mut conn, &rows).unwrap();
+        let snapshot: gateway_core::health::Snapshot =
+            serde_json::from_str(&health_snapshot(&conn, now).unwrap()).unwrap();
+        let ds = &snapshot.providers["deepseek"];
+        assert_eq!((ds.attempts, ds.errors, ds.up), (3, 3, false));
+        assert!(snapshot.providers["siliconflow"].up);
+        assert!(!snapshot.providers.contains_key("openai"));
     }
 }

@@ -6,6 +6,7 @@ pub mod compile;
 pub mod diff;
 pub mod explain;
 pub mod fmt;
+pub mod publish;
 pub mod test;
 
 use std::io::IsTerminal;

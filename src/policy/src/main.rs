@@ -1,4 +1,4 @@
-//! `gateway-policy`: check, format, compile, test, explain and diff routing policies.
+//! `gateway-policy`: check, format, compile, test, explain, diff, publish and roll back routing policies.
 //!
 //! Exit codes: 0 clean, 1 findings / failed tests / changed decisions, 2 usage or I/O error.
 
@@ -99,6 +99,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Compile and publish: write the artifact under its hash, then move the active pointer to it (Workers KV
+    /// via wrangler, or a directory for the native gateway). Gateways pick it up without a restart.
+    Publish {
+        #[command(flatten)]
+        sources: Sources,
+        #[command(flatten)]
+        target: command::publish::Target,
+        /// Refuse to publish a policy with warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Move the active pointer back to the policy that was active before the last publish (or to --to HASH).
+    Rollback {
+        #[command(flatten)]
+        target: command::publish::Target,
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Which decisions change between two policies (sources or compiled .json) over recorded attributes.
     Diff {
         old: PathBuf,
@@ -129,6 +147,12 @@ fn main() -> ExitCode {
             attrs,
             format,
         } => command::explain::run(&sources, &attrs, format),
+        Command::Publish {
+            sources,
+            target,
+            deny_warnings,
+        } => command::publish::publish(&sources, &target, deny_warnings),
+        Command::Rollback { target, to } => command::publish::rollback(&target, to.as_deref()),
         Command::Diff {
             old,
             new,
