@@ -1,12 +1,8 @@
-import os
-
 import pytest
 
-from harness import Mock, NativeGateway, WorkerdGateway
+from harness import SELECTED_HOSTS as SELECTED, Mock, NativeGateway, WorkerdGateway
 
 HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
-# GATEWAY_E2E_HOSTS=native runs one host only (quick local iterations); the test command runs both.
-SELECTED = [h for h in os.environ.get("GATEWAY_E2E_HOSTS", "native,workerd").split(",") if h]
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,13 @@ SETTINGS = {
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
     "STREAM_IDLE_TIMEOUT_MS": "1500",
+    # A published policy reaches the gateway within a fraction of a second.
+    "POLICY_REFRESH_MS": "300",
+    "GATEWAY_ADMIN_TOKEN": "admin-e2e",
 }
+ADMIN_TOKEN = SETTINGS["GATEWAY_ADMIN_TOKEN"]
+# GATEWAY_E2E_HOSTS=native runs one host only (quick local iterations); the test command runs both.
+SELECTED_HOSTS = [h for h in os.environ.get("GATEWAY_E2E_HOSTS", "native,workerd").split(",") if h]
 
 
 def free_port() -> int:
@@ -129,6 +135,17 @@ class Mock:
                 "GEMINI_BASE_URL": f"{self.url}/gemini/v1beta",
                 "WORKERS_AI_BASE_URL": f"{self.url}/workers-ai/client/v4/accounts/acc123/ai"}
 
+    def faults(self, **routes: str | None) -> None:
+        """Forces a fault model on whole provider routes (`deepseek="mock-500"`); `None` clears one."""
+        req = urllib.request.Request(f"{self.url}/__mock/faults", data=json.dumps(routes).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def reset_faults(self) -> None:
+        req = urllib.request.Request(f"{self.url}/__mock/faults?reset", data=b"{}",
+                                     headers={"content-type": "application/json"}, method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
     def stop(self):
         self.proc.stop()
 
@@ -154,27 +171,66 @@ class Gateway:
     def _find_row(self, request_id: str) -> dict | None:
         raise NotImplementedError
 
+    def publish(self, source: Path) -> str:
+        """Publishes policy sources with `gateway-policy publish` to this gateway's store; returns the hash."""
+        raise NotImplementedError
+
+    def rollback(self) -> str:
+        raise NotImplementedError
+
+    def create_key(self, **attrs: str) -> str:
+        """A new gateway key with these attributes (`team`, `tier`)."""
+        raise NotImplementedError
+
+    def admin_status(self) -> dict:
+        req = urllib.request.Request(f"{self.url}/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def refresh_health(self) -> None:
+        """Makes the gateway aggregate provider health from its log now (natively it does so on its own)."""
+
     def stop(self):
         raise NotImplementedError
+
+
+def policy_cli(*args: str, env: dict | None = None) -> str:
+    out = subprocess.run([str(BIN_DIR / "gateway-policy"), *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        raise RuntimeError(f"gateway-policy {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout.strip()
 
 
 class NativeGateway(Gateway):
     name = "native"
 
-    def __init__(self, mock: Mock, policy: Path | None = None):
+    def __init__(self, mock: Mock, policy: Path | None = None, threads: int = 2, settings: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="gateway-native-"))
         self.db = self.dir / "gateway.sqlite"
-        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--db", str(self.db)],
-                                 capture_output=True, text=True, check=True)
-        self.key = created.stdout.strip()
-        env = dict(os.environ, **mock.bases(), **SETTINGS)
-        args = [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0", "--db", str(self.db), "--threads", "2"]
-        if policy is not None:
-            args += ["--policy", str(policy)]
+        self.key = self.create_key()
+        # Without a compiled policy file, a directory `publish --dir` writes to (empty until then).
+        self.policy_dir = self.dir / "policy"
+        self.policy_dir.mkdir()
+        env = dict(os.environ, **mock.bases(), **SETTINGS, **(settings or {}))
+        args = [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0", "--db", str(self.db),
+                "--threads", str(threads), "--policy", str(policy or self.policy_dir)]
         self.proc = Process("gateway-native", args, env=env)
         port = self.proc.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 30).group(1)
         self.url = f"http://127.0.0.1:{port}"
         wait_healthy(self.url, self.proc, 30)
+
+    def create_key(self, **attrs: str) -> str:
+        extra = [a for k, v in attrs.items() for a in (f"--{k}", v)]
+        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", *extra,
+                                  "--db", str(self.db)], capture_output=True, text=True, check=True)
+        return created.stdout.strip()
+
+    def publish(self, source: Path) -> str:
+        return policy_cli("publish", str(source), "--dir", str(self.policy_dir))
+
+    def rollback(self) -> str:
+        return policy_cli("rollback", "--dir", str(self.policy_dir))
 
     def _find_row(self, request_id: str) -> dict | None:
         conn = sqlite3.connect(self.db, timeout=5)
@@ -194,17 +250,13 @@ class WorkerdGateway(Gateway):
 
     name = "workerd"
 
-    def __init__(self, mock: Mock):
+    def __init__(self, mock: Mock, settings: dict | None = None):
         self.state = Path(tempfile.mkdtemp(prefix="gateway-workerd-"))
         self.env = tool_env()
         self.wrangler(["d1", "migrations", "apply", "DB", "--local"])
-        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", "--kv-json"],
-                                 capture_output=True, text=True, check=True)
-        entry = json.loads(created.stdout)
-        self.key = entry["key"]
-        self.wrangler(["kv", "key", "put", "--binding", "API_KEYS", entry["kv_key"], entry["kv_value"], "--local"])
+        self.key = self.create_key()
         port = free_port()
-        settings = dict(SETTINGS, **mock.bases())
+        settings = dict(SETTINGS, **mock.bases(), **(settings or {}))
         args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
                 "--persist-to", str(self.state), "--log-level", "warn"]
         for k, v in settings.items():
@@ -212,6 +264,26 @@ class WorkerdGateway(Gateway):
         self.proc = Process("gateway-workerd", args, env=dict(self.env, GATEWAY_SKIP_WORKER_BUILD="1"))
         self.url = f"http://127.0.0.1:{port}"
         wait_healthy(self.url, self.proc, 90)
+
+    def create_key(self, **attrs: str) -> str:
+        extra = [a for k, v in attrs.items() for a in (f"--{k}", v)]
+        created = subprocess.run([str(BIN_DIR / "gateway"), "keys", "create", "--name", "e2e", *extra, "--kv-json"],
+                                 capture_output=True, text=True, check=True)
+        entry = json.loads(created.stdout)
+        self.wrangler(["kv", "key", "put", "--binding", "API_KEYS", entry["kv_key"], entry["kv_value"], "--local"])
+        return entry["key"]
+
+    def publish(self, source: Path) -> str:
+        return policy_cli("publish", str(source), "--local", "--persist-to", str(self.state), "--wrangler", "wrangler",
+                          env=self.env)
+
+    def rollback(self) -> str:
+        return policy_cli("rollback", "--local", "--persist-to", str(self.state), "--wrangler", "wrangler",
+                          env=self.env)
+
+    def refresh_health(self) -> None:
+        """Runs the Cron Trigger, which aggregates health from D1 into KV."""
+        urllib.request.urlopen(f"{self.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", timeout=30).read()
 
     def wrangler(self, args: list[str]) -> str:
         out = subprocess.run(["wrangler", *args, "--persist-to", str(self.state)], cwd=ROOT, env=self.env,
@@ -230,6 +302,13 @@ class WorkerdGateway(Gateway):
 
     def stop(self):
         self.proc.stop()
+
+
+def policy_sources(text: str) -> Path:
+    """A policy directory with this text (and the repository's catalog); for `publish`."""
+    d = Path(tempfile.mkdtemp(prefix="gateway-policy-"))
+    (d / "main.policy").write_text(text)
+    return d
 
 
 def compile_policy(text: str) -> Path:

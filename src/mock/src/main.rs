@@ -14,6 +14,9 @@
 //! | `mock-eof`           | a few chunks, then a clean end of body without `[DONE]`                   |
 //! | `mock-error-mid`     | a content chunk, then a `data: {"error": …}` event                        |
 //!
+//! `POST /__mock/faults` `{"deepseek": "mock-500"}` forces a fault on a provider's whole route (every model),
+//! for tests of routing policies that name real models; `{"deepseek": null}` clears it.
+//!
 //! `--latency-ms` and `--chunk-delay-ms` (or the `x-mock-latency-ms` / `x-mock-chunk-delay-ms` request
 //! headers) set the same knobs for every request.
 
@@ -52,6 +55,8 @@ struct Args {
 struct Mock {
     args: Args,
     counter: AtomicU64,
+    /// Faults forced on a whole provider route (`POST /__mock/faults`), whatever model a request names.
+    faults: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 type Shared = Arc<Mock>;
@@ -67,9 +72,11 @@ async fn main() -> std::io::Result<()> {
     let state = Arc::new(Mock {
         args,
         counter: AtomicU64::new(0),
+        faults: Default::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/__mock/faults", post(set_faults).get(get_faults))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
@@ -112,7 +119,48 @@ struct Plan {
     chunk_delay_ms: u64,
 }
 
-fn plan(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
+/// `POST /__mock/faults` with `{"deepseek": "mock-500", "openai": null}`: from now on every request to that
+/// provider's route behaves as if it named that fault model (`null` clears it); `{}` with `?reset` clears all.
+async fn set_faults(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+    Json(body): Json<Value>,
+) -> Response {
+    let Ok(mut faults) = state.faults.lock() else {
+        return error_response(500, "fault table poisoned", "server_error", None);
+    };
+    if query.as_deref() == Some("reset") {
+        faults.clear();
+    }
+    for (route, fault) in body.as_object().into_iter().flatten() {
+        match fault.as_str() {
+            Some(f) => faults.insert(route.clone(), f.to_owned()),
+            None => faults.remove(route),
+        };
+    }
+    Json(json!(*faults)).into_response()
+}
+
+async fn get_faults(State(state): State<Shared>) -> Response {
+    match state.faults.lock() {
+        Ok(f) => Json(json!(*f)).into_response(),
+        Err(_) => error_response(500, "fault table poisoned", "server_error", None),
+    }
+}
+
+/// The plan for a request to `route` (`openai`, `deepseek`, `siliconflow`, `openrouter`, `gemini`,
+/// `workers_ai`): a fault forced on the route wins over the model name.
+/// Waits the plan's latency before returning it, so every route delays its response headers alike.
+async fn plan(model: &str, headers: &HeaderMap, state: &Mock, route: &str) -> Plan {
+    let forced = state.faults.lock().ok().and_then(|f| f.get(route).cloned());
+    let plan = plan_for(forced.as_deref().unwrap_or(model), headers, &state.args);
+    if plan.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
+    }
+    plan
+}
+
+fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
     let header_ms = |name: &str| {
         headers
             .get(name)
@@ -294,10 +342,7 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             None,
         );
     }
-    let plan = plan(&model, &headers, &state.args);
-    if plan.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
-    }
+    let plan = plan(&model, &headers, &state, "openai").await;
     if let Fault::Status(s) = plan.fault {
         return fault_response(s, &model);
     }
@@ -366,6 +411,8 @@ fn stream_response(
 /// The events as SSE frames (after `prefix`, e.g. comments), ending in `[DONE]`, shaped by the plan's fault
 /// and paced by its chunk delay.
 fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
+    // Faults count events after the prefix: `mock-stall-mid` sends a role and a content chunk on every route.
+    let pre = prefix.len();
     let mut frames: Vec<Result<Bytes, std::io::Error>> = prefix.into_iter().map(Ok).collect();
     frames.extend(
         events
@@ -376,14 +423,17 @@ fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
     let stall = Err(std::io::Error::other("stall"));
     match plan.fault {
         Fault::Stall => frames = vec![stall],
-        Fault::StallMid => frames = vec![frames.remove(0), frames.remove(0), stall],
+        Fault::StallMid => {
+            frames.truncate(pre + 2);
+            frames.push(stall);
+        }
         Fault::Cut => {
-            frames.truncate(3);
+            frames.truncate(pre + 3);
             frames.push(Err(std::io::Error::other("connection cut by mock")));
         }
-        Fault::Eof => frames.truncate(3),
+        Fault::Eof => frames.truncate(pre + 3),
         Fault::ErrorMid => {
-            frames.truncate(2);
+            frames.truncate(pre + 2);
             let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
             frames.push(Ok(Bytes::from(format!("data: {err}\n\n"))));
         }
@@ -420,7 +470,7 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
         Err(r) => return *r,
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
-    if let Fault::Status(s) = plan(&model, &headers, &state.args).fault {
+    if let Fault::Status(s) = plan(&model, &headers, &state, "openai").await.fault {
         return fault_response(s, &model);
     }
     let inputs: Vec<String> = match &body["input"] {
@@ -504,7 +554,7 @@ async fn deepseek_chat(State(state): State<Shared>, headers: HeaderMap, body: By
             Some("invalid_request_error"),
         );
     }
-    let plan = plan(&model, &headers, &state.args);
+    let plan = plan(&model, &headers, &state, "deepseek").await;
     if let Fault::Status(status) = plan.fault {
         return match status {
             402 => error_response(
@@ -629,7 +679,7 @@ async fn siliconflow_chat(
             &json!({"code": 20012, "message": "Model does not exist. Please check it carefully.", "data": null}),
         );
     }
-    let plan = plan(&model, &headers, &state.args);
+    let plan = plan(&model, &headers, &state, "siliconflow").await;
     match plan.fault {
         Fault::Status(402) => {
             return raw_json(
@@ -708,7 +758,7 @@ async fn openrouter_chat(State(state): State<Shared>, headers: HeaderMap, body: 
         Err(r) => return *r,
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
-    let mut plan = plan(&model, &headers, &state.args);
+    let mut plan = plan(&model, &headers, &state, "openrouter").await;
     if let Fault::Status(status) = plan.fault {
         let message = match status {
             402 => "This request requires more credits, or fewer max_tokens.",
@@ -848,7 +898,7 @@ async fn gemini(
             json!([]),
         );
     };
-    let plan = plan(model, &headers, &state.args);
+    let plan = plan(model, &headers, &state, "gemini").await;
     match plan.fault {
         Fault::Status(429) => {
             let details = json!([{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
@@ -1026,7 +1076,7 @@ async fn workers_ai(
     if model == "mock-200-fail" {
         return cf_error(200, 3050, "AiError: Max retries exhausted");
     }
-    let plan = plan(&model, &headers, &state.args);
+    let plan = plan(&model, &headers, &state, "workers_ai").await;
     match plan.fault {
         Fault::Status(429) => return cf_error(429, 3040, "Capacity temporarily exceeded, please try again."),
         Fault::Status(402) => return cf_error(429, 4006, "AiError: AiError: you have used up your daily free allocation of 10,000 neurons, please upgrade to Cloudflare's Workers Paid plan if you would like to continue usage. (f24e675b)"),
