@@ -94,6 +94,10 @@ async fn main() -> std::io::Result<()> {
             post(workers_ai),
         )
         .with_state(state);
+    // Without TCP_NODELAY each small SSE frame after the first waits for the client's delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -92,6 +92,10 @@ fn to_sql(v: SqlValue) -> rusqlite::types::Value {
 }
 
 /// Starts the thread that writes log rows, batching whatever has queued up into one transaction.
+/// How long the log writer lets rows gather before writing them (rows reach SQLite this much later).
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+const MAX_BATCH: usize = 4096;
+
 pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecord>> {
     let mut conn = open(&path)?;
     let (tx, rx) = mpsc::channel::<LogRecord>();
@@ -99,8 +103,11 @@ pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecor
         .name("log-writer".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
+                // Let rows gather for a moment: one transaction per batch, and senders rarely have to wake this
+                // thread (a wake-up per request costs more than writing the row).
+                std::thread::sleep(BATCH_WAIT);
                 let batch: Vec<LogRecord> = std::iter::once(first)
-                    .chain(rx.try_iter().take(511))
+                    .chain(rx.try_iter().take(MAX_BATCH - 1))
                     .collect();
                 if let Err(e) = write_batch(&mut conn, &batch) {
                     eprintln!("gateway: could not write {} log rows: {e}", batch.len());
