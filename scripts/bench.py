@@ -77,6 +77,19 @@ def measure(name: str, base: str, key: str, pids: list[int], seconds: float, res
     print(f"{name:>8}   json 32 connections: {r['rps']:.0f} req/s, p50 {r['latency_ms']['p50']:.3f} ms, "
           f"p99 {r['latency_ms']['p99']:.3f} ms, CPU {r['cpu_us_per_request']} µs/request, "
           f"peak RSS {r['peak_rss_mib']} MiB, errors {r['errors']}", flush=True)
+    if name == "mock":
+        return
+    # What the host costs around the chat path: a request answered without an upstream (GET /v1/models: key
+    # lookup, log row) and one answered before authentication (GET /healthz: log row only).
+    for path in ("/v1/models", "/healthz"):
+        before = sum(cpu_seconds(p) for p in pids)
+        r = load(f"{base}{path}", "", auth, 32, seconds / 2)
+        cpu = sum(cpu_seconds(p) for p in pids) - before
+        served = r["requests"] + r["rps"]
+        r["cpu_us_per_request"] = round(cpu / served * 1e6, 1) if served else None
+        results[f"{name}_get_{path.strip('/').replace('/', '_')}_32conn"] = r
+        print(f"{name:>8} GET {path:<10} 32 connections: {r['rps']:.0f} req/s, CPU {r['cpu_us_per_request']} "
+              f"µs/request, errors {r['errors']}", flush=True)
 
 
 def main() -> None:

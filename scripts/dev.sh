@@ -3,7 +3,9 @@
 # KV and D1 (migrations applied) under .wrangler/state, prints a demo API key and a curl line that works.
 #
 # Upstream: the providers whose keys are in .dev.vars (e.g. OPENAI_API_KEY=sk-...). With none there, the mock
-# provider is started and used as OpenAI. Ctrl-C stops everything.
+# provider is started, every provider points at it, and the example routing policies in policies/ are published
+# to the local KV (with real keys, publish yourself: gateway-policy publish policies --local). Ctrl-C stops
+# everything.
 #
 # Environment: PORT (default 8787, or a free port when 8787 is taken).
 set -euo pipefail
@@ -14,7 +16,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 bash scripts/setup.sh
 say "building the gateway tools and the Worker"
-cargo build --quiet -p gateway-native -p gateway-mock
+cargo build --quiet -p gateway-native -p gateway-mock -p gateway-policy
 bash scripts/build-worker.sh >/dev/null
 
 STATE=.wrangler/state
@@ -70,6 +72,11 @@ if [ -z "$key" ]; then
   printf '%s\n' "$key" > .gateway/demo-key
 fi
 
+if [ ${#vars[@]} -gt 0 ]; then
+  say "publishing the example routing policies (policies/) to the local KV"
+  ./target/debug/gateway-policy publish policies --local --persist-to "$STATE" --wrangler wrangler >/dev/null
+fi
+
 port=${PORT:-8787}
 if ! python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null; then
   port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
@@ -94,6 +101,7 @@ cat <<EOF
   Other providers (mocked unless .dev.vars has their keys): "model": "deepseek/deepseek-flash",
   "gemini/gemini-3.8-flash", "siliconflow/Qwen/Qwen3-8B", "openrouter/openai/gpt-5.2", "workers_ai/@cf/meta/llama-3.1-8b-instruct"
 
+  Routing: policies/ (publish changes: ./target/debug/gateway-policy publish policies --local --persist-to $STATE --wrangler wrangler)
   Logs: wrangler d1 execute DB --local --persist-to $STATE --command "SELECT * FROM request_logs ORDER BY ts_ms DESC LIMIT 5"
   Press Ctrl-C to stop.
 

@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     pub policy_refresh_ms: u64,
     /// How long a provider model that keeps failing is tried only as a last resort.
     pub cooldown_ms: u64,
+    /// How long a key record read from the key store is reused (a revocation takes effect within this).
+    pub key_cache_ms: u64,
     /// The bearer token of the admin endpoints (`/admin/…`); without one they answer 404.
     pub admin_token: Option<String>,
 }
@@ -43,11 +45,12 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_POLICY_REFRESH_MS: u64 = 10_000;
 pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
+pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
 
 impl GatewayConfig {
     /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
-    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`, `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`
-    /// and `GATEWAY_ADMIN_TOKEN`.
+    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`, `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`,
+    /// `KEY_CACHE_MS` and `GATEWAY_ADMIN_TOKEN`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |name: &str| {
             lookup(name)
@@ -105,6 +108,7 @@ impl GatewayConfig {
             )?,
             policy_refresh_ms: number(&get, "POLICY_REFRESH_MS", DEFAULT_POLICY_REFRESH_MS)?,
             cooldown_ms: number(&get, "COOLDOWN_MS", DEFAULT_COOLDOWN_MS)?,
+            key_cache_ms: number(&get, "KEY_CACHE_MS", DEFAULT_KEY_CACHE_MS)?,
             admin_token: get("GATEWAY_ADMIN_TOKEN"),
         })
     }

@@ -302,18 +302,23 @@ impl<H: Host> Gateway<H> {
                 "missing API key: send `Authorization: Bearer <gateway key>` or `x-api-key: <gateway key>`",
             ));
         };
-        let record = self
-            .host
-            .find_key(&auth::hash_key(key))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    503,
-                    "server_error",
-                    Some("key_store_unavailable"),
-                    format!("key store: {e}"),
-                )
-            })?;
+        let hash = auth::hash_key(key);
+        let now = self.host.now_ms();
+        let record = match self.shared.cached_key(&hash, now, self.config.key_cache_ms) {
+            Some(cached) => cached,
+            None => {
+                let found = self.host.find_key(&hash).await.map_err(|e| {
+                    ApiError::new(
+                        503,
+                        "server_error",
+                        Some("key_store_unavailable"),
+                        format!("key store: {e}"),
+                    )
+                })?;
+                self.shared.cache_key(&hash, found.clone(), now);
+                found
+            }
+        };
         let Some(record) = record else {
             return Err(ApiError::unauthorized("incorrect API key provided"));
         };

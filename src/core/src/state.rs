@@ -13,6 +13,7 @@ use std::rc::Rc;
 use gateway_policy::{HealthAttrs, Policy};
 use serde::Serialize;
 
+use crate::auth::KeyRecord;
 use crate::health::Snapshot;
 use crate::ports::{Clock, PolicyStore};
 
@@ -20,12 +21,18 @@ use crate::ports::{Clock, PolicyStore};
 pub const FAILURES_TO_COOL_DOWN: u32 = 3;
 /// The longest cooldown a `Retry-After` can ask for.
 pub const MAX_RETRY_AFTER_COOLDOWN_MS: f64 = 300_000.0;
+/// How long an unknown key is remembered as unknown (a key created since is found after this at the latest).
+pub const UNKNOWN_KEY_CACHE_MS: f64 = 5_000.0;
+/// The key cache is cleared when it grows past this many entries.
+const MAX_CACHED_KEYS: usize = 10_000;
 
 #[derive(Default)]
 pub struct Shared {
     policy: RefCell<PolicySlot>,
     health: RefCell<HealthSlot>,
     cooldowns: RefCell<HashMap<String, Cooldown>>,
+    /// Key records by key hash (`None`: no such key), with when they were read from the key store.
+    keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
     checked_at_ms: Cell<Option<f64>>,
     refreshing: Cell<bool>,
 }
@@ -140,6 +147,26 @@ impl Shared {
         Ok(())
     }
 
+    /// A key record read from the key store less than `ttl_ms` ago (`Some(None)`: known not to exist, for
+    /// up to [`UNKNOWN_KEY_CACHE_MS`]); `None` when the store must be asked.
+    pub fn cached_key(&self, hash: &str, now_ms: f64, ttl_ms: u64) -> Option<Option<KeyRecord>> {
+        let keys = self.keys.borrow();
+        let (record, at) = keys.get(hash)?;
+        let ttl = match record {
+            Some(_) => ttl_ms as f64,
+            None => UNKNOWN_KEY_CACHE_MS.min(ttl_ms as f64),
+        };
+        (now_ms - at < ttl).then(|| record.clone())
+    }
+
+    pub fn cache_key(&self, hash: &str, record: Option<KeyRecord>, now_ms: f64) {
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(hash.to_owned(), (record, now_ms));
+    }
+
     /// Whether a provider model is cooling down (tried only when nothing else is left).
     pub fn cooling(&self, target: &str, now_ms: f64) -> bool {
         self.cooldowns
@@ -225,6 +252,31 @@ mod tests {
         assert!(!s.cooling("deepseek:m", 30_001.0));
         s.record_attempt("deepseek:m", false, None, 2.0, 30_000);
         assert!(!s.cooling("deepseek:m", 3.0));
+    }
+
+    #[test]
+    fn keys_are_cached_for_their_ttl_and_unknown_keys_for_less() {
+        let s = Shared::default();
+        let record = KeyRecord {
+            id: "key_1".into(),
+            name: "n".into(),
+            team: None,
+            tier: None,
+            tags: vec![],
+            revoked: false,
+            expires_at_ms: None,
+            created_at_ms: 0,
+        };
+        s.cache_key("known", Some(record), 0.0);
+        s.cache_key("unknown", None, 0.0);
+        assert!(matches!(
+            s.cached_key("known", 29_999.0, 30_000),
+            Some(Some(_))
+        ));
+        assert_eq!(s.cached_key("known", 30_000.0, 30_000), None);
+        assert_eq!(s.cached_key("unknown", 4_999.0, 30_000), Some(None));
+        assert_eq!(s.cached_key("unknown", 5_000.0, 30_000), None);
+        assert_eq!(s.cached_key("never", 0.0, 30_000), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Each connection sends the same request again as soon as the previous response has fully arrived
 //! (keep-alive), for a fixed time after a warm-up. It measures every response's latency (request written →
-//! last byte) and time to first byte of the body (for SSE: of the first `data:` event), and prints the
+//! last byte) and time to first byte of the body (for SSE: of the first content token, so a stream's role
+//! chunk does not count), and prints the
 //! percentiles as JSON. The client is deliberately minimal (no TLS, no pooling logic) so that its own cost is
 //! small next to what it measures.
 
@@ -21,8 +22,8 @@ struct Args {
     /// A request header, `name: value` (repeatable).
     #[arg(long = "header", short = 'H')]
     headers: Vec<String>,
-    /// The JSON body to POST.
-    #[arg(long)]
+    /// The JSON body to POST; without one, a GET.
+    #[arg(long, default_value = "")]
     body: String,
     /// Concurrent connections, each one request at a time.
     #[arg(long, default_value_t = 1)]
@@ -49,10 +50,14 @@ async fn main() -> Result<(), String> {
         .ok_or("only http:// URLs")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-        args.body.len()
-    );
+    let mut request = if args.body.is_empty() {
+        format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\n")
+    } else {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            args.body.len()
+        )
+    };
     for h in &args.headers {
         request.push_str(h);
         request.push_str("\r\n");
@@ -146,8 +151,16 @@ async fn connection(
     Ok((samples, errors))
 }
 
+/// Whether SSE bytes carry the first token: a non-empty `"content":"…"` (the role chunk's is empty).
+fn has_token(bytes: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"content\":\"";
+    bytes
+        .windows(KEY.len() + 1)
+        .any(|w| w.starts_with(KEY) && w[KEY.len()] != b'"')
+}
+
 /// Writes the request and reads the whole response: status, time to the first body byte (SSE: first
-/// `data:`), and whether the connection can be reused.
+/// content token), and whether the connection can be reused.
 async fn exchange(
     s: &mut BufReader<TcpStream>,
     request: &[u8],
@@ -195,7 +208,7 @@ async fn exchange(
                 .map_err(|_| format!("bad chunk size {line:?}"))?;
             let mut chunk = vec![0; size + 2];
             s.read_exact(&mut chunk).await.map_err(|e| e.to_string())?;
-            if ttfb.is_none() && size > 0 && chunk.windows(5).any(|w| w == b"data:") {
+            if ttfb.is_none() && size > 0 && has_token(&chunk) {
                 ttfb = Some(sent.elapsed());
             }
             if size == 0 {
