@@ -191,11 +191,7 @@ impl<H: Host> Gateway<H> {
             Freshness::Fresh => None,
         };
         let mut rec = LogRecord {
-            id: format!(
-                "req_{:016x}{:016x}",
-                self.host.random_u64(),
-                self.host.random_u64()
-            ),
+            id: request_id(start, self.host.random_u64(), self.host.random_u64()),
             ts_ms: start as i64,
             method: req.method.clone(),
             path: req.path.clone(),
@@ -1034,6 +1030,16 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     headers.push((name.to_owned(), value));
 }
 
+/// `req_` + 32 hex digits: the arrival time in milliseconds (12 digits), then 80 random bits. Ids sort by time,
+/// so log rows are appended to the primary-key index rather than inserted at random places in it.
+fn request_id(now_ms: f64, r1: u64, r2: u64) -> String {
+    format!(
+        "req_{:012x}{r1:016x}{:04x}",
+        (now_ms as u64) & 0xffff_ffff_ffff,
+        r2 & 0xffff
+    )
+}
+
 /// FNV-1a: a stable 64-bit hash (request ids to `sample`), the same on every host.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -1082,4 +1088,72 @@ fn invalid_upstream_json(provider: &str) -> ApiError {
         Some("upstream_invalid_response"),
         format!("upstream `{provider}` returned a body that is not JSON"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: u16, code: &str) -> Failure {
+        let kind = if status == 429 {
+            "rate_limit_error"
+        } else {
+            "server_error"
+        };
+        Failure::from(ApiError::new(status, kind, Some(code), "x"))
+    }
+
+    fn retry_on(items: &[&str]) -> Options {
+        Options {
+            retry_on: items.iter().map(|s| s.to_string()).collect(),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn request_ids_sort_by_time_and_keep_their_shape() {
+        let a = request_id(1_800_000_000_000.0, u64::MAX, 0xabcdef);
+        let b = request_id(1_800_000_000_001.0, 0, 0);
+        assert!(a < b, "{a} {b}");
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 36);
+            assert!(id[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+        }
+    }
+
+    #[test]
+    fn retry_on_matches_statuses_classes_and_patterns() {
+        let timeout = failure(504, "upstream_timeout");
+        let unreachable = failure(502, "upstream_unreachable");
+        let limited = failure(429, "rate_limit_exceeded");
+        assert_eq!((timeout.class, unreachable.class), ("timeout", "connect"));
+        let opts = retry_on(&["429", "timeout"]);
+        assert!(falls_back(&limited, &opts));
+        assert!(falls_back(&timeout, &opts));
+        assert!(!falls_back(&unreachable, &opts));
+        // Status patterns see a timeout as 504 and an unreachable upstream as 502.
+        let opts = retry_on(&["5xx"]);
+        assert!(falls_back(&timeout, &opts) && falls_back(&unreachable, &opts));
+        assert!(!falls_back(&limited, &opts));
+        let bad = Failure::from(ApiError::invalid_request("no"));
+        assert!(!falls_back(&bad, &Options::default()));
+        assert!(falls_back(&bad, &retry_on(&["4xx"])));
+        assert!(falls_back(&limited, &Options::default()));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_short_retry_after_only() {
+        for retry in 0..4 {
+            let base = 200u64 << retry;
+            for jitter in [0, 7, 1_000_003, u64::MAX] {
+                let wait = backoff_ms(retry, None, jitter).unwrap();
+                assert!((base / 2..=base).contains(&wait), "{retry} {wait}");
+            }
+        }
+        assert_eq!(backoff_ms(0, Some(1_000.0), 5), Some(1_000));
+        assert_eq!(backoff_ms(0, Some(30_000.0), 5), None);
+        assert_eq!(retry_after_ms("2"), Some(2_000.0));
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_after_ms("-1"), None);
+    }
 }
