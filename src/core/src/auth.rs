@@ -76,6 +76,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A plain key record for tests: not revoked, never expires.
+#[cfg(test)]
+pub(crate) fn test_record(id: &str) -> KeyRecord {
+    KeyRecord {
+        id: id.into(),
+        name: "n".into(),
+        team: None,
+        tier: None,
+        tags: vec![],
+        revoked: false,
+        expires_at_ms: None,
+        created_at_ms: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,16 +128,8 @@ mod tests {
 
     #[test]
     fn revoked_and_expired_keys_are_refused() {
-        let mut k = KeyRecord {
-            id: "key_1".into(),
-            name: "n".into(),
-            team: None,
-            tier: None,
-            tags: vec![],
-            revoked: false,
-            expires_at_ms: Some(1_000),
-            created_at_ms: 0,
-        };
+        let mut k = test_record("key_1");
+        k.expires_at_ms = Some(1_000);
         assert_eq!(k.refusal(999.0), None);
         assert_eq!(k.refusal(1_000.0), Some("this API key has expired"));
         k.expires_at_ms = None;

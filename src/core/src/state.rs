@@ -257,17 +257,7 @@ mod tests {
     #[test]
     fn keys_are_cached_for_their_ttl_and_unknown_keys_for_less() {
         let s = Shared::default();
-        let record = KeyRecord {
-            id: "key_1".into(),
-            name: "n".into(),
-            team: None,
-            tier: None,
-            tags: vec![],
-            revoked: false,
-            expires_at_ms: None,
-            created_at_ms: 0,
-        };
-        s.cache_key("known", Some(record), 0.0);
+        s.cache_key("known", Some(crate::auth::test_record("key_1")), 0.0);
         s.cache_key("unknown", None, 0.0);
         assert!(matches!(
             s.cached_key("known", 29_999.0, 30_000),

@@ -112,37 +112,33 @@ impl KeyStore for WorkerHost {
     }
 }
 
-impl PolicyStore for WorkerHost {
-    async fn active_policy(&self) -> Result<Option<String>, String> {
+impl WorkerHost {
+    /// A text value of the POLICY namespace (`None` without the binding), cached at the edge for `ttl` seconds.
+    async fn policy_kv(&self, key: &str, ttl: Option<u64>) -> Result<Option<String>, String> {
         let Some(kv) = &self.policies else {
             return Ok(None);
         };
-        kv.get(ACTIVE_POLICY)
-            .text()
-            .await
-            .map_err(|e| e.to_string())
+        let get = kv.get(key);
+        let get = match ttl {
+            Some(t) => get.cache_ttl(t),
+            None => get,
+        };
+        get.text().await.map_err(|e| e.to_string())
+    }
+}
+
+impl PolicyStore for WorkerHost {
+    async fn active_policy(&self) -> Result<Option<String>, String> {
+        self.policy_kv(ACTIVE_POLICY, None).await
     }
 
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
-        let Some(kv) = &self.policies else {
-            return Ok(None);
-        };
         // Artifacts never change under their hash: the edge may cache them for long.
-        kv.get(&format!("policy/{hash}"))
-            .cache_ttl(3600)
-            .text()
-            .await
-            .map_err(|e| e.to_string())
+        self.policy_kv(&format!("policy/{hash}"), Some(3600)).await
     }
 
     async fn health_snapshot(&self) -> Result<Option<String>, String> {
-        let Some(kv) = &self.policies else {
-            return Ok(None);
-        };
-        kv.get(HEALTH_SNAPSHOT)
-            .text()
-            .await
-            .map_err(|e| e.to_string())
+        self.policy_kv(HEALTH_SNAPSHOT, None).await
     }
 }
 
