@@ -217,7 +217,15 @@ impl<H: Host> Gateway<H> {
                 rec.status = err.status;
                 rec.error_code = err.code.clone().or_else(|| Some(err.kind.to_owned()));
                 rec.latency_ms = self.host.now_ms() - start;
-                error_response(&err)
+                let mut response = error_response(&err);
+                // A denied request, or one whose every attempt failed, still says which rule decided.
+                self.policy_headers(&mut response.headers, &rec);
+                if !rec.attempt_log.is_empty() {
+                    response
+                        .headers
+                        .push(("x-gateway-attempts".into(), rec.attempts.to_string()));
+                }
+                response
             }
             Ok(Reply::Stream { headers, source }) => {
                 rec.status = 200;

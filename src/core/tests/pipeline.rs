@@ -868,6 +868,13 @@ fn client_errors_do_not_fall_back_and_exhausted_attempts_say_what_was_tried() {
         "{message}"
     );
     assert_eq!(seen.record.attempts, 2);
+    assert_eq!(
+        (
+            seen.header("x-gateway-attempts"),
+            seen.header("x-gateway-rule")
+        ),
+        (Some("2"), Some("zh"))
+    );
 }
 
 #[test]
@@ -921,6 +928,7 @@ fn a_deny_rule_answers_with_its_status_and_message_and_sends_nothing() {
         )
     );
     assert_eq!(seen.record.rule_id.as_deref(), Some("no_free"));
+    assert_eq!(seen.header("x-gateway-rule"), Some("no_free"));
     assert!(host.sent.borrow().is_empty());
 }
 
