@@ -12,7 +12,7 @@ use crate::catalog::Catalog;
 use crate::scheme::FieldId;
 
 /// Bumped when the artifact's shape changes incompatibly; the gateway refuses formats it does not know.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,7 @@ pub struct Loc {
 
 /// A condition over request attributes. Leaves keep their source text for explain traces.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Cond {
     True,
     Cmp {
@@ -111,8 +111,8 @@ pub enum Cmp {
     Ge,
 }
 
-/// A typed literal (already checked against its field's type).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A typed literal (already checked against its field's type): a JSON boolean, integer, float or string.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Val {
     Bool(bool),
@@ -121,8 +121,43 @@ pub enum Val {
     Str(String),
 }
 
+/// By the JSON value's own type (what `#[serde(untagged)]` would do, without buffering the value first: the
+/// Worker links this, and serde's buffering code is large in wasm).
+impl<'de> Deserialize<'de> for Val {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Val;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a boolean, number or string")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Val, E> {
+                Ok(Val::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Val, E> {
+                Ok(Val::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Val, E> {
+                i64::try_from(v)
+                    .map(Val::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Val, E> {
+                Ok(Val::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Val, E> {
+                Ok(Val::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Val, E> {
+                Ok(Val::Str(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     Deny { status: u16, message: String },
     Route { steps: Vec<Step> },
@@ -130,7 +165,7 @@ pub enum Action {
 
 /// One element of a fallback chain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     Target {
         target: Target,
@@ -236,7 +271,7 @@ pub struct Index {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FieldIndex {
     /// A text attribute: `values[v]` are the rules (testing it) that allow `v`; `other` those that allow
     /// values not listed; `any` the rules that do not test it. Rule positions, ascending.
