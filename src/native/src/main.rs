@@ -91,7 +91,14 @@ fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
     let file = if path.is_dir() {
         let active = path.join("active");
         match std::fs::read_to_string(&active) {
-            Ok(hash) => path.join(format!("{}.json", hash.trim())),
+            Ok(hash) if is_hash(hash.trim()) => path.join(format!("{}.json", hash.trim())),
+            Ok(other) => {
+                return Err(format!(
+                    "{}: `{}` is not a policy hash",
+                    active.display(),
+                    other.trim()
+                ))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", active.display())),
         }
@@ -102,6 +109,10 @@ fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
     let policy =
         gateway_policy::Policy::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Some(policy.hash().to_owned()))
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
