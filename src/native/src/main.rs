@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the policy a file or a published directory names, as the gateway will; its hash, or `None` for a
+/// Loads the policy a file or a published directory names, as the gateway will; its JSON, or `None` for a
 /// directory where nothing was published yet.
 fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
     let file = if path.is_dir() {
@@ -106,9 +106,8 @@ fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
         path.to_owned()
     };
     let json = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let policy =
-        gateway_policy::Policy::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(Some(policy.hash().to_owned()))
+    gateway_policy::Policy::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Some(json))
 }
 
 fn is_hash(s: &str) -> bool {
@@ -130,7 +129,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.
-            let policy_hash = match &policy {
+            let policy_json = match &policy {
                 Some(path) => check_policy(path)?,
                 None => None,
             };
@@ -140,7 +139,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 threads,
                 config,
                 policy,
-                policy_hash,
+                policy_json,
             })
         }
         Command::Migrate { db } => {

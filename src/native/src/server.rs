@@ -66,8 +66,9 @@ pub struct ServeOptions {
     /// A compiled policy file or a published policy directory; each worker thread loads its own copy and
     /// re-reads it every `POLICY_REFRESH_MS`.
     pub policy: Option<PathBuf>,
-    /// What the startup check loaded from `policy`, for the banner.
-    pub policy_hash: Option<String>,
+    /// What the startup check loaded from `policy`: every worker thread starts with it, so none of them ever
+    /// runs without the policy that was good at start (a later broken file is then ignored by all).
+    pub policy_json: Option<String>,
 }
 
 pub fn serve(opts: ServeOptions) -> Result<(), String> {
@@ -83,12 +84,13 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
-    let policy = opts
-        .policy_hash
-        .as_deref()
-        .map_or("builtin (route to what was requested)", |h| {
-            &h[..12.min(h.len())]
-        });
+    let start_policy = match &opts.policy_json {
+        Some(json) => Some(gateway_policy::Policy::from_json(json).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let policy = start_policy
+        .as_ref()
+        .map_or("builtin (route to what was requested)", |p| &p.hash()[..12]);
     println!(
         "gateway listening on http://{addr} (providers: {}; db: {}; policy: {policy})",
         names.join(", "),
@@ -97,13 +99,13 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
-        let (config, db, log_tx, policy, health) = (
+        let (config, db, log_tx, health) = (
             opts.config.clone(),
             opts.db.clone(),
             log_tx.clone(),
-            opts.policy.clone(),
             health.clone(),
         );
+        let policy = (opts.policy.clone(), opts.policy_json.clone());
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
             .spawn(move || worker_thread(listener, config, db, log_tx, policy, health))
@@ -125,7 +127,7 @@ fn worker_thread(
     config: GatewayConfig,
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
-    policy: Option<PathBuf>,
+    (policy, start_policy): (Option<PathBuf>, Option<String>),
     health: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -136,7 +138,13 @@ fn worker_thread(
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let host = NativeHost::new(&db, policy, health)?;
-        let gateway = Rc::new(Gateway::new(host, Rc::new(config)));
+        let start_policy = match start_policy {
+            Some(json) => Some(Rc::new(
+                gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        let gateway = Rc::new(Gateway::new(host, Rc::new(config)).with_policy(start_policy));
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
