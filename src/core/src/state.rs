@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use gateway_policy::{HealthAttrs, Policy};
 use serde::Serialize;
@@ -30,7 +31,8 @@ const MAX_CACHED_KEYS: usize = 10_000;
 pub struct Shared {
     policy: RefCell<PolicySlot>,
     health: RefCell<HealthSlot>,
-    cooldowns: RefCell<HashMap<String, Cooldown>>,
+    /// Shared by every worker thread natively ([`Shared::with_cooldowns`]); per isolate on Workers.
+    cooldowns: Cooldowns,
     /// Key records by key hash (`None`: no such key), with when they were read from the key store.
     keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
     checked_at_ms: Cell<Option<f64>>,
@@ -54,6 +56,19 @@ struct HealthSlot {
     attrs: Rc<BTreeMap<String, HealthAttrs>>,
 }
 
+/// Provider models' failure streaks and cooldowns, by `provider:model`. Cheap to clone (a handle).
+#[derive(Default, Clone)]
+pub struct Cooldowns(Arc<Mutex<HashMap<String, Cooldown>>>);
+
+impl Cooldowns {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Cooldown>> {
+        // A panic while holding the lock cannot leave the map inconsistent (every update is one statement).
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 #[derive(Default, Clone, Copy, Serialize)]
 struct Cooldown {
     failures: u32,
@@ -73,6 +88,14 @@ pub enum Freshness {
 impl Shared {
     pub fn new() -> Rc<Self> {
         Rc::new(Self::default())
+    }
+
+    /// State whose cooldowns are shared with other `Shared` values (the native host's worker threads).
+    pub fn with_cooldowns(cooldowns: Cooldowns) -> Rc<Self> {
+        Rc::new(Self {
+            cooldowns,
+            ..Self::default()
+        })
     }
 
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
@@ -170,7 +193,7 @@ impl Shared {
     /// Whether a provider model is cooling down (tried only when nothing else is left).
     pub fn cooling(&self, target: &str, now_ms: f64) -> bool {
         self.cooldowns
-            .borrow()
+            .lock()
             .get(target)
             .is_some_and(|c| c.until_ms > now_ms)
     }
@@ -185,7 +208,7 @@ impl Shared {
         now_ms: f64,
         cooldown_ms: u64,
     ) {
-        let mut all = self.cooldowns.borrow_mut();
+        let mut all = self.cooldowns.lock();
         if !provider_fault {
             all.remove(target);
             return;
@@ -209,7 +232,7 @@ impl Shared {
             .map(|p| p.artifact().rules.len() + p.artifact().deny.len() + 1);
         let cooling: BTreeMap<String, f64> = self
             .cooldowns
-            .borrow()
+            .lock()
             .iter()
             .filter(|(_, c)| c.until_ms > now_ms)
             .map(|(k, c)| (k.clone(), ((c.until_ms - now_ms) / 1000.0).ceil()))
@@ -267,6 +290,20 @@ mod tests {
         assert_eq!(s.cached_key("unknown", 4_999.0, 30_000), Some(None));
         assert_eq!(s.cached_key("unknown", 5_000.0, 30_000), None);
         assert_eq!(s.cached_key("never", 0.0, 30_000), None);
+    }
+
+    #[test]
+    fn cooldowns_can_be_shared_between_threads_state() {
+        let table = Cooldowns::default();
+        let (a, b) = (
+            Shared::with_cooldowns(table.clone()),
+            Shared::with_cooldowns(table),
+        );
+        a.record_attempt("gemini:m", true, None, 0.0, 30_000);
+        b.record_attempt("gemini:m", true, None, 0.0, 30_000);
+        a.record_attempt("gemini:m", true, None, 0.0, 30_000);
+        assert!(b.cooling("gemini:m", 1.0));
+        assert!(!Shared::default().cooling("gemini:m", 1.0));
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         names.join(", "),
         opts.db.display()
     );
+    // One cooldown table for all worker threads: a provider model that keeps failing is put last everywhere.
+    let cooldowns = gateway_core::state::Cooldowns::default();
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -106,9 +108,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             health.clone(),
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
+        let cooldowns = cooldowns.clone();
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, config, db, log_tx, policy, health))
+            .spawn(move || worker_thread(listener, config, db, log_tx, policy, (health, cooldowns)))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
@@ -128,7 +131,10 @@ fn worker_thread(
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
-    health: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+    (health, cooldowns): (
+        std::sync::Arc<std::sync::RwLock<Option<String>>>,
+        gateway_core::state::Cooldowns,
+    ),
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -144,7 +150,11 @@ fn worker_thread(
             )),
             None => None,
         };
-        let gateway = Rc::new(Gateway::new(host, Rc::new(config)).with_policy(start_policy));
+        let gateway = Rc::new(
+            Gateway::new(host, Rc::new(config))
+                .with_shared(gateway_core::state::Shared::with_cooldowns(cooldowns))
+                .with_policy(start_policy),
+        );
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
