@@ -1,6 +1,8 @@
 //! The native implementation of the core's ports: reqwest for upstreams, SQLite for keys, tokio for time.
 
 use std::path::{Path, PathBuf};
+
+use crate::policy_source::PolicySource;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,7 +23,7 @@ pub struct NativeHost {
     db: Rc<Connection>,
     seed: u64,
     counter: Rc<AtomicU64>,
-    policy: Option<Rc<PathBuf>>,
+    policy: Option<Rc<PolicySource>>,
     health: Arc<RwLock<Option<String>>>,
 }
 
@@ -47,7 +49,7 @@ impl NativeHost {
             db: Rc::new(db),
             seed: u64::from_le_bytes(seed),
             counter: Rc::default(),
-            policy: policy.map(Rc::new),
+            policy: policy.map(|p| Rc::new(PolicySource::new(p))),
             health,
         })
     }
@@ -105,47 +107,13 @@ impl KeyStore for NativeHost {
     }
 }
 
-/// Only the `hash` of a compiled policy file (the rest is parsed when it is loaded).
-#[derive(serde::Deserialize)]
-struct HashOnly {
-    hash: String,
-}
-
-fn read(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
 impl PolicyStore for NativeHost {
     async fn active_policy(&self) -> Result<Option<String>, String> {
-        let Some(path) = self.policy.as_deref() else {
-            return Ok(None);
-        };
-        if path.is_dir() {
-            return read(&path.join("active")).map(|a| a.map(|h| h.trim().to_owned()));
-        }
-        let Some(json) = read(path)? else {
-            return Ok(None);
-        };
-        serde_json::from_str::<HashOnly>(&json)
-            .map(|h| Some(h.hash))
-            .map_err(|e| format!("{}: not a compiled policy: {e}", path.display()))
+        self.policy.as_ref().map_or(Ok(None), |p| p.active())
     }
 
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
-        let Some(path) = self.policy.as_deref() else {
-            return Ok(None);
-        };
-        if path.is_dir() {
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("`{hash}` is not a policy hash"));
-            }
-            return read(&path.join(format!("{hash}.json")));
-        }
-        read(path)
+        self.policy.as_ref().map_or(Ok(None), |p| p.artifact(hash))
     }
 
     async fn health_snapshot(&self) -> Result<Option<String>, String> {

@@ -3,6 +3,7 @@
 
 mod db;
 mod host;
+mod policy_source;
 mod server;
 
 #[global_allocator]
@@ -85,35 +86,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the policy a file or a published directory names, as the gateway will; its JSON, or `None` for a
-/// directory where nothing was published yet.
-fn check_policy(path: &std::path::Path) -> Result<Option<String>, String> {
-    let file = if path.is_dir() {
-        let active = path.join("active");
-        match std::fs::read_to_string(&active) {
-            Ok(hash) if is_hash(hash.trim()) => path.join(format!("{}.json", hash.trim())),
-            Ok(other) => {
-                return Err(format!(
-                    "{}: `{}` is not a policy hash",
-                    active.display(),
-                    other.trim()
-                ))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", active.display())),
-        }
-    } else {
-        path.to_owned()
-    };
-    let json = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    gateway_policy::Policy::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(Some(json))
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
@@ -130,7 +102,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.
             let policy_json = match &policy {
-                Some(path) => check_policy(path)?,
+                Some(path) => policy_source::PolicySource::new(path.clone()).load()?,
                 None => None,
             };
             server::serve(server::ServeOptions {

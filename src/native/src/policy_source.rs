@@ -1,0 +1,110 @@
+//! Where the native gateway finds its routing policy: a compiled policy file, or a directory that
+//! `gateway-policy publish --dir` writes (`active` naming `<hash>.json`). The startup check and the worker
+//! threads' refreshes read it the same way.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub struct PolicySource {
+    path: PathBuf,
+    /// For a file: its modification time and length when its hash was last read, and that hash, so an
+    /// unchanged file is not read and parsed again on every refresh.
+    seen: RefCell<Option<(SystemTime, u64, String)>>,
+}
+
+/// Only the `hash` of a compiled policy (the rest is parsed when it is loaded).
+#[derive(serde::Deserialize)]
+struct HashOnly {
+    hash: String,
+}
+
+impl PolicySource {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            seen: RefCell::new(None),
+        }
+    }
+
+    /// The hash of the policy the source names now; `None` when nothing is there (yet).
+    pub fn active(&self) -> Result<Option<String>, String> {
+        if self.path.is_dir() {
+            let active = self.path.join("active");
+            return match read(&active)? {
+                None => Ok(None),
+                Some(h) if is_hash(h.trim()) => Ok(Some(h.trim().to_owned())),
+                Some(h) => Err(format!(
+                    "{}: `{}` is not a policy hash",
+                    active.display(),
+                    h.trim()
+                )),
+            };
+        }
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        };
+        let stamp = (meta.modified().ok(), meta.len());
+        if let (Some(modified), Some((m, len, hash))) = (stamp.0, self.seen.borrow().as_ref()) {
+            if modified == *m && stamp.1 == *len {
+                return Ok(Some(hash.clone()));
+            }
+        }
+        let Some(json) = read(&self.path)? else {
+            return Ok(None);
+        };
+        let hash = serde_json::from_str::<HashOnly>(&json)
+            .map_err(|e| format!("{}: not a compiled policy: {e}", self.path.display()))?
+            .hash;
+        if let Some(modified) = stamp.0 {
+            *self.seen.borrow_mut() = Some((modified, stamp.1, hash.clone()));
+        }
+        Ok(Some(hash))
+    }
+
+    /// The compiled policy stored under `hash`.
+    pub fn artifact(&self, hash: &str) -> Result<Option<String>, String> {
+        if !self.path.is_dir() {
+            return read(&self.path);
+        }
+        if !is_hash(hash) {
+            return Err(format!("`{hash}` is not a policy hash"));
+        }
+        read(&self.path.join(format!("{hash}.json")))
+    }
+
+    /// The policy the source names, checked as the gateway loads it (format, hash, regexes): its JSON, or
+    /// `None` when nothing is published yet. `gateway serve` refuses to start when this fails.
+    pub fn load(&self) -> Result<Option<String>, String> {
+        let Some(hash) = self.active()? else {
+            return Ok(None);
+        };
+        let json = self
+            .artifact(&hash)?
+            .ok_or_else(|| format!("{}: the policy {hash} is missing", self.path.display()))?;
+        let policy = gateway_policy::Policy::from_json(&json)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if policy.hash() != hash {
+            return Err(format!(
+                "{}: names {hash} but holds {}",
+                self.path.display(),
+                policy.hash()
+            ));
+        }
+        Ok(Some(json))
+    }
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn read(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
