@@ -12,7 +12,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gateway_policy::{HealthAttrs, Policy};
-use serde::Serialize;
 
 use crate::auth::KeyRecord;
 use crate::health::Snapshot;
@@ -39,12 +38,10 @@ pub struct Shared {
     refreshing: Cell<bool>,
 }
 
-#[derive(Default, Clone, Serialize)]
+#[derive(Default)]
 struct PolicySlot {
-    #[serde(skip)]
+    /// `None`: the built-in default (route to what was requested) until a policy is loaded.
     policy: Option<Rc<Policy>>,
-    /// `builtin` (route to what was requested) until a policy is loaded.
-    hash: Option<String>,
     loaded_at_ms: Option<f64>,
     /// Why the last refresh could not load the published policy (the policy in use stays).
     last_error: Option<String>,
@@ -69,7 +66,7 @@ impl Cooldowns {
     }
 }
 
-#[derive(Default, Clone, Copy, Serialize)]
+#[derive(Default, Clone, Copy)]
 struct Cooldown {
     failures: u32,
     until_ms: f64,
@@ -101,7 +98,6 @@ impl Shared {
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
     pub fn install(&self, policy: Rc<Policy>, now_ms: f64) {
         let mut slot = self.policy.borrow_mut();
-        slot.hash = Some(policy.hash().to_owned());
         slot.policy = Some(policy);
         slot.loaded_at_ms = Some(now_ms);
     }
@@ -151,7 +147,7 @@ impl Shared {
         let Some(hash) = hash.map(|h| h.trim().to_owned()) else {
             return Ok(());
         };
-        if self.policy.borrow().hash.as_deref() == Some(hash.as_str()) {
+        if self.policy().is_some_and(|p| p.hash() == hash) {
             return Ok(());
         }
         let json = host
@@ -239,7 +235,7 @@ impl Shared {
             .collect();
         serde_json::json!({
             "policy": {
-                "hash": policy.hash.as_deref().unwrap_or("builtin"),
+                "hash": policy.policy.as_ref().map_or(crate::gateway::BUILTIN_POLICY, |p| p.hash()),
                 "rules": rules,
                 "loaded_at_ms": policy.loaded_at_ms,
                 "checked_at_ms": self.checked_at_ms.get(),
