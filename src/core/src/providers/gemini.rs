@@ -465,7 +465,7 @@ impl StreamState {
                 .pointer("/error/code")
                 .and_then(Value::as_u64)
                 .map_or(502, |c| c as u16);
-            let err = upstream_error("gemini", status, &[], v.to_string().as_bytes());
+            let err = status_error("gemini", status, &[], Some(&v));
             return vec![StreamEvent::error(&err)];
         }
         if self.id.is_none() {
@@ -608,7 +608,17 @@ pub fn upstream_error(
         Some(Value::Array(mut items)) if !items.is_empty() => Some(items.swap_remove(0)),
         p => p,
     };
-    let e = parsed.as_ref().and_then(|v| v.get("error"));
+    status_error(provider, status, headers, parsed.as_ref())
+}
+
+/// The OpenAI error for a parsed `google.rpc.Status` body (`{"error": {...}}`) seen with `status`.
+fn status_error(
+    provider: &str,
+    status: u16,
+    headers: &[(String, String)],
+    parsed: Option<&Value>,
+) -> ApiError {
+    let e = parsed.and_then(|v| v.get("error"));
     let message = e
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)

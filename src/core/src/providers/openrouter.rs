@@ -59,7 +59,7 @@ pub fn upstream_error(
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let mut err = match parsed.as_ref().and_then(|v| v.get("error")) {
         Some(e) => error_for(status, e, provider),
-        None => openai::upstream_error(provider, status, headers, body),
+        None => openai::error_from_object(provider, status, headers, parsed.as_ref(), body),
     };
     err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
     err

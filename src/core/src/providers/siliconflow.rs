@@ -94,7 +94,7 @@ pub fn upstream_error(
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     if parsed.as_ref().is_some_and(|v| v.get("error").is_some()) {
-        return openai::upstream_error(provider, status, headers, body);
+        return openai::error_from_object(provider, status, headers, parsed.as_ref(), body);
     }
     let code = parsed
         .as_ref()

@@ -274,9 +274,10 @@ pub fn upstream_error(
     headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) if v.get("errors").is_some() => error_for(status, &v, provider, headers),
-        _ => openai::upstream_error(provider, status, headers, body),
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match &parsed {
+        Some(v) if v.get("errors").is_some() => error_for(status, v, provider, headers),
+        _ => openai::error_from_object(provider, status, headers, parsed.as_ref(), body),
     }
 }
 
