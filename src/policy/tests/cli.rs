@@ -173,3 +173,49 @@ fn diff_lists_changed_decisions() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn publish_moves_the_pointer_after_storing_the_artifact_and_rollback_moves_it_back() {
+    let dir = std::env::temp_dir().join(format!("gateway-policy-publish-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("store");
+    let changed = dir.join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "policy") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("with retries 1", "with retries 2");
+            std::fs::write(changed.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let store_arg = store.to_str().unwrap();
+    let first = run(&["publish", "policies", "--dir", store_arg]);
+    assert_eq!(first.status.code(), Some(0));
+    let first = stdout(&first).trim().to_owned();
+    let second = run(&["publish", changed.to_str().unwrap(), "--dir", store_arg]);
+    let second = stdout(&second).trim().to_owned();
+    assert_ne!(first, second);
+    let read = |name: &str| std::fs::read_to_string(store.join(name)).unwrap();
+    assert_eq!(read("active"), second);
+    assert!(read(&format!("{first}.json")).contains(&first));
+
+    let back = run(&["rollback", "--dir", store_arg]);
+    assert_eq!(
+        (back.status.code(), stdout(&back).trim()),
+        (Some(0), first.as_str())
+    );
+    assert_eq!(
+        (read("active"), read("history")),
+        (first.clone(), "[]".to_owned())
+    );
+    // Nothing earlier: refused, and the pointer stays.
+    assert_eq!(
+        run(&["rollback", "--dir", store_arg]).status.code(),
+        Some(2)
+    );
+    assert_eq!(read("active"), first);
+    // Without a place to publish to, nothing is written.
+    assert_eq!(run(&["publish", "policies"]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

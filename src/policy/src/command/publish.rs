@@ -227,8 +227,9 @@ pub fn publish(sources: &Sources, target: &Target, deny_warnings: bool) -> Resul
 pub fn rollback(target: &Target, to: Option<&str>) -> Result<bool, String> {
     let store = Store::new(target)?;
     let current = store.active()?;
-    let (hash, remember) = match to {
-        Some(h) => (h.to_owned(), true),
+    // `remaining`: the history without the hash rolled back to (it is not pushed again).
+    let (hash, remaining) = match to {
+        Some(h) => (h.to_owned(), None),
         None => {
             let mut history = store.history()?;
             let Some(prev) = history.pop() else {
@@ -237,13 +238,15 @@ pub fn rollback(target: &Target, to: Option<&str>) -> Result<bool, String> {
                     store.describe()
                 ));
             };
-            store.verify(&prev)?;
-            store.put("history", &json(&history))?;
-            (prev, false)
+            (prev, Some(history))
         }
     };
+    // Checked before anything moves: the pointer never names a policy that does not load.
     store.verify(&hash)?;
-    store.activate(&hash, remember)?;
+    if let Some(history) = &remaining {
+        store.put("history", &json(history))?;
+    }
+    store.activate(&hash, remaining.is_none())?;
     eprintln!(
         "policy/active in {} moved from {} to {hash}",
         store.describe(),
