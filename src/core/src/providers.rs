@@ -237,14 +237,20 @@ impl Connector {
         headers: &[(String, String)],
         body: &[u8],
     ) -> ApiError {
-        match self {
+        let mut err = match self {
             Connector::OpenAi => openai::upstream_error(provider, status, headers, body),
             Connector::DeepSeek => deepseek::upstream_error(provider, status, headers, body),
             Connector::OpenRouter => openrouter::upstream_error(provider, status, headers, body),
             Connector::SiliconFlow => siliconflow::upstream_error(provider, status, headers, body),
             Connector::Gemini => gemini::upstream_error(provider, status, headers, body),
             Connector::WorkersAi => workers_ai::upstream_error(provider, status, headers, body),
+        };
+        // Every provider's `Retry-After` reaches the client (and the dispatcher's backoff), unless the connector
+        // found the delay elsewhere (Gemini's RetryInfo).
+        if err.retry_after.is_none() {
+            err.retry_after = crate::ports::find_header(headers, "retry-after").map(str::to_owned);
         }
+        err
     }
 }
 

@@ -78,7 +78,7 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
 pub fn upstream_error(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
+    _headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
@@ -100,7 +100,7 @@ pub fn upstream_error(
         422 => ApiError::invalid_request(format!(
             "upstream `{provider}` rejected a parameter: {message}"
         )),
-        _ => openai::error_from_object(provider, status, headers, parsed.as_ref(), body),
+        _ => openai::error_from_object(provider, status, parsed.as_ref(), body),
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
-use crate::ports::{find_header, UpstreamRequest};
+use crate::ports::UpstreamRequest;
 use crate::providers::StreamEvent;
 
 pub fn chat_request(
@@ -159,18 +159,17 @@ pub(crate) fn classify(v: &Value, data: String, usage: Option<Usage>) -> StreamE
 pub fn upstream_error(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
+    _headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    error_from_object(provider, status, headers, parsed.as_ref(), body)
+    error_from_object(provider, status, parsed.as_ref(), body)
 }
 
 /// Maps an error whose body (when JSON) is `parsed` to the client's error; shared by OpenAI-shaped providers.
 pub(crate) fn error_from_object(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
     parsed: Option<&Value>,
     body: &[u8],
 ) -> ApiError {
@@ -214,7 +213,6 @@ pub(crate) fn error_from_object(
     if status < 500 && status != 401 && status != 403 {
         err.param = field("param");
     }
-    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
     err
 }
 
@@ -305,7 +303,7 @@ mod tests {
     fn upstream_errors_map_to_gateway_statuses() {
         let h = vec![("retry-after".to_owned(), "2".to_owned())];
         let body = br#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#;
-        let e = upstream_error("openai", 429, &h, body);
+        let e = crate::providers::Connector::OpenAi.upstream_error("openai", 429, &h, body);
         assert_eq!(
             (e.status, e.kind, e.retry_after.as_deref()),
             (429, "rate_limit_error", Some("2"))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
-use crate::ports::{find_header, UpstreamRequest};
+use crate::ports::UpstreamRequest;
 use crate::providers::{openai, StreamEvent};
 
 pub fn chat_request(
@@ -53,16 +53,14 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
 pub fn upstream_error(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
+    _headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let mut err = match parsed.as_ref().and_then(|v| v.get("error")) {
+    match parsed.as_ref().and_then(|v| v.get("error")) {
         Some(e) => error_for(status, e, provider),
-        None => openai::error_from_object(provider, status, headers, parsed.as_ref(), body),
-    };
-    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
-    err
+        None => openai::error_from_object(provider, status, parsed.as_ref(), body),
+    }
 }
 
 /// The OpenAI error for an OpenRouter error object seen with `status`.
@@ -133,7 +131,7 @@ mod tests {
         );
         assert_eq!((e.status, e.kind), (402, "insufficient_quota"));
         let h = vec![("retry-after".to_owned(), "7".to_owned())];
-        let e = upstream_error("openrouter", 429, &h, br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"x","provider_name":"Google AI Studio"}}}"#);
+        let e = crate::providers::Connector::OpenRouter.upstream_error("openrouter", 429, &h, br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"x","provider_name":"Google AI Studio"}}}"#);
         assert_eq!((e.status, e.retry_after.as_deref()), (429, Some("7")));
         let e = upstream_error(
             "openrouter",

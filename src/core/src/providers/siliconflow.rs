@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
-use crate::ports::{find_header, UpstreamRequest};
+use crate::ports::UpstreamRequest;
 use crate::providers::{deepseek, openai, StreamEvent};
 
 /// OpenAI request fields SiliconFlow does not document.
@@ -89,12 +89,12 @@ pub fn stream_events(data: &str) -> Vec<StreamEvent> {
 pub fn upstream_error(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
+    _headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     if parsed.as_ref().is_some_and(|v| v.get("error").is_some()) {
-        return openai::error_from_object(provider, status, headers, parsed.as_ref(), body);
+        return openai::error_from_object(provider, status, parsed.as_ref(), body);
     }
     let code = parsed
         .as_ref()
@@ -114,7 +114,7 @@ pub fn upstream_error(
             .collect(),
     };
     let said = format!("upstream `{provider}` returned HTTP {status}: {message}");
-    let mut err = match (status, code) {
+    match (status, code) {
         (_, Some(30001)) | (402, _) => ApiError::quota(said),
         (_, Some(20012)) | (404, _) => ApiError::model_not_found(said),
         (_, Some(20015)) => ApiError::context_length(said),
@@ -125,9 +125,7 @@ pub fn upstream_error(
         (504, _) => ApiError::upstream_timeout(said),
         (400..=499, _) => ApiError::invalid_request(said),
         _ => ApiError::upstream_failed(said),
-    };
-    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
-    err
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
-use crate::ports::{find_header, UpstreamRequest};
+use crate::ports::UpstreamRequest;
 use crate::providers::{openai, StreamEvent};
 
 /// Request fields Workers AI takes as they are (providers.md §6.1).
@@ -112,8 +112,7 @@ pub fn usage(response: &Value) -> Option<Usage> {
 
 /// The envelope's error, when it says `success: false` (even with HTTP 200).
 pub fn envelope_error(answer: &Value, provider: &str) -> Option<ApiError> {
-    (answer.get("success") == Some(&Value::Bool(false)))
-        .then(|| error_for(200, answer, provider, &[]))
+    (answer.get("success") == Some(&Value::Bool(false))).then(|| error_for(200, answer, provider))
 }
 
 /// The envelope's result as an OpenAI `chat.completion` (replaces it in place).
@@ -220,7 +219,7 @@ impl StreamState {
             return vec![StreamEvent::Opaque(data.to_owned())];
         };
         if v.get("errors").is_some() || v.get("error").is_some() {
-            let err = error_for(502, &v, "workers_ai", &[]);
+            let err = error_for(502, &v, "workers_ai");
             return vec![StreamEvent::error(&err)];
         }
         if let Value::Object(o) = &mut v {
@@ -271,17 +270,17 @@ impl StreamState {
 pub fn upstream_error(
     provider: &str,
     status: u16,
-    headers: &[(String, String)],
+    _headers: &[(String, String)],
     body: &[u8],
 ) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match &parsed {
-        Some(v) if v.get("errors").is_some() => error_for(status, v, provider, headers),
-        _ => openai::error_from_object(provider, status, headers, parsed.as_ref(), body),
+        Some(v) if v.get("errors").is_some() => error_for(status, v, provider),
+        _ => openai::error_from_object(provider, status, parsed.as_ref(), body),
     }
 }
 
-fn error_for(status: u16, v: &Value, provider: &str, headers: &[(String, String)]) -> ApiError {
+fn error_for(status: u16, v: &Value, provider: &str) -> ApiError {
     let first = v.pointer("/errors/0");
     let code = first
         .and_then(|e| e.get("code"))
@@ -292,7 +291,7 @@ fn error_for(status: u16, v: &Value, provider: &str, headers: &[(String, String)
         .and_then(Value::as_str)
         .unwrap_or("error");
     let said = format!("upstream `{provider}` returned {status} (code {code}): {message}");
-    let mut err = match code {
+    match code {
         5007 | 3042 => ApiError::model_not_found(said),
         10000 => ApiError::upstream_auth(provider, said),
         3036 | 4006 => ApiError::quota(said),
@@ -310,9 +309,7 @@ fn error_for(status: u16, v: &Value, provider: &str, headers: &[(String, String)
         _ if message.contains("maximum context length") => ApiError::context_length(said),
         _ if (400..500).contains(&status) => ApiError::invalid_request(said),
         _ => ApiError::upstream_failed(said),
-    };
-    err.retry_after = find_header(headers, "retry-after").map(str::to_owned);
-    err
+    }
 }
 
 #[cfg(test)]
