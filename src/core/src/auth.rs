@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ports::find_header;
+use crate::http::find_header;
 
 /// Prefix of every gateway key, so a leaked key is recognisable in logs and secret scanners.
 pub const KEY_PREFIX: &str = "gw-";
@@ -66,15 +66,7 @@ pub fn key_from_random(random: &[u8; 32]) -> String {
     format!("{KEY_PREFIX}{}", hex(random))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
+pub use gateway_policy::hex;
 
 /// A plain key record for tests: not revoked, never expires.
 #[cfg(test)]

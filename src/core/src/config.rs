@@ -1,18 +1,28 @@
 //! Gateway configuration, read from named settings: Worker vars and secrets, or environment variables natively.
 //! Both hosts pass a lookup function, so the names and defaults are defined once, here.
 
-use crate::providers::{self, Connector, ProviderSpec};
+use crate::providers::{self, ProviderConfig, ProviderSpec};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderConfig {
-    pub name: &'static str,
-    pub base_url: String,
-    pub api_key: Option<String>,
-    pub default_model: String,
-    pub models: &'static [&'static str],
-    pub connector: Connector,
-    /// Extra request headers (`<PREFIX>_HEADERS`, e.g. OpenRouter's `HTTP-Referer` and `X-OpenRouter-Title`).
-    pub headers: Vec<(String, String)>,
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} must be a positive whole number, got `{value}`")]
+    NotANumber { name: String, value: String },
+    #[error("{prefix}_BASE_URL must start with http:// or https://, got `{url}`")]
+    BadBaseUrl { prefix: &'static str, url: String },
+    #[error("{prefix}_ACCOUNT_ID (or {prefix}_BASE_URL) is required for `{provider}`")]
+    NoAccount {
+        prefix: &'static str,
+        provider: &'static str,
+    },
+    #[error("{prefix}_HEADERS: `{pair}` is not {why}")]
+    BadHeader {
+        prefix: &'static str,
+        pair: String,
+        why: &'static str,
+    },
+    #[error("DEFAULT_PROVIDER `{0}` is not a configured provider")]
+    UnknownDefaultProvider(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +61,7 @@ impl GatewayConfig {
     /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
     /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`, `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`,
     /// `KEY_CACHE_MS` and `GATEWAY_ADMIN_TOKEN`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_owned())
@@ -80,7 +90,11 @@ impl GatewayConfig {
                 account,
             )?;
             if let Some(h) = get(&format!("{prefix}_HEADERS")) {
-                p.headers = parse_headers(&h).map_err(|e| format!("{prefix}_HEADERS: {e}"))?;
+                p.headers = parse_headers(&h).map_err(|(pair, why)| ConfigError::BadHeader {
+                    prefix,
+                    pair,
+                    why,
+                })?;
             }
             configured.push(p);
         }
@@ -90,9 +104,7 @@ impl GatewayConfig {
                     .iter()
                     .find(|p| p.name == name)
                     .map(|p| p.name)
-                    .ok_or_else(|| {
-                        format!("DEFAULT_PROVIDER `{name}` is not a configured provider")
-                    })?,
+                    .ok_or(ConfigError::UnknownDefaultProvider(name))?,
             ),
             None => configured.first().map(|p| p.name),
         };
@@ -124,16 +136,16 @@ fn provider_config(
     base_url: Option<String>,
     default_model: Option<String>,
     account: Option<String>,
-) -> Result<ProviderConfig, String> {
+) -> Result<ProviderConfig, ConfigError> {
     let base_url = match base_url {
         Some(b) => b,
         None if spec.base_url.contains("{account}") => match account {
             Some(a) => spec.base_url.replace("{account}", &a),
             None => {
-                return Err(format!(
-                    "{0}_ACCOUNT_ID (or {0}_BASE_URL) is required for `{1}`",
-                    spec.env_prefix, spec.name
-                ))
+                return Err(ConfigError::NoAccount {
+                    prefix: spec.env_prefix,
+                    provider: spec.name,
+                })
             }
         },
         None => spec.base_url.to_owned(),
@@ -142,10 +154,10 @@ fn provider_config(
         || base_url.starts_with("http://")
         || base_url.starts_with(BINDING_SCHEME))
     {
-        return Err(format!(
-            "{}_BASE_URL must start with http:// or https://, got `{base_url}`",
-            spec.env_prefix
-        ));
+        return Err(ConfigError::BadBaseUrl {
+            prefix: spec.env_prefix,
+            url: base_url,
+        });
     }
     Ok(ProviderConfig {
         name: spec.name,
@@ -153,41 +165,47 @@ fn provider_config(
         api_key,
         default_model: default_model.unwrap_or_else(|| spec.default_model.to_owned()),
         models: spec.models,
-        connector: spec.connector,
+        dialect: spec.dialect,
         headers: Vec::new(),
     })
 }
 
-/// `Name: value; Name2: value2`.
-fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+/// `Name: value; Name2: value2`; an unusable pair is returned with what is wrong with it.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (String, &'static str)> {
     text.split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (name, value) = pair
                 .split_once(':')
-                .ok_or_else(|| format!("`{pair}` is not `Name: value`"))?;
+                .ok_or_else(|| (pair.to_owned(), "`Name: value`"))?;
             let name = name.trim().to_ascii_lowercase();
             let valid = !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !valid || value.contains(['\r', '\n']) {
-                return Err(format!("`{pair}` is not a valid header"));
+                return Err((pair.to_owned(), "a valid header"));
             }
             Ok((name, value.trim().to_owned()))
         })
         .collect()
 }
 
-fn number(get: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, String> {
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name} must be a positive whole number, got `{v}`")),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::NotANumber {
+                name: name.to_owned(),
+                value: v,
+            }),
+        },
     }
 }
 
@@ -201,7 +219,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        GatewayConfig::from_lookup(|k| map.get(k).cloned())
+        GatewayConfig::from_lookup(|k| map.get(k).cloned()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -221,5 +239,11 @@ mod tests {
         assert!(e.contains("OPENAI_BASE_URL"), "{e}");
         let e = cfg(&[("OPENAI_API_KEY", "k"), ("DEFAULT_PROVIDER", "nope")]).unwrap_err();
         assert!(e.contains("nope"), "{e}");
+        let e = cfg(&[
+            ("OPENROUTER_API_KEY", "k"),
+            ("OPENROUTER_HEADERS", "X-Title"),
+        ])
+        .unwrap_err();
+        assert_eq!(e, "OPENROUTER_HEADERS: `X-Title` is not `Name: value`");
     }
 }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::log::Attempt;
 
+/// Where the Workers host keeps the latest snapshot (in the `POLICY` namespace, beside the policies).
+pub const SNAPSHOT_KV_KEY: &str = "health/snapshot";
 /// The window a snapshot covers.
 pub const WINDOW_MS: u64 = 5 * 60 * 1000;
 /// The most recent log rows a snapshot reads (the newest first).

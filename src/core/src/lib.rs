@@ -1,28 +1,37 @@
 //! The runtime-agnostic core of the AI gateway.
 //!
-//! Everything that decides lives here: the OpenAI wire contract, the request pipeline, connectors,
-//! SSE handling, key hashing and the log row. Hosts (`gateway-workers` on Cloudflare Workers,
-//! `gateway-native` on tokio + SQLite) implement the [`ports`] and adapt their platform's request and
-//! response types; they make no decisions of their own.
+//! Everything that decides lives here: the OpenAI wire contract, the request pipeline (`gateway/`, one file
+//! per stage), connectors (`providers/`, one per dialect), SSE handling, key hashing and the log row. Hosts
+//! (`gateway-workers` on Cloudflare Workers, `gateway-native` on tokio + SQLite) implement the [`ports`] and
+//! adapt their platform's request and response types; they make no decisions of their own. What they use is
+//! re-exported here.
 
-pub mod attributes;
+mod attributes;
 pub mod auth;
-pub mod config;
-pub mod error;
-pub mod gateway;
+mod config;
+mod error;
+mod gateway;
 pub mod health;
-pub mod log;
+mod http;
+mod log;
 pub mod ports;
 pub mod providers;
 pub mod sse;
-pub mod state;
+mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use attributes::{detect_language, estimate_tokens, request_attrs, RequestFacts};
 pub use auth::KeyRecord;
-pub use config::GatewayConfig;
-pub use error::ApiError;
-pub use gateway::{Body, Gateway, GatewayRequest, GatewayResponse, Handled, RequestBody};
-pub use log::{LogRecord, SqlValue, Usage};
+pub use config::{ConfigError, GatewayConfig, BINDING_SCHEME};
+pub use error::{ApiError, ErrorCode, FailureClass, StoreError};
+pub use gateway::{Gateway, Handled};
+/// Where published policies live (one layout for the CLI and both hosts).
+pub use gateway_policy::store as policy_store;
+pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
+pub use log::{Attempt, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, LogSink, PolicyStore, Upstream, UpstreamError,
-    UpstreamRequest, UpstreamResponse,
+    ByteStream, Clock, Host, KeyStore, PolicyStore, Upstream, UpstreamError, UpstreamRequest,
+    UpstreamResponse,
 };
+pub use state::{Cooldowns, PolicyLoadError, Shared, BUILTIN_POLICY};

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::error::FailureClass;
+
 /// Token counts as the provider reported them, normalized to OpenAI's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Usage {
@@ -51,19 +53,16 @@ pub struct Attempt {
     pub status: u16,
     /// Until the answer (JSON) or the first content token (streams), or the failure.
     pub ms: f64,
-    /// Why the attempt failed: `429`, `5xx`, `4xx`, `timeout`, `connect`, `stream` (failed or cut before
-    /// its first token, or after it), `invalid` (an unreadable answer); absent on success.
+    /// Why the attempt failed (`429`, `5xx`, `4xx`, `auth`, `timeout`, `connect`, `stream`, `invalid`);
+    /// absent on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<FailureClass>,
 }
 
 impl Attempt {
     /// A failure that says something about the provider's health (not a client's mistake).
     pub fn provider_fault(&self) -> bool {
-        matches!(
-            self.error.as_deref(),
-            Some("429" | "5xx" | "timeout" | "connect" | "stream" | "invalid")
-        )
+        self.error.is_some_and(FailureClass::provider_fault)
     }
 }
 

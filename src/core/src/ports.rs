@@ -7,7 +7,8 @@ use futures::future::LocalBoxFuture;
 use futures::stream::LocalBoxStream;
 
 use crate::auth::KeyRecord;
-use crate::log::LogRecord;
+use crate::error::StoreError;
+use crate::http::find_header;
 
 /// A response body arriving from an upstream, chunk by chunk as the network delivers it.
 pub type ByteStream = LocalBoxStream<'static, Result<Vec<u8>, UpstreamError>>;
@@ -34,29 +35,14 @@ impl UpstreamResponse {
     }
 }
 
-/// Looks up a header by lower-case name in a list whose names are lower case.
-pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     /// No response: DNS, connect, TLS, or the request could not be sent.
+    #[error("could not reach upstream: {0}")]
     Connect(String),
     /// The response body failed after the headers arrived.
+    #[error("upstream body failed: {0}")]
     Body(String),
-}
-
-impl std::fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Connect(e) => write!(f, "could not reach upstream: {e}"),
-            Self::Body(e) => write!(f, "upstream body failed: {e}"),
-        }
-    }
 }
 
 /// Sends requests to providers. Dropping the returned future or body stream must cancel the request.
@@ -68,7 +54,7 @@ pub trait Upstream {
 /// Finds API keys by the SHA-256 hex of the presented key. Keys are never stored in clear.
 #[allow(async_fn_in_trait)]
 pub trait KeyStore {
-    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String>;
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError>;
 }
 
 /// Where the published policy and the provider health snapshot live: KV on Workers (`policy/active`,
@@ -76,17 +62,11 @@ pub trait KeyStore {
 #[allow(async_fn_in_trait)]
 pub trait PolicyStore {
     /// The hash the `policy/active` pointer names; `None` when nothing was published.
-    async fn active_policy(&self) -> Result<Option<String>, String>;
+    async fn active_policy(&self) -> Result<Option<String>, StoreError>;
     /// The compiled artifact `policy/<hash>` (canonical JSON); `None` when it is missing.
-    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String>;
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError>;
     /// The latest health snapshot ([`crate::health::Snapshot`] as JSON); `None` before the first one.
-    async fn health_snapshot(&self) -> Result<Option<String>, String>;
-}
-
-/// Writes one log row per request, after the response has been sent.
-#[allow(async_fn_in_trait)]
-pub trait LogSink {
-    async fn write(&self, record: LogRecord) -> Result<(), String>;
+    async fn health_snapshot(&self) -> Result<Option<String>, StoreError>;
 }
 
 /// Time and randomness, which differ between wasm32 and native.

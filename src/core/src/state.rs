@@ -14,8 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use gateway_policy::{HealthAttrs, Policy};
 
 use crate::auth::KeyRecord;
+use crate::error::StoreError;
 use crate::health::Snapshot;
 use crate::ports::{Clock, PolicyStore};
+
+/// The policy hash in headers and log rows when no policy has been published: route to what was requested.
+pub const BUILTIN_POLICY: &str = "builtin";
 
 /// Consecutive provider failures of one model before it cools down.
 pub const FAILURES_TO_COOL_DOWN: u32 = 3;
@@ -44,7 +48,7 @@ struct PolicySlot {
     policy: Option<Rc<Policy>>,
     loaded_at_ms: Option<f64>,
     /// Why the last refresh could not load the published policy (the policy in use stays).
-    last_error: Option<String>,
+    last_error: Option<PolicyLoadError>,
 }
 
 #[derive(Default)]
@@ -70,6 +74,21 @@ impl Cooldowns {
 struct Cooldown {
     failures: u32,
     until_ms: f64,
+}
+
+/// Why the published policy could not replace the one in use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyLoadError {
+    #[error("reading policy/active: {0}")]
+    Pointer(StoreError),
+    #[error("reading policy/{hash}: {source}")]
+    Artifact { hash: String, source: StoreError },
+    #[error("policy/active names `{0}`, but policy/{0} is missing")]
+    Missing(String),
+    #[error("policy/{hash}: {reason}")]
+    Invalid { hash: String, reason: String },
+    #[error("policy/{named} holds the policy {holds}, not the one the pointer names")]
+    WrongHash { named: String, holds: String },
 }
 
 /// What a request must do about the policy before it is decided.
@@ -139,28 +158,36 @@ impl Shared {
         self.checked_at_ms.set(Some(host.now_ms()));
     }
 
-    async fn load_policy<H: PolicyStore + Clock>(&self, host: &H) -> Result<(), String> {
+    async fn load_policy<H: PolicyStore + Clock>(&self, host: &H) -> Result<(), PolicyLoadError> {
         let hash = host
             .active_policy()
             .await
-            .map_err(|e| format!("reading policy/active: {e}"))?;
+            .map_err(PolicyLoadError::Pointer)?;
         let Some(hash) = hash.map(|h| h.trim().to_owned()) else {
             return Ok(());
         };
         if self.policy().is_some_and(|p| p.hash() == hash) {
             return Ok(());
         }
-        let json = host
-            .policy_artifact(&hash)
-            .await
-            .map_err(|e| format!("reading policy/{hash}: {e}"))?
-            .ok_or_else(|| format!("policy/active names `{hash}`, but policy/{hash} is missing"))?;
-        let policy = Policy::from_json(&json).map_err(|e| format!("policy/{hash}: {e}"))?;
+        let json = match host.policy_artifact(&hash).await {
+            Ok(Some(json)) => json,
+            Ok(None) => return Err(PolicyLoadError::Missing(hash)),
+            Err(source) => return Err(PolicyLoadError::Artifact { hash, source }),
+        };
+        let policy = match Policy::from_json(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(PolicyLoadError::Invalid {
+                    hash,
+                    reason: e.to_string(),
+                })
+            }
+        };
         if policy.hash() != hash {
-            return Err(format!(
-                "policy/{hash} holds the policy {}, not the one the pointer names",
-                policy.hash()
-            ));
+            return Err(PolicyLoadError::WrongHash {
+                named: hash,
+                holds: policy.hash().to_owned(),
+            });
         }
         self.install(Rc::new(policy), host.now_ms());
         Ok(())
@@ -235,11 +262,11 @@ impl Shared {
             .collect();
         serde_json::json!({
             "policy": {
-                "hash": policy.policy.as_ref().map_or(crate::gateway::BUILTIN_POLICY, |p| p.hash()),
+                "hash": policy.policy.as_ref().map_or(BUILTIN_POLICY, |p| p.hash()),
                 "rules": rules,
                 "loaded_at_ms": policy.loaded_at_ms,
                 "checked_at_ms": self.checked_at_ms.get(),
-                "last_error": policy.last_error,
+                "last_error": policy.last_error.as_ref().map(ToString::to_string),
             },
             "health": self.health.borrow().snapshot,
             "cooling_down_seconds": cooling,

@@ -2,7 +2,7 @@
 //! tokens against OpenAI's o200k tokenizer, languages against labels.
 #![allow(clippy::unwrap_used)]
 
-use gateway_core::attributes::{detect_language, estimate_tokens};
+use gateway_core::{detect_language, estimate_tokens};
 
 fn corpus() -> Vec<&'static str> {
     include_str!("data/token_corpus.txt")

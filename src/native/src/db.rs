@@ -161,7 +161,7 @@ pub fn spawn_health(
 fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare_cached(gateway_core::log::INSERT_SQL)?;
+        let mut stmt = tx.prepare_cached(gateway_core::INSERT_SQL)?;
         for rec in batch {
             let values: Vec<_> = rec.sql_params().into_iter().map(to_sql).collect();
             stmt.execute(rusqlite::params_from_iter(values))?;
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn the_health_snapshot_aggregates_recent_attempts_from_the_log() {
-        use gateway_core::log::Attempt;
+        use gateway_core::Attempt;
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         let attempt = |provider: &str, status: u16, error: Option<&str>| Attempt {
@@ -223,7 +223,7 @@ mod tests {
             model: "m".into(),
             status,
             ms: 100.0,
-            error: error.map(str::to_owned),
+            error: error.map(|e| serde_json::from_value(serde_json::json!(e)).unwrap()),
         };
         let now = 1_800_000_000_000.0;
         let row = |id: &str, ts: f64, attempts: Vec<Attempt>| LogRecord {

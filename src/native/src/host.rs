@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use gateway_core::{
-    Clock, KeyRecord, KeyStore, PolicyStore, Upstream, UpstreamError, UpstreamRequest,
+    Clock, KeyRecord, KeyStore, PolicyStore, StoreError, Upstream, UpstreamError, UpstreamRequest,
     UpstreamResponse,
 };
 use rusqlite::Connection;
@@ -102,25 +102,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl KeyStore for NativeHost {
-    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String> {
-        crate::db::find_key(&self.db, key_hash)
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        crate::db::find_key(&self.db, key_hash).map_err(StoreError)
     }
 }
 
 impl PolicyStore for NativeHost {
-    async fn active_policy(&self) -> Result<Option<String>, String> {
-        self.policy.as_ref().map_or(Ok(None), |p| p.active())
+    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+        self.policy
+            .as_ref()
+            .map_or(Ok(None), |p| p.active())
+            .map_err(StoreError)
     }
 
-    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
-        self.policy.as_ref().map_or(Ok(None), |p| p.artifact(hash))
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        self.policy
+            .as_ref()
+            .map_or(Ok(None), |p| p.artifact(hash))
+            .map_err(StoreError)
     }
 
-    async fn health_snapshot(&self) -> Result<Option<String>, String> {
+    async fn health_snapshot(&self) -> Result<Option<String>, StoreError> {
         self.health
             .read()
             .map(|h| h.clone())
-            .map_err(|_| "health snapshot lock poisoned".to_owned())
+            .map_err(|_| StoreError::new("health snapshot lock poisoned"))
     }
 }
 

@@ -94,7 +94,8 @@ fn run(cli: Cli) -> Result<(), String> {
             threads,
             policy,
         } => {
-            let config = GatewayConfig::from_lookup(|k| std::env::var(k).ok())?;
+            let config =
+                GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
             if config.providers.is_empty() {
                 eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL)");
             }

@@ -6,6 +6,8 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use gateway_policy::store::{is_hash, Entry};
+
 pub struct PolicySource {
     path: PathBuf,
     /// For a file: its modification time and length when its hash was last read, and that hash, so an
@@ -30,7 +32,7 @@ impl PolicySource {
     /// The hash of the policy the source names now; `None` when nothing is there (yet).
     pub fn active(&self) -> Result<Option<String>, String> {
         if self.path.is_dir() {
-            let active = self.path.join("active");
+            let active = self.path.join(Entry::Active.file_name());
             return match read(&active)? {
                 None => Ok(None),
                 Some(h) if is_hash(h.trim()) => Ok(Some(h.trim().to_owned())),
@@ -72,7 +74,7 @@ impl PolicySource {
         if !is_hash(hash) {
             return Err(format!("`{hash}` is not a policy hash"));
         }
-        read(&self.path.join(format!("{hash}.json")))
+        read(&self.path.join(Entry::Artifact(hash).file_name()))
     }
 
     /// The policy the source names, checked as the gateway loads it (format, hash, regexes): its JSON, or
@@ -95,10 +97,6 @@ impl PolicySource {
         }
         Ok(Some(json))
     }
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn read(path: &Path) -> Result<Option<String>, String> {

@@ -97,7 +97,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         opts.db.display()
     );
     // One cooldown table for all worker threads: a provider model that keeps failing is put last everywhere.
-    let cooldowns = gateway_core::state::Cooldowns::default();
+    let cooldowns = gateway_core::Cooldowns::default();
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -133,7 +133,7 @@ fn worker_thread(
     (policy, start_policy): (Option<PathBuf>, Option<String>),
     (health, cooldowns): (
         std::sync::Arc<std::sync::RwLock<Option<String>>>,
-        gateway_core::state::Cooldowns,
+        gateway_core::Cooldowns,
     ),
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -152,7 +152,7 @@ fn worker_thread(
         };
         let gateway = Rc::new(
             Gateway::new(host, Rc::new(config))
-                .with_shared(gateway_core::state::Shared::with_cooldowns(cooldowns))
+                .with_shared(gateway_core::Shared::with_cooldowns(cooldowns))
                 .with_policy(start_policy),
         );
         loop {

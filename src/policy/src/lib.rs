@@ -2,7 +2,7 @@
 //! `when tokens < 500 and lang == zh -> deepseek fallback siliconflow`; this crate parses, checks, formats and
 //! compiles them, and evaluates the compiled form on every request.
 //!
-//! Two layers: the runtime (`artifact`, `eval`, `scheme`, `catalog` types: serde, sha2, regex-lite only) is
+//! Two layers: the runtime (`artifact`, `eval`, `scheme`, `store` (the published layout), `catalog` types: serde, sha2, regex-lite only) is
 //! what the gateway links, on Workers and natively; the `compiler` feature adds the parser (pest), checker,
 //! formatter, compiler and miette rendering, and `cli` the `gateway-policy` binary.
 
@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod diagnostic;
 pub mod eval;
 pub mod scheme;
+pub mod store;
 pub mod syntax;
 
 #[cfg(feature = "compiler")]

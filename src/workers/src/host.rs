@@ -3,11 +3,10 @@ use std::time::Duration;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
-use gateway_core::state::Shared;
 use gateway_core::{
     ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore,
-    LogRecord, PolicyStore, RequestBody, SqlValue, Upstream, UpstreamError, UpstreamRequest,
-    UpstreamResponse,
+    LogRecord, PolicyStore, RequestBody, Shared, SqlValue, StoreError, Upstream, UpstreamError,
+    UpstreamRequest, UpstreamResponse,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
@@ -15,9 +14,8 @@ use worker::{
     Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
 };
 
-/// KV keys of the policy namespace (binding `POLICY`).
-const ACTIVE_POLICY: &str = "policy/active";
-const HEALTH_SNAPSHOT: &str = "health/snapshot";
+use gateway_core::health::SNAPSHOT_KV_KEY;
+use gateway_core::policy_store::Entry;
 
 thread_local! {
     /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
@@ -34,7 +32,7 @@ struct WorkerHost {
 
 impl Upstream for WorkerHost {
     async fn send(&self, r: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        if let Some(rest) = r.url.strip_prefix(gateway_core::config::BINDING_SCHEME) {
+        if let Some(rest) = r.url.strip_prefix(gateway_core::BINDING_SCHEME) {
             return run_binding(&self.env, rest, &r.body).await;
         }
         let connect = |e: worker::Error| UpstreamError::Connect(e.to_string());
@@ -103,18 +101,18 @@ impl Drop for AbortOnDrop {
 }
 
 impl KeyStore for WorkerHost {
-    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, String> {
+    async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.keys
             .get(&format!("key/{key_hash}"))
             .json::<KeyRecord>()
             .await
-            .map_err(|e| e.to_string())
+            .map_err(StoreError::new)
     }
 }
 
 impl WorkerHost {
     /// A text value of the POLICY namespace (`None` without the binding), cached at the edge for `ttl` seconds.
-    async fn policy_kv(&self, key: &str, ttl: Option<u64>) -> Result<Option<String>, String> {
+    async fn policy_kv(&self, key: &str, ttl: Option<u64>) -> Result<Option<String>, StoreError> {
         let Some(kv) = &self.policies else {
             return Ok(None);
         };
@@ -123,22 +121,23 @@ impl WorkerHost {
             Some(t) => get.cache_ttl(t),
             None => get,
         };
-        get.text().await.map_err(|e| e.to_string())
+        get.text().await.map_err(StoreError::new)
     }
 }
 
 impl PolicyStore for WorkerHost {
-    async fn active_policy(&self) -> Result<Option<String>, String> {
-        self.policy_kv(ACTIVE_POLICY, None).await
+    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+        self.policy_kv(&Entry::Active.kv_key(), None).await
     }
 
-    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, String> {
+    async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError> {
         // Artifacts never change under their hash: the edge may cache them for long.
-        self.policy_kv(&format!("policy/{hash}"), Some(3600)).await
+        self.policy_kv(&Entry::Artifact(hash).kv_key(), Some(3600))
+            .await
     }
 
-    async fn health_snapshot(&self) -> Result<Option<String>, String> {
-        self.policy_kv(HEALTH_SNAPSHOT, None).await
+    async fn health_snapshot(&self) -> Result<Option<String>, StoreError> {
+        self.policy_kv(SNAPSHOT_KV_KEY, None).await
     }
 }
 
@@ -241,7 +240,7 @@ async fn write_health(env: &Env) -> worker::Result<()> {
     let snapshot = Snapshot::aggregate(rows.iter().map(|r| r.attempt_log.as_str()), now, WINDOW_MS);
     let json =
         serde_json::to_string(&snapshot).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    kv.put(HEALTH_SNAPSHOT, json)?.execute().await?;
+    kv.put(SNAPSHOT_KV_KEY, json)?.execute().await?;
     Ok(())
 }
 
@@ -275,7 +274,7 @@ async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {
 }
 
 fn respond_error(err: &ApiError) -> worker::Result<Response> {
-    let mut r = Response::from_bytes(err.body())?.with_status(err.status);
+    let mut r = Response::from_bytes(err.body())?.with_status(err.status());
     r.headers_mut().set("content-type", "application/json")?;
     Ok(r)
 }
@@ -292,7 +291,7 @@ async fn write_log(db: &D1Database, record: LogRecord) {
             SqlValue::Text(s) => JsValue::from_str(&s),
         })
         .collect();
-    let result = match db.prepare(gateway_core::log::INSERT_SQL).bind(&params) {
+    let result = match db.prepare(gateway_core::INSERT_SQL).bind(&params) {
         Ok(stmt) => stmt.run().await.map(|_| ()),
         Err(e) => Err(e),
     };

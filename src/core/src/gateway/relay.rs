@@ -12,7 +12,8 @@ use futures::future::{self, Either, FutureExt, LocalBoxFuture};
 use futures::stream::{self, LocalBoxStream, StreamExt};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use super::record::Trace;
+use crate::error::{ApiError, ErrorCode};
 use crate::log::{LogRecord, Usage};
 use crate::ports::{ByteStream, Clock};
 use crate::providers::{StreamEvent, StreamTranslator};
@@ -34,6 +35,8 @@ pub(super) struct Source {
     client_wants_usage: bool,
     /// Translated bytes read but not yet sent to the client.
     pending: Vec<u8>,
+    /// The events of the payload being translated (reused across events).
+    events: Vec<StreamEvent>,
     content_seen: bool,
     end: Option<End>,
     usage: Option<Usage>,
@@ -51,6 +54,7 @@ impl Source {
             decoder: Decoder::new(),
             client_wants_usage,
             pending: Vec::new(),
+            events: Vec::new(),
             content_seen: false,
             end: None,
             usage: None,
@@ -73,7 +77,7 @@ impl Source {
                 )));
             }
             let bytes = self.read(host, left.ceil() as u64).await.map_err(|e| {
-                if e.code.as_deref() == Some("upstream_timeout") {
+                if e.code == ErrorCode::UpstreamTimeout {
                     ApiError::upstream_timeout(format!(
                         "the upstream stream sent no content within {first_token_ms} ms"
                     ))
@@ -95,16 +99,11 @@ impl Source {
         let read = future::select(self.upstream.next(), host.sleep(wait_ms)).await;
         match read {
             Either::Left((Some(Ok(bytes)), _)) => Ok(self.translate(&bytes)),
-            Either::Left((Some(Err(e)), _)) => Err(ApiError::new(
-                502,
-                "server_error",
-                Some("upstream_error"),
-                format!("{e}; the stream was cut off"),
-            )),
+            Either::Left((Some(Err(e)), _)) => Err(ApiError::upstream_failed(format!(
+                "{e}; the stream was cut off"
+            ))),
             Either::Left((None, _)) => Err(ApiError::new(
-                502,
-                "server_error",
-                Some("upstream_truncated"),
+                ErrorCode::UpstreamTruncated,
                 "the upstream closed the stream before it was complete",
             )),
             Either::Right(_) => Err(ApiError::upstream_timeout(format!(
@@ -116,102 +115,93 @@ impl Source {
     /// The client-bound bytes for the events these upstream bytes complete; stops at the stream's end.
     fn translate(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
+        let mut events = std::mem::take(&mut self.events);
         for event in self.decoder.feed(bytes) {
-            for translated in self.translator.events(&event.data) {
-                match translated {
-                    StreamEvent::Done => {
-                        out.extend_from_slice(DONE);
-                        self.end = Some(End::Done);
-                    }
-                    StreamEvent::Error(data) => {
-                        let said = serde_json::from_str::<Value>(&data)
-                            .ok()
-                            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                            .unwrap_or_else(|| "the upstream reported an error".into());
-                        out.extend_from_slice(&encode_data(&data));
-                        self.end = Some(End::Failed(ApiError::new(
-                            502,
-                            "server_error",
-                            Some("upstream_stream_error"),
-                            said,
-                        )));
-                    }
-                    StreamEvent::UsageOnly(usage, data) => {
-                        self.usage = Some(usage);
-                        if self.client_wants_usage {
-                            out.extend_from_slice(&encode_data(&data));
-                        }
-                    }
-                    StreamEvent::Chunk(usage, data) => {
-                        if usage.is_some() {
-                            self.usage = usage;
-                        }
-                        if !self.content_seen && has_content(&data) {
-                            self.content_seen = true;
-                        }
-                        out.extend_from_slice(&encode_data(&data));
-                    }
-                    StreamEvent::Opaque(data) => {
-                        self.content_seen = true;
-                        out.extend_from_slice(&encode_data(&data));
-                    }
-                }
+            events.clear();
+            // `[DONE]` is the relay's: the connector only adds what must precede it.
+            let done = event.data.trim() == "[DONE]";
+            if done {
+                self.translator.done(&mut events);
+                events.push(StreamEvent::End);
+            } else {
+                self.translator.event(&event.data, &mut events);
+            }
+            for translated in events.drain(..) {
+                self.forward(translated, &mut out);
                 if self.end.is_some() {
-                    return out;
+                    break;
                 }
             }
+            if self.end.is_some() {
+                break;
+            }
         }
+        self.events = events;
         out
+    }
+
+    /// Appends one translated event's bytes to `out`, noting content, usage and the end.
+    fn forward(&mut self, event: StreamEvent, out: &mut Vec<u8>) {
+        match event {
+            StreamEvent::End => {
+                out.extend_from_slice(DONE);
+                self.end = Some(End::Done);
+            }
+            StreamEvent::Error(data) => {
+                let said = serde_json::from_str::<Value>(&data)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "the upstream reported an error".into());
+                out.extend_from_slice(&encode_data(&data));
+                self.end = Some(End::Failed(ApiError::new(
+                    ErrorCode::UpstreamStreamError,
+                    said,
+                )));
+            }
+            StreamEvent::UsageOnly(usage, data) => {
+                self.usage = Some(usage);
+                if self.client_wants_usage {
+                    out.extend_from_slice(&encode_data(&data));
+                }
+            }
+            StreamEvent::Chunk {
+                usage,
+                data,
+                content,
+            } => {
+                if usage.is_some() {
+                    self.usage = usage;
+                }
+                self.content_seen |= content;
+                out.extend_from_slice(&encode_data(&data));
+            }
+            StreamEvent::Opaque(data) => {
+                self.content_seen = true;
+                out.extend_from_slice(&encode_data(&data));
+            }
+        }
     }
 }
 
-/// Whether a chunk says something: text, reasoning, a refusal, a tool call, or a finish reason. A role chunk
-/// with empty content does not.
-fn has_content(data: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return true;
-    };
-    let Some(choices) = v.get("choices").and_then(Value::as_array) else {
-        return false;
-    };
-    choices.iter().any(|c| {
-        let text = |k: &str| {
-            c["delta"]
-                .get(k)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        text("content")
-            || text("reasoning_content")
-            || text("reasoning")
-            || text("refusal")
-            || c["delta"]
-                .get("tool_calls")
-                .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
-            || !c["finish_reason"].is_null()
-    })
-}
-
+/// The client's stream, and the log row, which resolves when the stream ends, fails or is dropped.
 pub(super) fn relay<H: Clock + Clone + 'static>(
     host: H,
     source: Source,
-    rec: LogRecord,
-    start: f64,
+    trace: Trace,
     idle_ms: u64,
 ) -> (
     LocalBoxStream<'static, Vec<u8>>,
     LocalBoxFuture<'static, LogRecord>,
 ) {
     let (tx, rx) = oneshot::channel();
-    let fallback = rec.clone();
+    let fallback = trace.snapshot();
     let relay = Relay {
         source,
         idle_ms,
         finished: false,
         recorder: Recorder {
             host,
-            rec,
-            start,
+            trace: Some(trace),
             tx: Some(tx),
         },
     };
@@ -244,8 +234,8 @@ impl<H: Clock> Relay<H> {
             } else {
                 std::mem::take(&mut self.source.pending)
             };
-            if self.source.usage.is_some() {
-                self.recorder.rec.usage = self.source.usage;
+            if let (Some(usage), Some(trace)) = (self.source.usage, &mut self.recorder.trace) {
+                trace.stream_usage(usage);
             }
             match self.source.end.take() {
                 Some(End::Done) => self.finish(None),
@@ -268,66 +258,30 @@ impl<H: Clock> Relay<H> {
 /// Completes the log row exactly once: when the stream ends, fails, or is dropped because the client left.
 struct Recorder<H: Clock> {
     host: H,
-    rec: LogRecord,
-    start: f64,
+    trace: Option<Trace>,
     tx: Option<oneshot::Sender<LogRecord>>,
 }
 
 impl<H: Clock> Recorder<H> {
     fn finish(&mut self, err: Option<&ApiError>) {
-        if let Some(e) = err {
-            self.rec.status = e.status;
-            self.rec.error_code = e.code.clone();
-            self.rec.truncated = true;
-            // The attempt that was streaming failed after its first token: that is the provider's fault too.
-            if let Some(last) = self.rec.attempt_log.last_mut() {
-                last.error = Some("stream".into());
-                last.status = e.status;
-            }
+        if let (Some(e), Some(trace)) = (err, &mut self.trace) {
+            trace.stream_failed(e);
         }
         self.send();
     }
 
     fn send(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            self.rec.latency_ms = self.host.now_ms() - self.start;
-            let _ = tx.send(std::mem::take(&mut self.rec));
+        if let (Some(tx), Some(trace)) = (self.tx.take(), self.trace.take()) {
+            let _ = tx.send(trace.finish(self.host.now_ms()));
         }
     }
 }
 
 impl<H: Clock> Drop for Recorder<H> {
     fn drop(&mut self) {
-        if self.tx.is_some() {
-            // 499: the client closed the connection before the stream ended (nginx's convention).
-            self.rec.status = 499;
-            self.rec.error_code = Some("client_closed".into());
-            self.rec.truncated = true;
+        if let Some(trace) = &mut self.trace {
+            trace.client_closed();
             self.send();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_content;
-
-    #[test]
-    fn a_role_chunk_is_not_content_and_text_tools_and_finish_are() {
-        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
-        assert!(!has_content(role));
-        assert!(!has_content(r#"{"choices":[],"usage":{}}"#));
-        assert!(has_content(
-            r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}"#
-        ));
-        assert!(has_content(
-            r#"{"choices":[{"delta":{"reasoning_content":"Let"},"finish_reason":null}]}"#
-        ));
-        assert!(has_content(
-            r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]},"finish_reason":null}]}"#
-        ));
-        assert!(has_content(
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#
-        ));
     }
 }

@@ -10,11 +10,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::ProviderConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::{openai, StreamEvent};
+use crate::providers::{openai, Connector, ErrorResponse, ProviderConfig, StreamEvent};
 
 /// OpenAI request fields DeepSeek does not document (providers.md §0.2).
 const DROPPED_FIELDS: &[&str] = &[
@@ -25,19 +24,74 @@ const DROPPED_FIELDS: &[&str] = &[
     "modalities",
 ];
 
-pub fn chat_request(
-    p: &ProviderConfig,
-    mut body: Map<String, Value>,
-    model: &str,
-    stream: bool,
-) -> UpstreamRequest {
-    openai::compatible_body(&mut body, model, DROPPED_FIELDS);
-    openai::ask_for_usage(&mut body, stream);
-    openai::post(p, "/chat/completions", &body)
+pub struct DeepSeek;
+
+impl Connector for DeepSeek {
+    type StreamState = ();
+
+    fn chat_request(
+        &self,
+        p: &ProviderConfig,
+        mut body: Map<String, Value>,
+        model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, ApiError> {
+        openai::compatible_body(&mut body, model, DROPPED_FIELDS);
+        openai::ask_for_usage(&mut body, stream);
+        Ok(openai::post(p, "/chat/completions", &body))
+    }
+
+    fn usage(&self, answer: &Value) -> Option<Usage> {
+        usage(answer)
+    }
+
+    /// The finish chunk's usage is moved to its own usage chunk; running out of capacity is a failure.
+    fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            out.push(StreamEvent::Opaque(data.to_owned()));
+            return;
+        };
+        let finish = v
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str);
+        if finish == Some("insufficient_system_resource") {
+            let err = ApiError::new(
+                ErrorCode::UpstreamOverloaded,
+                "upstream `deepseek` stopped: insufficient system resources; retry or use another provider",
+            );
+            out.push(StreamEvent::error(&err));
+            return;
+        }
+        let u = usage(&v);
+        super::move_usage_off_chunk(v, data, u, out);
+    }
+
+    /// providers.md §2.5 and §7.3, DeepSeek's codes.
+    fn upstream_error(&self, e: &ErrorResponse<'_>) -> ApiError {
+        let provider = e.provider;
+        let message = e
+            .json
+            .and_then(|v| v.pointer("/error/message"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match e.status {
+            402 => ApiError::new(
+                ErrorCode::InsufficientQuota { status: 402 },
+                format!("upstream `{provider}`: the account's balance is exhausted ({message})"),
+            ),
+            400 if message.contains("Model Not Exist") => ApiError::model_not_found(format!(
+                "upstream `{provider}` does not have this model ({message})"
+            )),
+            422 => ApiError::invalid_request(format!(
+                "upstream `{provider}` rejected a parameter: {message}"
+            )),
+            _ => openai::error_from_object(e),
+        }
+    }
 }
 
-/// providers.md §7.2, DeepSeek row.
-pub fn usage(response: &Value) -> Option<Usage> {
+/// providers.md §7.2, DeepSeek row: `prompt_cache_hit_tokens` are the cached tokens.
+pub(crate) fn usage(response: &Value) -> Option<Usage> {
     let mut u = openai::usage(response)?;
     let hit = response
         .get("usage")
@@ -49,71 +103,30 @@ pub fn usage(response: &Value) -> Option<Usage> {
     Some(u)
 }
 
-/// One DeepSeek stream payload as OpenAI events: the finish chunk's usage is moved to its own usage chunk.
-pub fn stream_events(data: &str) -> Vec<StreamEvent> {
-    if data.trim() == "[DONE]" {
-        return vec![StreamEvent::Done];
-    }
-    let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return vec![StreamEvent::Opaque(data.to_owned())];
-    };
-    let finish = v
-        .pointer("/choices/0/finish_reason")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    if finish.as_deref() == Some("insufficient_system_resource") {
-        let err = ApiError::new(
-            503,
-            "server_error",
-            Some("upstream_overloaded"),
-            "upstream `deepseek` stopped: insufficient system resources; retry or use another provider",
-        );
-        return vec![StreamEvent::error(&err)];
-    }
-    let u = usage(&v);
-    super::move_usage_off_chunk(v, data, u)
-}
-
-/// providers.md §2.5 and §7.3, DeepSeek's codes.
-pub fn upstream_error(
-    provider: &str,
-    status: u16,
-    _headers: &[(String, String)],
-    body: &[u8],
-) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/message"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match status {
-        402 => ApiError::new(
-            402,
-            "insufficient_quota",
-            Some("insufficient_quota"),
-            format!("upstream `{provider}`: the account's balance is exhausted ({message})"),
-        ),
-        400 if message.contains("Model Not Exist") => ApiError::model_not_found(format!(
-            "upstream `{provider}` does not have this model ({message})"
-        )),
-        422 => ApiError::invalid_request(format!(
-            "upstream `{provider}` rejected a parameter: {message}"
-        )),
-        _ => openai::error_from_object(provider, status, parsed.as_ref(), body),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Dialect;
+
+    fn stream_events(data: &str) -> Vec<StreamEvent> {
+        Dialect::DeepSeek.stream_translator(0).events(data)
+    }
+
+    fn upstream_error(
+        provider: &str,
+        status: u16,
+        h: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        crate::providers::test_error(Dialect::DeepSeek, provider, status, h, body)
+    }
 
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(
             "deepseek",
             "https://api.deepseek.com",
             "deepseek-flash",
-            crate::providers::Connector::DeepSeek,
+            Dialect::DeepSeek,
         )
     }
 
@@ -127,7 +140,9 @@ mod tests {
         let Value::Object(body) = body else {
             unreachable!()
         };
-        let req = chat_request(&provider(), body, "deepseek-flash", true);
+        let req = DeepSeek
+            .chat_request(&provider(), body, "deepseek-flash", true)
+            .unwrap();
         assert_eq!(req.url, "https://api.deepseek.com/chat/completions");
         let sent: Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(sent["max_tokens"], 50);
@@ -162,7 +177,12 @@ mod tests {
         let finish = r#"{"id":"b1e2","object":"chat.completion.chunk","created":1786782776,"model":"deepseek-v4-flash","system_fingerprint":"a26a","choices":[{"index":0,"delta":{"content":"","reasoning_content":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":97,"completion_tokens":106,"total_tokens":203,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":88},"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":97}}"#;
         let events = stream_events(finish);
         assert_eq!(events.len(), 2);
-        let StreamEvent::Chunk(None, chunk) = &events[0] else {
+        let StreamEvent::Chunk {
+            usage: None,
+            data: chunk,
+            ..
+        } = &events[0]
+        else {
             panic!("{events:?}")
         };
         let chunk: Value = serde_json::from_str(chunk).unwrap();
@@ -179,7 +199,11 @@ mod tests {
         let reasoning = r#"{"id":"b1e2","choices":[{"index":0,"delta":{"content":null,"reasoning_content":"We"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
         assert_eq!(
             stream_events(reasoning),
-            vec![StreamEvent::Chunk(None, reasoning.to_owned())]
+            vec![StreamEvent::Chunk {
+                usage: None,
+                data: reasoning.to_owned(),
+                content: true
+            }]
         );
     }
 
@@ -196,12 +220,9 @@ mod tests {
     #[test]
     fn deepseek_errors_map_to_openai_meanings() {
         let e = upstream_error("deepseek", 402, &[], br#"{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}"#);
-        assert_eq!((e.status, e.kind), (402, "insufficient_quota"));
+        assert_eq!((e.status(), e.kind()), (402, "insufficient_quota"));
         let e = upstream_error("deepseek", 400, &[], br#"{"error":{"message":"Model Not Exist","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#);
-        assert_eq!(
-            (e.status, e.code.as_deref()),
-            (404, Some("model_not_found"))
-        );
-        assert_eq!(upstream_error("deepseek", 503, &[], b"{}").status, 503);
+        assert_eq!((e.status(), e.code.code()), (404, Some("model_not_found")));
+        assert_eq!(upstream_error("deepseek", 503, &[], b"{}").status(), 503);
     }
 }

@@ -12,16 +12,67 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::ProviderConfig;
 use crate::error::ApiError;
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::StreamEvent;
+use crate::providers::{Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent};
 
 /// Separates a synthesized tool-call id from the thought signature it carries.
 const SIGNATURE_MARK: &str = "~ts~";
 
-pub fn chat_request(
+pub struct Gemini;
+
+impl Connector for Gemini {
+    type StreamState = StreamState;
+
+    fn chat_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, ApiError> {
+        chat_request(p, body, model, stream)
+    }
+
+    fn embeddings_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        embeddings_request(p, body, model)
+    }
+
+    fn usage(&self, answer: &Value) -> Option<Usage> {
+        usage(answer)
+    }
+
+    fn normalize_answer(&self, answer: &mut Value, created: u64) -> Result<Answer, ApiError> {
+        normalize_answer(answer, created);
+        Ok(Answer::Rewritten)
+    }
+
+    fn normalize_embeddings(&self, answer: &mut Value, model: &str) -> Answer {
+        normalize_embeddings(answer, model);
+        Answer::Rewritten
+    }
+
+    fn stream_event(&self, state: &mut StreamState, data: &str, out: &mut Vec<StreamEvent>) {
+        state.event(data, out);
+    }
+
+    /// providers.md §3.7: `google.rpc.Status`, possibly inside an array.
+    fn upstream_error(&self, e: &ErrorResponse<'_>) -> ApiError {
+        let status = match e.json {
+            Some(Value::Array(items)) => items.first(),
+            other => other,
+        };
+        status_error(e.provider, e.status, e.headers, status)
+    }
+}
+
+fn chat_request(
     p: &ProviderConfig,
     body: Map<String, Value>,
     model: &str,
@@ -301,7 +352,7 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ApiErr
 }
 
 /// providers.md §3.4.
-pub fn usage(response: &Value) -> Option<Usage> {
+fn usage(response: &Value) -> Option<Usage> {
     let u = response.get("usageMetadata")?;
     let n = |k: &str| u.get(k).and_then(Value::as_u64);
     let prompt = n("promptTokenCount").unwrap_or(0) + n("toolUsePromptTokenCount").unwrap_or(0);
@@ -372,7 +423,7 @@ fn read_parts(parts: &[Value], id_seed: &str, first_index: usize) -> (String, St
 }
 
 /// A `generateContent` answer as an OpenAI `chat.completion` (replaces it in place).
-pub fn normalize_answer(answer: &mut Value, created: u64) {
+fn normalize_answer(answer: &mut Value, created: u64) {
     let id_seed = answer
         .get("responseId")
         .and_then(Value::as_str)
@@ -434,8 +485,8 @@ pub struct StreamState {
     usage: Option<Usage>,
 }
 
-impl StreamState {
-    pub fn new(created: u64) -> Self {
+impl NewStream for StreamState {
+    fn new_stream(created: u64) -> Self {
         Self {
             created,
             id: None,
@@ -445,16 +496,19 @@ impl StreamState {
             usage: None,
         }
     }
+}
 
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-        .to_string()
+impl StreamState {
+    fn chunk(&self, delta: Value, finish: Value) -> StreamEvent {
+        let v = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        StreamEvent::chunk(&v, v.to_string(), None)
     }
 
-    pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
+    fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return vec![StreamEvent::Opaque(data.to_owned())];
+            out.push(StreamEvent::Opaque(data.to_owned()));
+            return;
         };
         let v = match v {
             Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
@@ -466,7 +520,8 @@ impl StreamState {
                 .and_then(Value::as_u64)
                 .map_or(502, |c| c as u16);
             let err = status_error("gemini", status, &[], Some(&v));
-            return vec![StreamEvent::error(&err)];
+            out.push(StreamEvent::error(&err));
+            return;
         }
         if self.id.is_none() {
             let seed = v
@@ -479,13 +534,9 @@ impl StreamState {
         if let Some(u) = usage(&v) {
             self.usage = Some(u);
         }
-        let mut out = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
         }
         let candidate = v.pointer("/candidates/0");
         let parts = candidate
@@ -497,23 +548,14 @@ impl StreamState {
         let seed = seed.trim_start_matches("chatcmpl-");
         let (content, reasoning, calls) = read_parts(&parts, seed, self.calls);
         if !reasoning.is_empty() {
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"reasoning_content": reasoning}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"reasoning_content": reasoning}), Value::Null));
         }
         if !content.is_empty() {
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"content": content}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"content": content}), Value::Null));
         }
         if !calls.is_empty() {
             self.calls += calls.len();
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"tool_calls": calls}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"tool_calls": calls}), Value::Null));
         }
         let finish = candidate
             .and_then(|c| c.get("finishReason"))
@@ -525,24 +567,20 @@ impl StreamState {
             } else {
                 finish_reason(finish, self.calls > 0)
             };
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({}), json!(reason)),
-            ));
+            out.push(self.chunk(json!({}), json!(reason)));
             if let Some(u) = self.usage {
                 let usage_chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                     "model": self.model, "choices": [], "usage": usage_json(&u)});
                 out.push(StreamEvent::UsageOnly(u, usage_chunk.to_string()));
             }
             // Gemini has no [DONE]: the finish chunk is the end.
-            out.push(StreamEvent::Done);
+            out.push(StreamEvent::End);
         }
-        out
     }
 }
 
 /// `{"embeddings":[{"values":[…]}]}` as an OpenAI embedding list (replaces it in place).
-pub fn normalize_embeddings(answer: &mut Value, model: &str) {
+fn normalize_embeddings(answer: &mut Value, model: &str) {
     let data: Vec<Value> = answer
         .get("embeddings")
         .and_then(Value::as_array)
@@ -554,7 +592,7 @@ pub fn normalize_embeddings(answer: &mut Value, model: &str) {
     *answer = json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 0, "total_tokens": 0}});
 }
 
-pub fn embeddings_request(
+fn embeddings_request(
     p: &ProviderConfig,
     body: Map<String, Value>,
     model: &str,
@@ -596,21 +634,6 @@ pub fn embeddings_request(
     })
 }
 
-/// providers.md §3.7: `google.rpc.Status`, possibly inside an array.
-pub fn upstream_error(
-    provider: &str,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let parsed = match parsed {
-        Some(Value::Array(mut items)) if !items.is_empty() => Some(items.swap_remove(0)),
-        p => p,
-    };
-    status_error(provider, status, headers, parsed.as_ref())
-}
-
 /// The OpenAI error for a parsed `google.rpc.Status` body (`{"error": {...}}`) seen with `status`.
 fn status_error(
     provider: &str,
@@ -650,7 +673,7 @@ fn status_error(
         _ => ApiError::upstream_failed(said),
     };
     // No Retry-After header: the delay is in RetryInfo ("34.4s"), rounded up to whole seconds.
-    err.retry_after = crate::ports::find_header(headers, "retry-after")
+    err.retry_after = crate::http::find_header(headers, "retry-after")
         .map(str::to_owned)
         .or_else(|| {
             details
@@ -669,13 +692,23 @@ fn status_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Dialect;
+
+    fn upstream_error(
+        provider: &str,
+        status: u16,
+        h: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        crate::providers::test_error(Dialect::Gemini, provider, status, h, body)
+    }
 
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(
             "gemini",
             "https://g/v1beta",
             "gemini-3.8-flash",
-            crate::providers::Connector::Gemini,
+            Dialect::Gemini,
         )
     }
 
@@ -746,7 +779,9 @@ mod tests {
             json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
         );
         assert_eq!(
-            chat_request(&provider(), b, "m", false).unwrap_err().status,
+            chat_request(&provider(), b, "m", false)
+                .unwrap_err()
+                .status(),
             400
         );
         let b =
@@ -812,39 +847,49 @@ mod tests {
         // providers.md §3.6
         let a = r#"{"candidates": [{"content": {"parts": [{"text": "fixture ok"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 2,"totalTokenCount": 103,"thoughtsTokenCount": 94},"modelVersion": "gemini-3.7-flash","responseId": "WQuqavG5KbfUjMcPuP_n6QI"}"#;
         let b = r#"{"candidates": [{"content": {"parts": [{"text": "","thoughtSignature": "EqkE"}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 2,"totalTokenCount": 103,"thoughtsTokenCount": 94},"modelVersion": "gemini-3.7-flash","responseId": "WQuqavG5KbfUjMcPuP_n6QI"}"#;
-        let mut s = StreamState::new(1);
+        let mut s = Dialect::Gemini.stream_translator(1);
         let first = s.events(a);
         assert_eq!(first.len(), 2);
-        let StreamEvent::Chunk(None, role) = &first[0] else {
+        let StreamEvent::Chunk {
+            data: role,
+            content: false,
+            ..
+        } = &first[0]
+        else {
             panic!()
         };
         assert!(
             role.contains(r#""role":"assistant""#)
                 && role.contains("chatcmpl-WQuqavG5KbfUjMcPuP_n6QI")
         );
-        let StreamEvent::Chunk(None, text) = &first[1] else {
+        let StreamEvent::Chunk {
+            data: text,
+            content: true,
+            ..
+        } = &first[1]
+        else {
             panic!()
         };
         assert!(text.contains(r#""content":"fixture ok""#));
         let last = s.events(b);
         assert!(
-            matches!(&last[0], StreamEvent::Chunk(None, f) if f.contains(r#""finish_reason":"stop""#))
+            matches!(&last[0], StreamEvent::Chunk { data: f, .. } if f.contains(r#""finish_reason":"stop""#))
         );
         assert!(matches!(&last[1], StreamEvent::UsageOnly(u, _) if u.completion_tokens == 96));
-        assert_eq!(last[2], StreamEvent::Done);
+        assert_eq!(last[2], StreamEvent::End);
     }
 
     #[test]
     fn google_errors_map_with_their_retry_delay() {
         let e = upstream_error("gemini", 400, &[], br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#);
         assert_eq!(
-            (e.status, e.code.as_deref()),
+            (e.status(), e.code.code()),
             (502, Some("upstream_authentication_failed"))
         );
         let e = upstream_error("gemini", 429, &[], br#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"x"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34.4s"}]}}"#);
-        assert_eq!((e.status, e.retry_after.as_deref()), (429, Some("35")));
+        assert_eq!((e.status(), e.retry_after.as_deref()), (429, Some("35")));
         let e = upstream_error("gemini", 404, &[], br#"[{"error":{"code":404,"message":"models/gemini-2.0-flash is not found","status":"NOT_FOUND"}}]"#);
-        assert_eq!(e.code.as_deref(), Some("model_not_found"));
-        assert_eq!(upstream_error("gemini", 503, &[], br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#).status, 503);
+        assert_eq!(e.code.code(), Some("model_not_found"));
+        assert_eq!(upstream_error("gemini", 503, &[], br#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#).status(), 503);
     }
 }

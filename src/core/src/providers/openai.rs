@@ -4,24 +4,40 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::ProviderConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::StreamEvent;
+use crate::providers::{Connector, ErrorResponse, ProviderConfig, StreamEvent};
 
-pub fn chat_request(
-    p: &ProviderConfig,
-    mut body: Map<String, Value>,
-    model: &str,
-    stream: bool,
-) -> UpstreamRequest {
-    prepare_body(&mut body, model);
-    body.remove("provider");
-    // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
-    strip_message_field(&mut body, "reasoning_content");
-    ask_for_usage(&mut body, stream);
-    post(p, "/chat/completions", &body)
+/// OpenAI's own API, and the default dialect of any OpenAI-compatible service.
+pub struct OpenAi;
+
+impl Connector for OpenAi {
+    type StreamState = ();
+
+    fn chat_request(
+        &self,
+        p: &ProviderConfig,
+        mut body: Map<String, Value>,
+        model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, ApiError> {
+        prepare_body(&mut body, model);
+        body.remove("provider");
+        // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
+        strip_message_field(&mut body, "reasoning_content");
+        ask_for_usage(&mut body, stream);
+        Ok(post(p, "/chat/completions", &body))
+    }
+
+    fn embeddings_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(embeddings_request(p, body, model))
+    }
 }
 
 /// On streams, always asks for usage so the log row has token counts; the relay drops the usage chunk again
@@ -39,7 +55,8 @@ pub(crate) fn ask_for_usage(body: &mut Map<String, Value>, stream: bool) {
     }
 }
 
-pub fn embeddings_request(
+/// OpenAI's `/embeddings`, which OpenRouter and SiliconFlow take as well.
+pub(crate) fn embeddings_request(
     p: &ProviderConfig,
     mut body: Map<String, Value>,
     model: &str,
@@ -130,9 +147,6 @@ pub fn usage(response: &Value) -> Option<Usage> {
 
 /// Classifies one `data:` payload of an OpenAI chat stream; the payload is forwarded unchanged.
 pub fn stream_event(data: &str) -> StreamEvent {
-    if data.trim() == "[DONE]" {
-        return StreamEvent::Done;
-    }
     let Ok(v) = serde_json::from_str::<Value>(data) else {
         return StreamEvent::Opaque(data.to_owned());
     };
@@ -151,29 +165,16 @@ pub(crate) fn classify(v: &Value, data: String, usage: Option<Usage>) -> StreamE
         .is_some_and(Vec::is_empty);
     match usage {
         Some(u) if no_choices => StreamEvent::UsageOnly(u, data),
-        u => StreamEvent::Chunk(u, data),
+        u => StreamEvent::chunk(v, data, u),
     }
 }
 
-/// Maps an upstream error response to the error the client receives (providers.md §1.5, §7.3).
-pub fn upstream_error(
-    provider: &str,
-    status: u16,
-    _headers: &[(String, String)],
-    body: &[u8],
-) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    error_from_object(provider, status, parsed.as_ref(), body)
-}
-
-/// Maps an error whose body (when JSON) is `parsed` to the client's error; shared by OpenAI-shaped providers.
-pub(crate) fn error_from_object(
-    provider: &str,
-    status: u16,
-    parsed: Option<&Value>,
-    body: &[u8],
-) -> ApiError {
-    let obj = parsed
+/// Maps an OpenAI-shaped error response to the client's error (providers.md §1.5, §7.3); shared by the
+/// OpenAI-shaped providers for the errors they do not word differently.
+pub(crate) fn error_from_object(e: &ErrorResponse<'_>) -> ApiError {
+    let (provider, status) = (e.provider, e.status);
+    let obj = e
+        .json
         .and_then(|v| v.get("error"))
         .and_then(Value::as_object);
     let field = |k: &str| {
@@ -181,34 +182,21 @@ pub(crate) fn error_from_object(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let upstream_message = field("message").unwrap_or_else(|| snippet(body));
+    let upstream_message = field("message").unwrap_or_else(|| e.snippet());
     let code = field("code");
     let message = format!("upstream `{provider}` returned HTTP {status}: {upstream_message}");
     let mut err = match status {
-        401 | 403 => ApiError::new(
-            502,
-            "server_error",
-            Some("upstream_authentication_failed"),
-            format!("{message} (the gateway's credentials for `{provider}` were rejected)"),
-        ),
-        429 => ApiError::new(
-            429,
-            if code.as_deref() == Some("insufficient_quota") {
-                "insufficient_quota"
-            } else {
-                "rate_limit_error"
-            },
-            Some(code.as_deref().unwrap_or("rate_limit_exceeded")),
-            message,
-        ),
+        401 | 403 => ApiError::upstream_auth(provider, message),
+        429 if code.as_deref() == Some("insufficient_quota") => {
+            ApiError::new(ErrorCode::InsufficientQuota { status: 429 }, message)
+        }
+        429 => ApiError::new(ErrorCode::RateLimited { code }, message),
         400..=499 => ApiError::new(
-            status,
-            "invalid_request_error",
-            code.as_deref(),
+            ErrorCode::UpstreamRejected { status, code },
             upstream_message,
         ),
-        503 => ApiError::new(503, "server_error", Some("upstream_unavailable"), message),
-        _ => ApiError::new(502, "server_error", Some("upstream_error"), message),
+        503 => ApiError::upstream_unavailable(message),
+        _ => ApiError::upstream_failed(message),
     };
     if status < 500 && status != 401 && status != 403 {
         err.param = field("param");
@@ -216,26 +204,27 @@ pub(crate) fn error_from_object(
     err
 }
 
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    text.chars().take(200).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Dialect;
 
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(
             "openai",
             "http://up/v1",
             "m",
-            crate::providers::Connector::OpenAi,
+            crate::providers::Dialect::OpenAi,
         )
+    }
+
+    fn upstream_error(
+        provider: &str,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        crate::providers::test_error(Dialect::OpenAi, provider, status, headers, body)
     }
 
     #[test]
@@ -245,7 +234,9 @@ mod tests {
         let Value::Object(body) = body else {
             unreachable!()
         };
-        let req = chat_request(&provider(), body, "gpt-4o-mini", true);
+        let req = OpenAi
+            .chat_request(&provider(), body, "gpt-4o-mini", true)
+            .unwrap();
         assert_eq!(req.url, "http://up/v1/chat/completions");
         assert!(req
             .headers
@@ -288,9 +279,12 @@ mod tests {
         let content = r#"{"id":"chatcmpl-A","choices":[{"index":0,"delta":{"content":"."},"logprobs":null,"finish_reason":null}],"usage":null}"#;
         assert_eq!(
             stream_event(content),
-            StreamEvent::Chunk(None, content.to_owned())
+            StreamEvent::Chunk {
+                usage: None,
+                data: content.to_owned(),
+                content: true
+            }
         );
-        assert_eq!(stream_event("[DONE]"), StreamEvent::Done);
         let err = r#"{"error":{"message":"boom"}}"#;
         assert_eq!(stream_event(err), StreamEvent::Error(err.to_owned()));
         assert_eq!(
@@ -303,32 +297,29 @@ mod tests {
     fn upstream_errors_map_to_gateway_statuses() {
         let h = vec![("retry-after".to_owned(), "2".to_owned())];
         let body = br#"{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#;
-        let e = crate::providers::Connector::OpenAi.upstream_error("openai", 429, &h, body);
+        let e = upstream_error("openai", 429, &h, body);
         assert_eq!(
-            (e.status, e.kind, e.retry_after.as_deref()),
+            (e.status(), e.kind(), e.retry_after.as_deref()),
             (429, "rate_limit_error", Some("2"))
         );
         let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
         assert_eq!(
-            upstream_error("openai", 429, &[], quota).kind,
+            upstream_error("openai", 429, &[], quota).kind(),
             "insufficient_quota"
         );
-        assert_eq!(upstream_error("openai", 500, &[], b"").status, 502);
+        assert_eq!(upstream_error("openai", 500, &[], b"").status(), 502);
         assert_eq!(
-            upstream_error("openai", 503, &[], b"overloaded").status,
+            upstream_error("openai", 503, &[], b"overloaded").status(),
             503
         );
         let auth = upstream_error("openai", 401, &[], b"{}");
         assert_eq!(
-            (auth.status, auth.code.as_deref()),
+            (auth.status(), auth.code.code()),
             (502, Some("upstream_authentication_failed"))
         );
         let missing = br#"{"error":{"message":"The model `gpt-9` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#;
         let e = upstream_error("openai", 404, &[], missing);
-        assert_eq!(
-            (e.status, e.code.as_deref()),
-            (404, Some("model_not_found"))
-        );
+        assert_eq!((e.status(), e.code.code()), (404, Some("model_not_found")));
         assert_eq!(e.message, "The model `gpt-9` does not exist");
     }
 }

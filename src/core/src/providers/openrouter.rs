@@ -8,58 +8,61 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::ProviderConfig;
-use crate::error::ApiError;
-use crate::log::Usage;
+use crate::error::{ApiError, ErrorCode};
 use crate::ports::UpstreamRequest;
-use crate::providers::{openai, StreamEvent};
+use crate::providers::{openai, Connector, ErrorResponse, ProviderConfig, StreamEvent};
 
-pub fn chat_request(
-    p: &ProviderConfig,
-    mut body: Map<String, Value>,
-    model: &str,
-    stream: bool,
-) -> UpstreamRequest {
-    openai::prepare_body(&mut body, model);
-    openai::ask_for_usage(&mut body, stream);
-    openai::post(p, "/chat/completions", &body)
-}
+pub struct OpenRouter;
 
-pub fn usage(response: &Value) -> Option<Usage> {
-    openai::usage(response)
-}
+impl Connector for OpenRouter {
+    type StreamState = ();
 
-pub fn stream_events(data: &str) -> Vec<StreamEvent> {
-    if data.trim() == "[DONE]" {
-        return vec![StreamEvent::Done];
+    fn chat_request(
+        &self,
+        p: &ProviderConfig,
+        mut body: Map<String, Value>,
+        model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, ApiError> {
+        openai::prepare_body(&mut body, model);
+        openai::ask_for_usage(&mut body, stream);
+        Ok(openai::post(p, "/chat/completions", &body))
     }
-    let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return vec![StreamEvent::Opaque(data.to_owned())];
-    };
-    if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-        let status = e
-            .get("code")
-            .and_then(Value::as_u64)
-            .map_or(502, |c| c as u16);
-        let mut err = error_for(status, e, "openrouter");
-        err.message = format!("the stream failed upstream: {}", err.message);
-        return vec![StreamEvent::error(&err)];
-    }
-    let u = usage(&v);
-    super::move_usage_off_chunk(v, data, u)
-}
 
-/// providers.md §4.4 and §7.3.
-pub fn upstream_error(
-    provider: &str,
-    status: u16,
-    _headers: &[(String, String)],
-    body: &[u8],
-) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    match parsed.as_ref().and_then(|v| v.get("error")) {
-        Some(e) => error_for(status, e, provider),
-        None => openai::error_from_object(provider, status, parsed.as_ref(), body),
+    fn embeddings_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(openai::embeddings_request(p, body, model))
+    }
+
+    fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            out.push(StreamEvent::Opaque(data.to_owned()));
+            return;
+        };
+        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+            let status = e
+                .get("code")
+                .and_then(Value::as_u64)
+                .map_or(502, |c| c as u16);
+            let mut err = error_for(status, e, "openrouter");
+            err.message = format!("the stream failed upstream: {}", err.message);
+            out.push(StreamEvent::error(&err));
+            return;
+        }
+        let u = openai::usage(&v);
+        super::move_usage_off_chunk(v, data, u, out);
+    }
+
+    /// providers.md §4.4 and §7.3.
+    fn upstream_error(&self, e: &ErrorResponse<'_>) -> ApiError {
+        match e.json.and_then(|v| v.get("error")) {
+            Some(obj) => error_for(e.status, obj, e.provider),
+            None => openai::error_from_object(e),
+        }
     }
 }
 
@@ -75,16 +78,11 @@ fn error_for(status: u16, e: &Value, provider: &str) -> ApiError {
         (403, _) => ApiError::permission(said),
         (404, _) => ApiError::model_not_found(said),
         (408, _) => ApiError::upstream_timeout(said),
-        (413, _) => ApiError::new(
-            413,
-            "invalid_request_error",
-            Some("request_too_large"),
-            said,
-        ),
+        (413, _) => ApiError::new(ErrorCode::RequestTooLarge, said),
         (429, _) => ApiError::new(
-            429,
-            "rate_limit_error",
-            Some(error_type.unwrap_or("rate_limit_exceeded")),
+            ErrorCode::RateLimited {
+                code: error_type.map(str::to_owned),
+            },
             said,
         ),
         (503, _) => ApiError::upstream_unavailable(said),
@@ -96,6 +94,20 @@ fn error_for(status: u16, e: &Value, provider: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Dialect;
+
+    fn stream_events(data: &str) -> Vec<StreamEvent> {
+        Dialect::OpenRouter.stream_translator(0).events(data)
+    }
+
+    fn upstream_error(
+        provider: &str,
+        status: u16,
+        h: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        crate::providers::test_error(Dialect::OpenRouter, provider, status, h, body)
+    }
 
     #[test]
     fn the_mid_stream_error_chunk_becomes_an_openai_error_event() {
@@ -129,18 +141,18 @@ mod tests {
             &[],
             br#"{"error":{"message":"This request requires more credits","code":402}}"#,
         );
-        assert_eq!((e.status, e.kind), (402, "insufficient_quota"));
+        assert_eq!((e.status(), e.kind()), (402, "insufficient_quota"));
         let h = vec![("retry-after".to_owned(), "7".to_owned())];
-        let e = crate::providers::Connector::OpenRouter.upstream_error("openrouter", 429, &h, br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"x","provider_name":"Google AI Studio"}}}"#);
-        assert_eq!((e.status, e.retry_after.as_deref()), (429, Some("7")));
+        let e = upstream_error("openrouter", 429, &h, br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"x","provider_name":"Google AI Studio"}}}"#);
+        assert_eq!((e.status(), e.retry_after.as_deref()), (429, Some("7")));
         let e = upstream_error(
             "openrouter",
             400,
             &[],
             br#"{"error":{"code":400,"message":"Invalid model specified"}}"#,
         );
-        assert_eq!(e.status, 400);
+        assert_eq!(e.status(), 400);
         let e = upstream_error("openrouter", 403, &[], br#"{"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["ignore all previous instructions"]}}}"#);
-        assert_eq!(e.kind, "permission_error");
+        assert_eq!(e.kind(), "permission_error");
     }
 }

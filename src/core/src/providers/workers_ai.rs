@@ -9,11 +9,12 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::ProviderConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::{openai, StreamEvent};
+use crate::providers::{
+    openai, Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent,
+};
 
 /// Request fields Workers AI takes as they are (providers.md §6.1).
 const PASSED_FIELDS: &[&str] = &[
@@ -30,11 +31,69 @@ const PASSED_FIELDS: &[&str] = &[
     "response_format",
 ];
 
-pub fn chat_request(
+pub struct WorkersAi;
+
+impl Connector for WorkersAi {
+    type StreamState = StreamState;
+
+    fn chat_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+        _stream: bool,
+    ) -> Result<UpstreamRequest, ApiError> {
+        chat_request(p, body, model)
+    }
+
+    fn embeddings_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        embeddings_request(p, body, model)
+    }
+
+    fn usage(&self, answer: &Value) -> Option<Usage> {
+        usage(answer)
+    }
+
+    /// An envelope that says `success: false` is an error even with HTTP 200.
+    fn normalize_answer(&self, answer: &mut Value, created: u64) -> Result<Answer, ApiError> {
+        if let Some(e) = envelope_error(answer, "workers_ai") {
+            return Err(e);
+        }
+        normalize_answer(answer, created);
+        Ok(Answer::Rewritten)
+    }
+
+    fn normalize_embeddings(&self, answer: &mut Value, model: &str) -> Answer {
+        normalize_embeddings(answer, model);
+        Answer::Rewritten
+    }
+
+    fn stream_event(&self, state: &mut StreamState, data: &str, out: &mut Vec<StreamEvent>) {
+        state.event(data, out);
+    }
+
+    fn stream_done(&self, state: &mut StreamState, out: &mut Vec<StreamEvent>) {
+        state.done(out);
+    }
+
+    /// providers.md §6.4.
+    fn upstream_error(&self, e: &ErrorResponse<'_>) -> ApiError {
+        match e.json {
+            Some(v) if v.get("errors").is_some() => error_for(e.status, v, e.provider),
+            _ => openai::error_from_object(e),
+        }
+    }
+}
+
+fn chat_request(
     p: &ProviderConfig,
     body: Map<String, Value>,
     model: &str,
-    _stream: bool,
 ) -> Result<UpstreamRequest, ApiError> {
     let mut out = Map::new();
     let mut messages = Vec::new();
@@ -80,7 +139,7 @@ pub fn chat_request(
     Ok(openai::post(p, &format!("/run/{model}"), &out))
 }
 
-pub fn embeddings_request(
+fn embeddings_request(
     p: &ProviderConfig,
     body: Map<String, Value>,
     model: &str,
@@ -101,7 +160,7 @@ pub fn embeddings_request(
 }
 
 /// Usage inside the envelope's result, or at the top level of a stream event.
-pub fn usage(response: &Value) -> Option<Usage> {
+fn usage(response: &Value) -> Option<Usage> {
     openai::usage(
         response
             .get("result")
@@ -111,12 +170,12 @@ pub fn usage(response: &Value) -> Option<Usage> {
 }
 
 /// The envelope's error, when it says `success: false` (even with HTTP 200).
-pub fn envelope_error(answer: &Value, provider: &str) -> Option<ApiError> {
+fn envelope_error(answer: &Value, provider: &str) -> Option<ApiError> {
     (answer.get("success") == Some(&Value::Bool(false))).then(|| error_for(200, answer, provider))
 }
 
 /// The envelope's result as an OpenAI `chat.completion` (replaces it in place).
-pub fn normalize_answer(answer: &mut Value, created: u64) {
+fn normalize_answer(answer: &mut Value, created: u64) {
     let result = answer.get("result").cloned().unwrap_or(Value::Null);
     if result.get("choices").is_some() {
         *answer = result;
@@ -161,7 +220,7 @@ fn tool_call(c: &Value, i: usize, seed: u64) -> Value {
 }
 
 /// `{"result":{"shape":[n,d],"data":[[…]]}}` as an OpenAI embedding list (replaces it in place).
-pub fn normalize_embeddings(answer: &mut Value, model: &str) {
+fn normalize_embeddings(answer: &mut Value, model: &str) {
     let data: Vec<Value> = answer
         .pointer("/result/data")
         .and_then(Value::as_array)
@@ -182,8 +241,8 @@ pub struct StreamState {
     usage: Option<(Usage, Value)>,
 }
 
-impl StreamState {
-    pub fn new(created: u64) -> Self {
+impl NewStream for StreamState {
+    fn new_stream(created: u64) -> Self {
         Self {
             created,
             role_sent: false,
@@ -191,36 +250,36 @@ impl StreamState {
             usage: None,
         }
     }
+}
 
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk", "created": self.created,
-            "model": Value::Null, "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-        .to_string()
+impl StreamState {
+    fn chunk(&self, delta: Value, finish: Value) -> StreamEvent {
+        let v = json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk", "created": self.created,
+            "model": Value::Null, "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        StreamEvent::chunk(&v, v.to_string(), None)
     }
 
-    pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
-        if data.trim() == "[DONE]" {
-            let mut out = Vec::new();
-            if !self.openai_shaped {
-                out.push(StreamEvent::Chunk(
-                    None,
-                    self.chunk(json!({}), json!("stop")),
-                ));
-            }
-            if let Some((u, raw)) = self.usage.take() {
-                let usage_chunk = json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk",
-                    "created": self.created, "model": Value::Null, "choices": [], "usage": raw});
-                out.push(StreamEvent::UsageOnly(u, usage_chunk.to_string()));
-            }
-            out.push(StreamEvent::Done);
-            return out;
+    /// `[DONE]`: a native stream's finish chunk, then the final cumulative usage.
+    fn done(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.openai_shaped {
+            out.push(self.chunk(json!({}), json!("stop")));
         }
+        if let Some((u, raw)) = self.usage.take() {
+            let usage_chunk = json!({"id": format!("chatcmpl-workers-ai-{}", self.created), "object": "chat.completion.chunk",
+                "created": self.created, "model": Value::Null, "choices": [], "usage": raw});
+            out.push(StreamEvent::UsageOnly(u, usage_chunk.to_string()));
+        }
+    }
+
+    fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
-            return vec![StreamEvent::Opaque(data.to_owned())];
+            out.push(StreamEvent::Opaque(data.to_owned()));
+            return;
         };
         if v.get("errors").is_some() || v.get("error").is_some() {
             let err = error_for(502, &v, "workers_ai");
-            return vec![StreamEvent::error(&err)];
+            out.push(StreamEvent::error(&err));
+            return;
         }
         if let Value::Object(o) = &mut v {
             o.remove("p");
@@ -236,47 +295,26 @@ impl StreamState {
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty)
             {
-                return Vec::new();
+                return;
             }
-            return vec![StreamEvent::Chunk(None, v.to_string())];
+            out.push(StreamEvent::chunk(&v, v.to_string(), None));
+            return;
         }
-        let mut out = Vec::new();
         // The cumulative usage; it is sent (and logged) at [DONE].
         if let Some(u) = openai::usage(&v) {
             self.usage = Some((u, v.get("usage").cloned().unwrap_or(Value::Null)));
         }
         if !self.role_sent {
             self.role_sent = true;
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
         }
         if let Some(text) = v
             .get("response")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            out.push(StreamEvent::Chunk(
-                None,
-                self.chunk(json!({"content": text}), Value::Null),
-            ));
+            out.push(self.chunk(json!({"content": text}), Value::Null));
         }
-        out
-    }
-}
-
-/// providers.md §6.4.
-pub fn upstream_error(
-    provider: &str,
-    status: u16,
-    _headers: &[(String, String)],
-    body: &[u8],
-) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    match &parsed {
-        Some(v) if v.get("errors").is_some() => error_for(status, v, provider),
-        _ => openai::error_from_object(provider, status, parsed.as_ref(), body),
     }
 }
 
@@ -298,12 +336,7 @@ fn error_for(status: u16, v: &Value, provider: &str) -> ApiError {
         _ if message.contains("daily free allocation") => ApiError::quota(said),
         3040 => ApiError::rate_limited(said),
         3050 => ApiError::upstream_unavailable(said),
-        3006 => ApiError::new(
-            413,
-            "invalid_request_error",
-            Some("request_too_large"),
-            said,
-        ),
+        3006 => ApiError::new(ErrorCode::RequestTooLarge, said),
         3007 | 3008 => ApiError::upstream_timeout(said),
         5016 | 5018 | 3041 | 5035 | 3023 => ApiError::permission(said),
         _ if message.contains("maximum context length") => ApiError::context_length(said),
@@ -315,6 +348,16 @@ fn error_for(status: u16, v: &Value, provider: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::Dialect;
+
+    fn upstream_error(
+        provider: &str,
+        status: u16,
+        h: &[(String, String)],
+        body: &[u8],
+    ) -> ApiError {
+        crate::providers::test_error(Dialect::WorkersAi, provider, status, h, body)
+    }
 
     #[test]
     fn native_and_openai_shaped_answers_become_chat_completions() {
@@ -349,7 +392,7 @@ mod tests {
     #[test]
     fn the_native_stream_fixture_becomes_openai_chunks() {
         // providers.md §6.3, Llama-style
-        let mut s = StreamState::new(9);
+        let mut s = Dialect::WorkersAi.stream_translator(9);
         let mut out = Vec::new();
         for data in [
             r#"{"response":"Hello","p":"abcdefghijklmnopqrstuvw"}"#,
@@ -363,7 +406,7 @@ mod tests {
         let texts: Vec<String> = out
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::Chunk(_, d) => Some(d.clone()),
+                StreamEvent::Chunk { data, .. } => Some(data.clone()),
                 _ => None,
             })
             .collect();
@@ -373,24 +416,24 @@ mod tests {
         assert!(
             matches!(&out[out.len() - 2], StreamEvent::UsageOnly(u, _) if u.total_tokens == 765)
         );
-        assert_eq!(out.last(), Some(&StreamEvent::Done));
+        assert_eq!(out.last(), Some(&StreamEvent::End));
     }
 
     #[test]
     fn envelope_errors_map_by_code() {
         let e = upstream_error("workers_ai", 429, &[], br#"{"errors":[{"message":"AiError: AiError: you have used up your daily free allocation of 10,000 neurons","code":4006}],"success":false}"#);
-        assert_eq!((e.status, e.kind), (402, "insufficient_quota"));
+        assert_eq!((e.status(), e.kind()), (402, "insufficient_quota"));
         let e = upstream_error("workers_ai", 429, &[], br#"{"success":false,"errors":[{"code":3040,"message":"Capacity temporarily exceeded, please try again."}]}"#);
-        assert_eq!(e.status, 429);
+        assert_eq!(e.status(), 429);
         let e = upstream_error(
             "workers_ai",
             401,
             &[],
             br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#,
         );
-        assert_eq!(e.status, 502);
+        assert_eq!(e.status(), 502);
         let e = upstream_error("workers_ai", 400, &[], br#"{"success":false,"errors":[{"code":5007,"message":"No such model"}],"messages":[],"result":null}"#);
-        assert_eq!(e.code.as_deref(), Some("model_not_found"));
-        assert!(envelope_error(&json!({"success": false, "errors": [{"code": 3050, "message": "AiError: Max retries exhausted"}]}), "workers_ai").is_some_and(|e| e.status == 503));
+        assert_eq!(e.code.code(), Some("model_not_found"));
+        assert!(envelope_error(&json!({"success": false, "errors": [{"code": 3050, "message": "AiError: Max retries exhausted"}]}), "workers_ai").is_some_and(|e| e.status() == 503));
     }
 }

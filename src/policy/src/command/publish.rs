@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gateway_policy::eval::Policy;
+use gateway_policy::store::{Entry, HISTORY_LEN};
 
 use crate::Sources;
 
@@ -54,17 +55,16 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// A store key (`active`, `history`, or a hash) as this store names it.
-    fn name(&self, key: &str) -> String {
+    /// An entry's name in this store.
+    fn name(&self, entry: Entry<'_>) -> String {
         match self {
-            Store::Dir(_) if key.len() == 64 => format!("{key}.json"),
-            Store::Dir(_) => key.to_owned(),
-            Store::Kv(_) => format!("policy/{key}"),
+            Store::Dir(_) => entry.file_name(),
+            Store::Kv(_) => entry.kv_key(),
         }
     }
 
-    fn get(&self, key: &str) -> Result<Option<String>, String> {
-        let name = self.name(key);
+    fn get(&self, entry: Entry<'_>) -> Result<Option<String>, String> {
+        let name = self.name(entry);
         match self {
             Store::Dir(d) => match std::fs::read_to_string(d.join(&name)) {
                 Ok(s) => Ok(Some(s)),
@@ -80,8 +80,8 @@ impl<'a> Store<'a> {
         }
     }
 
-    fn put(&self, key: &str, value: &str) -> Result<(), String> {
-        let name = self.name(key);
+    fn put(&self, entry: Entry<'_>, value: &str) -> Result<(), String> {
+        let name = self.name(entry);
         match self {
             Store::Dir(d) => {
                 std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -117,7 +117,7 @@ impl<'a> Store<'a> {
     }
 
     fn history(&self) -> Result<Vec<String>, String> {
-        match self.get("history")? {
+        match self.get(Entry::History)? {
             None => Ok(Vec::new()),
             Some(s) => serde_json::from_str(&s).map_err(|e| format!("policy history: {e}")),
         }
@@ -125,7 +125,7 @@ impl<'a> Store<'a> {
 
     fn active(&self) -> Result<Option<String>, String> {
         Ok(self
-            .get("active")?
+            .get(Entry::Active)?
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty()))
     }
@@ -133,7 +133,7 @@ impl<'a> Store<'a> {
     /// Reads back a stored artifact and loads it as the gateway will.
     fn verify(&self, hash: &str) -> Result<(), String> {
         let json = self
-            .get(hash)?
+            .get(Entry::Artifact(hash))?
             .ok_or_else(|| format!("{} has no policy {hash}", self.describe()))?;
         let policy = Policy::from_json(&json).map_err(|e| format!("policy {hash}: {e}"))?;
         if policy.hash() != hash {
@@ -148,12 +148,12 @@ impl<'a> Store<'a> {
             if let Some(old) = self.active()?.filter(|old| old != hash) {
                 let mut history = self.history()?;
                 history.push(old);
-                let keep = history.len().saturating_sub(50);
+                let keep = history.len().saturating_sub(HISTORY_LEN);
                 history.drain(..keep);
-                self.put("history", &json(&history))?;
+                self.put(Entry::History, &json(&history))?;
             }
         }
-        self.put("active", hash)
+        self.put(Entry::Active, hash)
     }
 }
 
@@ -211,7 +211,10 @@ pub fn publish(sources: &Sources, target: &Target, deny_warnings: bool) -> Resul
         eprintln!("policy {hash} is already active in {}", store.describe());
         return Ok(true);
     }
-    store.put(&hash, &gateway_policy::compile::to_json(&artifact))?;
+    store.put(
+        Entry::Artifact(&hash),
+        &gateway_policy::compile::to_json(&artifact),
+    )?;
     store.verify(&hash)?;
     store.activate(&hash, true)?;
     eprintln!(
@@ -244,7 +247,7 @@ pub fn rollback(target: &Target, to: Option<&str>) -> Result<bool, String> {
     // Checked before anything moves: the pointer never names a policy that does not load.
     store.verify(&hash)?;
     if let Some(history) = &remaining {
-        store.put("history", &json(history))?;
+        store.put(Entry::History, &json(history))?;
     }
     store.activate(&hash, remaining.is_none())?;
     eprintln!(

@@ -1,0 +1,158 @@
+//! Record: the log row, assembled from what each stage returned. Nothing else writes a [`LogRecord`].
+
+use super::dispatch::Dispatched;
+use super::plan::AttemptPlan;
+use super::request::ApiCall;
+use super::resolve::Requested;
+use super::route::Endpoint;
+use crate::auth::KeyRecord;
+use crate::error::{ApiError, ErrorCode, FailureClass};
+use crate::http::GatewayRequest;
+use crate::log::{LogRecord, Usage};
+
+/// The log row of one request, as far as the pipeline has got.
+pub(super) struct Trace {
+    rec: LogRecord,
+    start: f64,
+}
+
+impl Trace {
+    pub(super) fn begin(id: String, start: f64, req: &GatewayRequest) -> Self {
+        Self {
+            rec: LogRecord {
+                id,
+                ts_ms: start as i64,
+                method: req.method.clone(),
+                path: req.path.clone(),
+                ..LogRecord::default()
+            },
+            start,
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.rec.id
+    }
+
+    /// When the request arrived (Unix ms).
+    pub(super) fn start(&self) -> f64 {
+        self.start
+    }
+
+    pub(super) fn endpoint(&mut self, endpoint: Endpoint) {
+        self.rec.endpoint = endpoint.logged();
+    }
+
+    /// The key was found (it may still be refused as revoked or expired).
+    pub(super) fn authenticated(&mut self, key: &KeyRecord) {
+        self.rec.key_id = Some(key.id.clone());
+    }
+
+    pub(super) fn requested(&mut self, call: &ApiCall) {
+        self.rec.stream = call.stream();
+        self.rec.requested_model = Some(call.model().to_owned());
+    }
+
+    pub(super) fn resolved(&mut self, requested: &Requested<'_>) {
+        if let Ok(t) = &requested.target {
+            self.rec.provider = Some(t.provider.name.to_owned());
+            self.rec.model = Some(t.model.clone());
+            self.rec.attempts = 1;
+        }
+    }
+
+    pub(super) fn planned(&mut self, plan: &AttemptPlan<'_>) {
+        self.rec.policy_hash = Some(plan.policy.clone());
+        self.rec.rule_id = Some(plan.rule.clone());
+        self.rec.decision_attrs = plan.decision_json();
+    }
+
+    pub(super) fn dispatched(&mut self, d: &Dispatched) {
+        if let Some(last) = d.attempts.last() {
+            self.rec.provider = Some(last.provider.clone());
+            self.rec.model = Some(last.model.clone());
+        }
+        self.rec.attempts = d.attempts.len() as u32;
+        self.rec.attempt_log = d.attempts.clone();
+        if let Ok(answer) = &d.result {
+            self.rec.usage = answer.usage;
+            self.rec.ttft_ms = answer.first_token_at_ms;
+        }
+    }
+
+    /// Which rule of which policy decided (none before the plan stage).
+    pub(super) fn policy(&self) -> Option<(&str, &str)> {
+        Some((
+            self.rec.policy_hash.as_deref()?,
+            self.rec.rule_id.as_deref()?,
+        ))
+    }
+
+    /// The provider and model that answered (or were tried last).
+    pub(super) fn target(&self) -> (&str, &str) {
+        (
+            self.rec.provider.as_deref().unwrap_or_default(),
+            self.rec.model.as_deref().unwrap_or_default(),
+        )
+    }
+
+    pub(super) fn attempts(&self) -> u32 {
+        self.rec.attempts
+    }
+
+    /// Whether any upstream attempt was made.
+    pub(super) fn attempted(&self) -> bool {
+        !self.rec.attempt_log.is_empty()
+    }
+
+    /// The row of a request answered at once.
+    pub(super) fn answered(mut self, status: u16, now: f64) -> LogRecord {
+        self.rec.status = status;
+        self.finish(now)
+    }
+
+    /// The row of a request that ended in an error response.
+    pub(super) fn refused(mut self, err: &ApiError, now: f64) -> LogRecord {
+        self.rec.status = err.status();
+        self.rec.error_code = Some(err.code.log_code());
+        self.finish(now)
+    }
+
+    /// The row so far, for a stream whose relay is dropped before it could record anything.
+    pub(super) fn snapshot(&self) -> LogRecord {
+        self.rec.clone()
+    }
+
+    /// A stream has started: 200 unless it fails.
+    pub(super) fn streaming(&mut self) {
+        self.rec.status = 200;
+    }
+
+    pub(super) fn stream_usage(&mut self, usage: Usage) {
+        self.rec.usage = Some(usage);
+    }
+
+    /// A stream failed after its first token: that is the provider's fault too.
+    pub(super) fn stream_failed(&mut self, e: &ApiError) {
+        self.rec.status = e.status();
+        self.rec.error_code = e.code.code().map(str::to_owned);
+        self.rec.truncated = true;
+        if let Some(last) = self.rec.attempt_log.last_mut() {
+            last.error = Some(FailureClass::Stream);
+            last.status = e.status();
+        }
+    }
+
+    /// The client closed the connection before the stream ended: 499 (nginx's convention).
+    pub(super) fn client_closed(&mut self) {
+        let closed = ErrorCode::ClientClosed;
+        self.rec.status = closed.status();
+        self.rec.error_code = closed.code().map(str::to_owned);
+        self.rec.truncated = true;
+    }
+
+    pub(super) fn finish(mut self, now: f64) -> LogRecord {
+        self.rec.latency_ms = now - self.start;
+        self.rec
+    }
+}

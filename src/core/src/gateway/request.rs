@@ -1,0 +1,129 @@
+//! Read the request: the body parsed once and validated into a typed call, or a 400 naming the field (413 when
+//! it is over the limit).
+
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::http::RequestBody;
+
+/// A validated API request.
+pub(super) enum ApiCall {
+    Chat(ChatRequest),
+    Embeddings(EmbeddingsRequest),
+}
+
+pub(super) struct ChatRequest {
+    pub body: Map<String, Value>,
+    /// As the client wrote it (trimmed).
+    pub model: String,
+    pub stream: bool,
+    /// `stream_options.include_usage`: the client wants the usage chunk.
+    pub include_usage: bool,
+}
+
+pub(super) struct EmbeddingsRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+}
+
+impl ApiCall {
+    pub(super) fn body(&self) -> &Map<String, Value> {
+        match self {
+            ApiCall::Chat(c) => &c.body,
+            ApiCall::Embeddings(e) => &e.body,
+        }
+    }
+
+    pub(super) fn model(&self) -> &str {
+        match self {
+            ApiCall::Chat(c) => &c.model,
+            ApiCall::Embeddings(e) => &e.model,
+        }
+    }
+
+    pub(super) fn stream(&self) -> bool {
+        matches!(self, ApiCall::Chat(c) if c.stream)
+    }
+
+    /// The endpoint as policies name it.
+    pub(super) fn endpoint(&self) -> &'static str {
+        match self {
+            ApiCall::Chat(_) => "chat",
+            ApiCall::Embeddings(_) => "embeddings",
+        }
+    }
+}
+
+/// `POST /v1/chat/completions`: `model`, a non-empty `messages` array, `stream` a boolean if present.
+pub(super) fn chat(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let body = json_body(body, limit)?;
+    let model = required_string(&body, "model")?;
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(Value::Array(_)) => {
+            return Err(invalid(
+                "`messages` must contain at least one message",
+                "messages",
+            ))
+        }
+        Some(_) => return Err(invalid("`messages` must be an array", "messages")),
+        None => return Err(invalid("`messages` is required", "messages")),
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("`stream` must be a boolean", "stream")),
+    };
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ApiCall::Chat(ChatRequest {
+        body,
+        model,
+        stream,
+        include_usage,
+    }))
+}
+
+/// `POST /v1/embeddings`: `model` and `input`.
+pub(super) fn embeddings(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let body = json_body(body, limit)?;
+    let model = required_string(&body, "model")?;
+    if body.get("input").is_none_or(Value::is_null) {
+        return Err(invalid("`input` is required", "input"));
+    }
+    Ok(ApiCall::Embeddings(EmbeddingsRequest { body, model }))
+}
+
+fn invalid(message: &str, param: &str) -> ApiError {
+    ApiError::invalid_request(message).with_param(param)
+}
+
+fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let bytes = match body {
+        RequestBody::TooLarge => return Err(ApiError::payload_too_large(limit)),
+        RequestBody::Bytes(b) if b.len() > limit => return Err(ApiError::payload_too_large(limit)),
+        RequestBody::Bytes(b) => b,
+    };
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid_request(
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::invalid_request(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    match body.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(invalid(&format!("`{field}` is required"), field))
+        }
+        Some(_) => Err(invalid(&format!("`{field}` must be a string"), field)),
+    }
+}

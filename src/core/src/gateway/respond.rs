@@ -1,0 +1,97 @@
+//! Respond: the response for what the pipeline produced, with the gateway's headers (which target answered,
+//! after how many attempts, which rule of which policy decided, the request id), and the log row's future.
+
+use futures::future::{self, FutureExt, LocalBoxFuture};
+
+use super::record::Trace;
+use super::{relay, Refused, Reply};
+use crate::config::GatewayConfig;
+use crate::http::{Body, GatewayResponse, JSON};
+use crate::log::LogRecord;
+use crate::ports::Host;
+
+type Headers = Vec<(String, String)>;
+
+pub(super) fn respond<H: Host>(
+    outcome: Result<Reply, Refused>,
+    mut trace: Trace,
+    host: &H,
+    config: &GatewayConfig,
+) -> (GatewayResponse, LocalBoxFuture<'static, LogRecord>) {
+    let request_id = ("x-request-id".to_owned(), trace.id().to_owned());
+    let (status, mut headers, body, record) = match outcome {
+        Ok(Reply::Local { status, body }) => {
+            let record = trace.answered(status, host.now_ms());
+            (status, json(), Body::Full(body), ready(record))
+        }
+        Ok(Reply::Json(body)) => {
+            let mut headers = target_headers(&trace);
+            headers.insert(2, content_type(JSON));
+            let record = trace.answered(200, host.now_ms());
+            (200, headers, Body::Full(body), ready(record))
+        }
+        Ok(Reply::Stream(source)) => {
+            let mut headers = target_headers(&trace);
+            headers.push(content_type("text/event-stream; charset=utf-8"));
+            headers.push(("cache-control".into(), "no-cache".into()));
+            trace.streaming();
+            let idle = config.stream_idle_timeout_ms;
+            let (body, record) = relay::relay(host.clone(), *source, trace, idle);
+            (200, headers, Body::Stream(body), record)
+        }
+        Err(Refused { err, allow }) => {
+            let mut headers = json();
+            if let Some(r) = &err.retry_after {
+                headers.push(("retry-after".into(), r.clone()));
+            }
+            if let Some(methods) = allow {
+                headers.push(("allow".into(), methods.into()));
+            }
+            // A denied request, or one whose every attempt failed, still says which rule decided.
+            policy_headers(&mut headers, &trace);
+            if trace.attempted() {
+                headers.push(("x-gateway-attempts".into(), trace.attempts().to_string()));
+            }
+            let record = trace.refused(&err, host.now_ms());
+            (err.status(), headers, Body::Full(err.body()), ready(record))
+        }
+    };
+    headers.push(request_id);
+    let response = GatewayResponse {
+        status,
+        headers,
+        body,
+    };
+    (response, record)
+}
+
+/// Which target answered, after how many attempts, and which rule of which policy decided.
+fn target_headers(trace: &Trace) -> Headers {
+    let (provider, model) = trace.target();
+    let mut headers = vec![
+        ("x-gateway-provider".into(), provider.to_owned()),
+        ("x-gateway-model".into(), model.to_owned()),
+        ("x-gateway-attempts".into(), trace.attempts().to_string()),
+    ];
+    policy_headers(&mut headers, trace);
+    headers
+}
+
+fn policy_headers(headers: &mut Headers, trace: &Trace) {
+    if let Some((hash, rule)) = trace.policy() {
+        headers.push(("x-gateway-policy".into(), hash.to_owned()));
+        headers.push(("x-gateway-rule".into(), rule.to_owned()));
+    }
+}
+
+fn content_type(value: &str) -> (String, String) {
+    ("content-type".into(), value.into())
+}
+
+fn json() -> Headers {
+    vec![content_type(JSON)]
+}
+
+fn ready(record: LogRecord) -> LocalBoxFuture<'static, LogRecord> {
+    future::ready(record).boxed_local()
+}

@@ -1,0 +1,52 @@
+//! Route: which endpoint a request is for, by path and method.
+
+use super::Refused;
+use crate::error::ApiError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Health,
+    Models,
+    Chat,
+    Embeddings,
+    AdminStatus,
+}
+
+impl Endpoint {
+    /// The log row's `endpoint` (`None` for the gateway's own endpoints).
+    pub(super) fn logged(self) -> Option<&'static str> {
+        match self {
+            Endpoint::Chat => Some("chat"),
+            Endpoint::Embeddings => Some("embeddings"),
+            Endpoint::Models => Some("models"),
+            Endpoint::Health | Endpoint::AdminStatus => None,
+        }
+    }
+}
+
+const ROUTES: &[(&str, &str, Endpoint)] = &[
+    ("/healthz", "GET", Endpoint::Health),
+    ("/v1/models", "GET", Endpoint::Models),
+    ("/v1/chat/completions", "POST", Endpoint::Chat),
+    ("/v1/embeddings", "POST", Endpoint::Embeddings),
+    ("/admin/status", "GET", Endpoint::AdminStatus),
+];
+
+/// The endpoint for `method` on `path`: 404 for an unknown path, 405 (with `Allow`) for another method.
+pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
+    let Some(&(_, allowed, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
+        return Err(no_route(method, path).into());
+    };
+    if method != allowed {
+        return Err(Refused {
+            err: ApiError::method_not_allowed(method, path),
+            allow: Some(allowed),
+        });
+    }
+    Ok(endpoint)
+}
+
+/// The 404 for a path the gateway does not serve (also what the admin endpoints answer without a token).
+pub(super) fn no_route(method: &str, path: &str) -> ApiError {
+    ApiError::not_found(format!("no route for `{method} {path}`"))
+}

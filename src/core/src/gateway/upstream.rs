@@ -1,0 +1,270 @@
+//! Upstream I/O for one attempt: the connector builds the request, it is sent within the rule's `timeout`,
+//! and the answer is read whole (JSON) or read until its first content token (streams, see `relay`).
+//! Connection failures, timeouts and error statuses become the attempt's [`Failure`].
+
+use std::future::Future;
+
+use futures::future::{self, Either};
+use futures::stream::StreamExt;
+use gateway_policy::artifact::Options;
+use serde_json::Value;
+
+use super::relay::Source;
+use super::request::ApiCall;
+use super::resolve::Target;
+use super::{Gateway, Reply};
+use crate::error::{ApiError, ErrorCode, FailureClass};
+use crate::log::Usage;
+use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
+use crate::providers::{Answer as Normalized, ErrorResponse, ProviderConfig};
+
+/// Upstream error bodies are read up to this size for the message; the rest is dropped.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// A successful non-streaming upstream body larger than this is refused rather than held in memory.
+const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
+
+/// A successful attempt: the reply (a JSON body in OpenAI's shape, or a stream past its first content token),
+/// the usage of a JSON answer, and when the first token arrived (streams).
+pub(super) struct Answer {
+    pub reply: Reply,
+    pub usage: Option<Usage>,
+    pub first_token_at_ms: Option<f64>,
+}
+
+/// A failed attempt: the error the client would see, the status to log (the upstream's when it answered),
+/// and the failure's class.
+pub(super) struct Failure {
+    pub err: ApiError,
+    pub status: u16,
+    pub class: FailureClass,
+}
+
+impl From<ApiError> for Failure {
+    fn from(err: ApiError) -> Self {
+        Self {
+            status: err.status(),
+            class: err.code.class(),
+            err,
+        }
+    }
+}
+
+impl<H: Host> Gateway<H> {
+    /// One attempt on one target: the JSON answer, or the stream once its first content token arrived.
+    pub(super) async fn attempt(
+        &self,
+        call: &ApiCall,
+        target: &Target<'_>,
+        options: &Options,
+        request_start: f64,
+    ) -> Result<Answer, Failure> {
+        let (p, model) = (target.provider, target.model.as_str());
+        let dialect = p.dialect;
+        let started = self.host.now_ms();
+        let timeout_ms = options
+            .timeout_ms
+            .unwrap_or(self.config.upstream_timeout_ms);
+        let deadline = started + timeout_ms as f64;
+        let now_s = (started / 1000.0) as u64;
+        let chat = match call {
+            ApiCall::Embeddings(e) => {
+                let req = dialect.embeddings_request(p, e.body.clone(), model)?;
+                let resp = self.send(req, p, deadline, timeout_ms).await?;
+                let (mut parsed, bytes) =
+                    self.read_json(resp.body, deadline, timeout_ms, p).await?;
+                let usage = dialect.usage(&parsed);
+                let bytes = match dialect.normalize_embeddings(&mut parsed, model) {
+                    Normalized::Rewritten => serde_json::to_vec(&parsed).unwrap_or(bytes),
+                    Normalized::AsSent => bytes,
+                };
+                return Ok(Answer {
+                    reply: Reply::Json(bytes),
+                    usage,
+                    first_token_at_ms: None,
+                });
+            }
+            ApiCall::Chat(c) => c,
+        };
+        let req = dialect.chat_request(p, chat.body.clone(), model, chat.stream)?;
+        let resp = self.send(req, p, deadline, timeout_ms).await?;
+        if chat.stream {
+            let translator = dialect.stream_translator(now_s);
+            let mut source = Source::new(resp.body, translator, chat.include_usage);
+            let first_token_ms = options
+                .first_token_timeout_ms
+                .unwrap_or(timeout_ms)
+                .min(timeout_ms);
+            source
+                .preroll(&self.host, started + first_token_ms as f64, first_token_ms)
+                .await?;
+            return Ok(Answer {
+                reply: Reply::Stream(Box::new(source)),
+                usage: None,
+                first_token_at_ms: Some(self.host.now_ms() - request_start),
+            });
+        }
+        let (mut parsed, bytes) = self.read_json(resp.body, deadline, timeout_ms, p).await?;
+        let usage = dialect.usage(&parsed);
+        let bytes = match dialect.normalize_answer(&mut parsed, now_s)? {
+            Normalized::Rewritten => serde_json::to_vec(&parsed).unwrap_or(bytes),
+            Normalized::AsSent => bytes,
+        };
+        Ok(Answer {
+            reply: Reply::Json(bytes),
+            usage,
+            first_token_at_ms: None,
+        })
+    }
+
+    /// Sends one upstream request; maps connection failures, timeouts and error statuses to client errors.
+    async fn send(
+        &self,
+        req: UpstreamRequest,
+        p: &ProviderConfig,
+        deadline: f64,
+        timeout_ms: u64,
+    ) -> Result<UpstreamResponse, Failure> {
+        let provider = p.name;
+        let resp = match self.within(deadline, self.host.send(req)).await {
+            None => return Err(upstream_timeout(provider, timeout_ms).into()),
+            Some(Err(e)) => {
+                return Err(ApiError::new(
+                    ErrorCode::UpstreamUnreachable,
+                    format!("upstream `{provider}`: {e}"),
+                )
+                .into())
+            }
+            Some(Ok(resp)) => resp,
+        };
+        if (200..300).contains(&resp.status) {
+            return Ok(resp);
+        }
+        let status = resp.status;
+        let headers = resp.headers;
+        let body = self
+            .read_body(
+                resp.body,
+                Limit::Truncate(MAX_ERROR_BODY),
+                deadline,
+                timeout_ms,
+                provider,
+            )
+            .await
+            .unwrap_or_default();
+        // Parsed once here; the connector reads what it needs from it.
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let err = p.dialect.upstream_error(&ErrorResponse {
+            provider,
+            status,
+            headers: &headers,
+            body: &body,
+            json: json.as_ref(),
+        });
+        Err(Failure {
+            err,
+            status,
+            class: FailureClass::of_status(status),
+        })
+    }
+
+    /// Reads a whole upstream body before `deadline`, up to a limit.
+    async fn read_body(
+        &self,
+        mut body: ByteStream,
+        limit: Limit,
+        deadline: f64,
+        timeout_ms: u64,
+        provider: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let collect = async move {
+            let mut out = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                let left = limit.bytes() - out.len();
+                if chunk.len() > left {
+                    return match limit {
+                        Limit::Truncate(_) => {
+                            out.extend_from_slice(&chunk[..left]);
+                            Ok(out)
+                        }
+                        Limit::Refuse(n) => Err(format!("response larger than {n} bytes")),
+                    };
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        };
+        match self.within(deadline, collect).await {
+            None => Err(upstream_timeout(provider, timeout_ms)),
+            Some(Err(e)) => Err(ApiError::new(
+                ErrorCode::UpstreamFailed,
+                format!("upstream `{provider}`: {e}"),
+            )),
+            Some(Ok(bytes)) => Ok(bytes),
+        }
+    }
+
+    /// Reads and parses a whole JSON answer (without the blank lines some providers send first).
+    async fn read_json(
+        &self,
+        body: ByteStream,
+        deadline: f64,
+        timeout_ms: u64,
+        p: &ProviderConfig,
+    ) -> Result<(Value, Vec<u8>), ApiError> {
+        let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
+        let bytes = json_answer(
+            self.read_body(body, limit, deadline, timeout_ms, p.name)
+                .await?,
+        );
+        let parsed = serde_json::from_slice(&bytes).map_err(|_| {
+            ApiError::new(
+                ErrorCode::UpstreamInvalidResponse,
+                format!("upstream `{}` returned a body that is not JSON", p.name),
+            )
+        })?;
+        Ok((parsed, bytes))
+    }
+
+    /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).
+    async fn within<T>(&self, deadline: f64, fut: impl Future<Output = T>) -> Option<T> {
+        let left = (deadline - self.host.now_ms()).max(0.0) as u64;
+        let fut = std::pin::pin!(fut);
+        match future::select(fut, self.host.sleep(left)).await {
+            Either::Left((v, _)) => Some(v),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+/// How much of a body is read: an error body is cut at its limit, a success body over its limit fails.
+#[derive(Clone, Copy)]
+enum Limit {
+    Truncate(usize),
+    Refuse(usize),
+}
+
+impl Limit {
+    fn bytes(self) -> usize {
+        match self {
+            Limit::Truncate(n) | Limit::Refuse(n) => n,
+        }
+    }
+}
+
+/// An upstream JSON answer without the blank lines some providers send while a request waits in their queue
+/// (DeepSeek, providers.md §2.6).
+fn json_answer(mut bytes: Vec<u8>) -> Vec<u8> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes.drain(..start);
+    bytes
+}
+
+fn upstream_timeout(provider: &str, ms: u64) -> ApiError {
+    ApiError::upstream_timeout(format!(
+        "upstream `{provider}` did not answer within {ms} ms"
+    ))
+}
