@@ -1,0 +1,165 @@
+//! What a request asks the mock to do: faults chosen by the model name, forced on a route, or set by knobs;
+//! OpenAI's error bodies for them; the mock's own key check.
+
+use crate::*;
+
+/// What the model name (and knobs) ask this request to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fault {
+    None,
+    Status(u16),
+    Stall,
+    StallMid,
+    Cut,
+    Eof,
+    ErrorMid,
+}
+
+pub(crate) struct Plan {
+    pub(crate) fault: Fault,
+    pub(crate) latency_ms: u64,
+    pub(crate) chunk_delay_ms: u64,
+}
+
+/// `POST /__mock/faults` with `{"deepseek": "mock-500", "openai": null}`: from now on every request to that
+/// provider's route behaves as if it named that fault model (`null` clears it); `{}` with `?reset` clears all.
+pub(crate) async fn set_faults(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+    Json(body): Json<Value>,
+) -> Response {
+    let Ok(mut faults) = state.faults.lock() else {
+        return error_response(500, "fault table poisoned", "server_error", None);
+    };
+    if query.as_deref() == Some("reset") {
+        faults.clear();
+    }
+    for (route, fault) in body.as_object().into_iter().flatten() {
+        match fault.as_str() {
+            Some(f) => faults.insert(route.clone(), f.to_owned()),
+            None => faults.remove(route),
+        };
+    }
+    Json(json!(*faults)).into_response()
+}
+
+pub(crate) async fn get_faults(State(state): State<Shared>) -> Response {
+    match state.faults.lock() {
+        Ok(f) => Json(json!(*f)).into_response(),
+        Err(_) => error_response(500, "fault table poisoned", "server_error", None),
+    }
+}
+
+/// The plan for a request to `route` (`openai`, `deepseek`, `siliconflow`, `openrouter`, `gemini`,
+/// `workers_ai`): a fault forced on the route wins over the model name.
+/// Waits the plan's latency before returning it, so every route delays its response headers alike.
+pub(crate) async fn plan(model: &str, headers: &HeaderMap, state: &Mock, route: &str) -> Plan {
+    let forced = state.faults.lock().ok().and_then(|f| f.get(route).cloned());
+    let plan = plan_for(forced.as_deref().unwrap_or(model), headers, &state.args);
+    if plan.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
+    }
+    plan
+}
+
+pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
+    let header_ms = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut p = Plan {
+        fault: Fault::None,
+        latency_ms: header_ms("x-mock-latency-ms").unwrap_or(args.latency_ms),
+        chunk_delay_ms: header_ms("x-mock-chunk-delay-ms").unwrap_or(args.chunk_delay_ms),
+    };
+    let Some(rest) = model.strip_prefix("mock-") else {
+        return p;
+    };
+    match rest {
+        "stall" => p.fault = Fault::Stall,
+        "stall-mid" => p.fault = Fault::StallMid,
+        "cut" => p.fault = Fault::Cut,
+        "eof" => p.fault = Fault::Eof,
+        "error-mid" => p.fault = Fault::ErrorMid,
+        _ => {
+            if let Some(ms) = rest.strip_prefix("slow-").and_then(|v| v.parse().ok()) {
+                p.chunk_delay_ms = ms;
+            } else if let Some(ms) = rest.strip_prefix("latency-").and_then(|v| v.parse().ok()) {
+                p.latency_ms = ms;
+            } else if let Ok(status @ 400..=599) = rest.parse::<u16>() {
+                p.fault = Fault::Status(status);
+            }
+        }
+    }
+    p
+}
+
+pub(crate) fn error_response(
+    status: u16,
+    message: &str,
+    kind: &str,
+    code: Option<&str>,
+) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+/// OpenAI's bodies for each status (providers.md §1.5).
+pub(crate) fn fault_response(status: u16, model: &str) -> Response {
+    let mut resp = match status {
+        401 => error_response(
+            401,
+            "Incorrect API key provided: sk-abc***xyz.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        404 => error_response(
+            404,
+            &format!("The model `{model}` does not exist or you do not have access to it."),
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        429 => error_response(
+            429,
+            "Rate limit reached for requests. Please try again in 1s.",
+            "requests",
+            Some("rate_limit_exceeded"),
+        ),
+        503 => error_response(
+            503,
+            "The engine is currently overloaded, please try again later.",
+            "server_error",
+            None,
+        ),
+        s if s >= 500 => error_response(
+            s,
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        ),
+        s => error_response(
+            s,
+            "Invalid request (mock fault).",
+            "invalid_request_error",
+            None,
+        ),
+    };
+    if status == 429 {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// The 401 to send when `--api-key` is set and the request does not carry it.
+pub(crate) fn auth_failure(state: &Mock, headers: &HeaderMap) -> Option<Response> {
+    let expected = state.args.api_key.as_ref()?;
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (presented != Some(expected.as_str())).then(|| fault_response(401, ""))
+}

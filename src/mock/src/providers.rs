@@ -1,0 +1,8 @@
+//! One module per provider dialect, mirroring `src/core/src/providers/`.
+
+pub(crate) mod deepseek;
+pub(crate) mod gemini;
+pub(crate) mod openai;
+pub(crate) mod openrouter;
+pub(crate) mod siliconflow;
+pub(crate) mod workers_ai;

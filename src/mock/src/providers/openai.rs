@@ -1,0 +1,159 @@
+//! OpenAI's `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` (providers.md §1), also serving the
+//! OpenAI-compatible routes of other providers (their embeddings and model lists).
+
+use crate::*;
+
+pub(crate) async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(r) = auth_failure(&state, &headers) {
+        return r;
+    }
+    let data: Vec<Value> = ["gpt-4o-mini", "gpt-6-luna", "text-embedding-3-small"]
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1686935002, "owned_by": "mock"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if model.is_empty() || !body["messages"].is_array() {
+        return error_response(
+            400,
+            "`model` and `messages` are required.",
+            "invalid_request_error",
+            None,
+        );
+    }
+    let plan = plan(&model, &headers, &state, "openai").await;
+    if let Fault::Status(s) = plan.fault {
+        return fault_response(s, &model);
+    }
+    let id = format!(
+        "chatcmpl-mock{}",
+        state.counter.fetch_add(1, Ordering::Relaxed)
+    );
+    let words = reply_words(&body);
+    let usage = json!({"prompt_tokens": prompt_tokens(&body), "completion_tokens": words.len(),
+        "total_tokens": prompt_tokens(&body) + words.len() as u64,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    if body["stream"] == true {
+        let include_usage = body["stream_options"]["include_usage"] == true;
+        return stream_response(id, model, words, usage, include_usage, plan);
+    }
+    if plan.fault == Fault::Stall {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(message) = tool_turn(&body, "call_mock_1") {
+        return Json(json!({"id": id, "object": "chat.completion", "created": now_secs(), "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "tool_calls"}], "usage": usage}))
+        .into_response();
+    }
+    Json(json!({
+        "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "refusal": null, "annotations": []},
+            "logprobs": null, "finish_reason": "stop"}],
+        "usage": usage, "system_fingerprint": "fp_mock"
+    }))
+    .into_response()
+}
+
+/// The OpenAI chunk sequence (providers.md §1.4), shaped by the fault.
+pub(crate) fn stream_response(
+    id: String,
+    model: String,
+    words: Vec<String>,
+    usage: Value,
+    include_usage: bool,
+    plan: Plan,
+) -> Response {
+    let created = now_secs();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut events: Vec<Value> = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        words
+            .iter()
+            .map(|w| chunk(json!({"content": w}), Value::Null)),
+    );
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        events.push(
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock", "choices": [], "usage": usage}),
+        );
+    }
+    sse_response(Vec::new(), &events, plan)
+}
+
+pub(crate) async fn embeddings(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if let Fault::Status(s) = plan(&model, &headers, &state, "openai").await.fault {
+        return fault_response(s, &model);
+    }
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect(),
+        _ => return error_response(400, "`input` is required.", "invalid_request_error", None),
+    };
+    let base64 = body["encoding_format"] == "base64";
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v = fake_embedding(text);
+            let embedding = if base64 {
+                json!(base64_f32(&v))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|t| (t.len() as u64).div_ceil(4)).sum();
+    Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+        .into_response()
+}
+
+/// `encoding_format: "base64"`: little-endian float32s, base64-encoded (providers.md §1.6).
+pub(crate) fn base64_f32(values: &[f64]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|v| (*v as f32).to_le_bytes())
+        .collect();
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,73 @@
+//! Cloudflare Workers AI over REST (providers.md §6.2–6.4).
+
+use crate::*;
+
+/// A Cloudflare API envelope carrying errors.
+pub(crate) fn cf_error(status: u16, code: u32, message: &str) -> Response {
+    raw_json(
+        status,
+        &json!({"result": null, "success": false, "errors": [{"code": code, "message": message}], "messages": []}),
+    )
+}
+
+/// Workers AI's REST `/ai/run/{model}` (providers.md §6.2–6.4): the envelope, native `{response, usage}`
+/// answers, legacy tool calls, raw SSE streams with `p` padding and a final usage event, envelope errors
+/// (`mock-200-fail` answers HTTP 200 with `success: false`), and `{text}` embeddings.
+pub(crate) async fn workers_ai(
+    State(state): State<Shared>,
+    Path((_account, model)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if auth_failure(&state, &headers).is_some() {
+        return cf_error(401, 10000, "Authentication error");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return cf_error(400, 5004, "Invalid data");
+    };
+    if !(model.starts_with("@cf/") || model.starts_with("@hf/") || model.starts_with("mock")) {
+        return cf_error(400, 5007, "No such model");
+    }
+    if model == "mock-200-fail" {
+        return cf_error(200, 3050, "AiError: Max retries exhausted");
+    }
+    let plan = plan(&model, &headers, &state, "workers_ai").await;
+    match plan.fault {
+        Fault::Status(429) => return cf_error(429, 3040, "Capacity temporarily exceeded, please try again."),
+        Fault::Status(402) => return cf_error(429, 4006, "AiError: AiError: you have used up your daily free allocation of 10,000 neurons, please upgrade to Cloudflare's Workers Paid plan if you would like to continue usage. (f24e675b)"),
+        Fault::Status(s) => return cf_error(s, 3050, "AiError: Max retries exhausted"),
+        _ => {}
+    }
+    if let Some(text) = body.get("text") {
+        let inputs: Vec<String> = match text {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => return cf_error(400, 5004, "Invalid data"),
+        };
+        let data: Vec<Vec<f64>> = inputs.iter().map(|t| fake_embedding(t)).collect();
+        return Json(json!({"result": {"shape": [data.len(), 8], "data": data, "pooling": "mean"}, "success": true, "errors": [], "messages": []})).into_response();
+    }
+    let words = reply_words(&body);
+    let prompt = prompt_tokens(&body);
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": words.len(), "total_tokens": prompt + words.len() as u64});
+    if body["stream"] != true {
+        let result = if tool_turn(&body, "x").is_some() {
+            json!({"response": null, "tool_calls": [{"name": body["tools"][0]["function"]["name"], "arguments": {"city": "Boston"}}], "usage": usage})
+        } else {
+            json!({"response": words.concat(), "usage": usage})
+        };
+        return Json(json!({"result": result, "success": true, "errors": [], "messages": []}))
+            .into_response();
+    }
+    let mut events: Vec<Value> = words
+        .iter()
+        .map(|w| json!({"response": w, "p": "abcdefghijklmnop"}))
+        .collect();
+    events.push(json!({"response": ""}));
+    events.push(json!({"response": "", "usage": usage}));
+    sse_response(Vec::new(), &events, plan)
+}

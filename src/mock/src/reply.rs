@@ -1,0 +1,157 @@
+//! What every dialect's answers share: deterministic reply words, token counts, SSE framing paced and shaped
+//! by the plan, a tool call for requests that offer tools.
+
+use crate::*;
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The words of the reply: deterministic, so tests can assert on them.
+pub(crate) fn reply_words(body: &Value) -> Vec<String> {
+    let last = body["messages"].as_array().and_then(|m| m.last());
+    if let Some(m) = last.filter(|m| m["role"] == "tool") {
+        let said = m["content"].as_str().unwrap_or("");
+        return format!("The tool said: {said}")
+            .split_inclusive(' ')
+            .map(str::to_owned)
+            .collect();
+    }
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let echo: String = last_user.chars().take(60).collect();
+    format!("This is the mock provider answering: {echo}")
+        .split_inclusive(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn prompt_tokens(body: &Value) -> u64 {
+    let chars: usize = body["messages"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["content"].to_string().len() + 12).sum())
+        .unwrap_or(0);
+    (chars as u64).div_ceil(4)
+}
+
+/// The request's JSON body, once its key is checked; otherwise the error to send.
+pub(crate) fn accept(
+    state: &Mock,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Box<Response>> {
+    if let Some(r) = auth_failure(state, headers) {
+        return Err(Box::new(r));
+    }
+    serde_json::from_slice::<Value>(body).map_err(|_| {
+        Box::new(error_response(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+        ))
+    })
+}
+
+/// A raw JSON response with a status (SiliconFlow's error bodies are not OpenAI-shaped, some are bare strings).
+pub(crate) fn raw_json(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body.clone())).into_response()
+}
+
+/// The assistant message that calls the request's first tool (OpenAI shape), when the request offers tools and
+/// is not already answering a tool call.
+pub(crate) fn tool_turn(body: &Value, id: &str) -> Option<Value> {
+    let name = body["tools"][0]["function"]["name"].as_str()?;
+    let answering = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
+    (!answering).then(|| {
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            "function": {"name": name, "arguments": "{\"city\":\"Boston\"}"}}]})
+    })
+}
+
+/// The events as SSE frames (after `prefix`, e.g. comments), ending in `[DONE]`, shaped by the plan's fault
+/// and paced by its chunk delay.
+pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
+    // Faults count events after the prefix: `mock-stall-mid` sends a role and a content chunk on every route.
+    let pre = prefix.len();
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = prefix.into_iter().map(Ok).collect();
+    frames.extend(
+        events
+            .iter()
+            .map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))),
+    );
+    frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    let stall = Err(std::io::Error::other("stall"));
+    match plan.fault {
+        Fault::Stall => frames = vec![stall],
+        Fault::StallMid => {
+            frames.truncate(pre + 2);
+            frames.push(stall);
+        }
+        Fault::Cut => {
+            frames.truncate(pre + 3);
+            frames.push(Err(std::io::Error::other("connection cut by mock")));
+        }
+        Fault::Eof => frames.truncate(pre + 3),
+        Fault::ErrorMid => {
+            frames.truncate(pre + 2);
+            let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
+            frames.push(Ok(Bytes::from(format!("data: {err}\n\n"))));
+        }
+        Fault::None | Fault::Status(_) => {}
+    }
+    let delay = plan.chunk_delay_ms;
+    let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+        if i > 0 && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        match frame {
+            Err(e) if e.to_string() == "stall" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(e)
+            }
+            // Let what was sent reach the client before the connection drops.
+            Err(e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(e)
+            }
+            other => other,
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Eight deterministic dimensions from the text (FNV-1a), so equal inputs embed equally.
+pub(crate) fn fake_embedding(text: &str) -> Vec<f64> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    (0..8)
+        .map(|i| {
+            for b in text.bytes().chain([i as u8]) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            ((h % 2000) as f64 / 1000.0) - 1.0
+        })
+        .collect()
+}
