@@ -223,7 +223,7 @@ mod tests {
             model: "m".into(),
             status,
             ms: 100.0,
-            error: error.map(|e| serde_json::from_value(serde_json::json!(e)).unwrap()),
+            error: error.and_then(gateway_core::FailureClass::from_name),
         };
         let now = 1_800_000_000_000.0;
         let row = |id: &str, ts: f64, attempts: Vec<Attempt>| LogRecord {

@@ -118,11 +118,6 @@ impl Trace {
         self.finish(now)
     }
 
-    /// The row so far, for a stream whose relay is dropped before it could record anything.
-    pub(super) fn snapshot(&self) -> LogRecord {
-        self.rec.clone()
-    }
-
     /// A stream has started: 200 unless it fails.
     pub(super) fn streaming(&mut self) {
         self.rec.status = 200;

@@ -194,7 +194,6 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
     LocalBoxFuture<'static, LogRecord>,
 ) {
     let (tx, rx) = oneshot::channel();
-    let fallback = trace.snapshot();
     let relay = Relay {
         source,
         idle_ms,
@@ -209,7 +208,8 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
         r.next_chunk().await.map(|c| (c, r))
     })
     .boxed_local();
-    let record = rx.map(move |r| r.unwrap_or(fallback)).boxed_local();
+    // The recorder sends the row when the stream ends or when it is dropped, so the channel is never cancelled.
+    let record = rx.map(Result::unwrap_or_default).boxed_local();
     (body, record)
 }
 
