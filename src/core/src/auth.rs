@@ -68,21 +68,6 @@ pub fn key_from_random(random: &[u8; 32]) -> String {
 
 pub use gateway_policy::hex;
 
-/// A plain key record for tests: not revoked, never expires.
-#[cfg(test)]
-pub(crate) fn test_record(id: &str) -> KeyRecord {
-    KeyRecord {
-        id: id.into(),
-        name: "n".into(),
-        team: None,
-        tier: None,
-        tags: vec![],
-        revoked: false,
-        expires_at_ms: None,
-        created_at_ms: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +105,7 @@ mod tests {
 
     #[test]
     fn revoked_and_expired_keys_are_refused() {
-        let mut k = test_record("key_1");
+        let mut k = crate::testing::key_record("key_1");
         k.expires_at_ms = Some(1_000);
         assert_eq!(k.refusal(999.0), None);
         assert_eq!(k.refusal(1_000.0), Some("this API key has expired"));

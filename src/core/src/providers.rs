@@ -349,6 +349,30 @@ impl StreamTranslator {
     }
 }
 
+/// Defines `stream_events(data)` and `upstream_error(provider, status, headers, body)` for a connector's tests:
+/// one payload through a fresh translator, one error response through the connector as the caller would.
+#[cfg(test)]
+macro_rules! connector_test_helpers {
+    ($dialect:expr) => {
+        #[allow(dead_code)]
+        fn stream_events(data: &str) -> Vec<crate::providers::StreamEvent> {
+            $dialect.stream_translator(0).events(data)
+        }
+
+        #[allow(dead_code)]
+        fn upstream_error(
+            provider: &str,
+            status: u16,
+            headers: &[(String, String)],
+            body: &[u8],
+        ) -> crate::error::ApiError {
+            crate::providers::test_error($dialect, provider, status, headers, body)
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use connector_test_helpers;
+
 /// Parses an error body once, for connector tests: the [`ErrorResponse`] a connector would be given.
 #[cfg(test)]
 pub(crate) fn test_error(

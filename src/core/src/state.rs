@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn keys_are_cached_for_their_ttl_and_unknown_keys_for_less() {
         let s = Shared::default();
-        s.cache_key("known", Some(crate::auth::test_record("key_1")), 0.0);
+        s.cache_key("known", Some(crate::testing::key_record("key_1")), 0.0);
         s.cache_key("unknown", None, 0.0);
         assert!(matches!(
             s.cached_key("known", 29_999.0, 30_000),

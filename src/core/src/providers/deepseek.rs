@@ -108,18 +108,7 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
-    fn stream_events(data: &str) -> Vec<StreamEvent> {
-        Dialect::DeepSeek.stream_translator(0).events(data)
-    }
-
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        h: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::DeepSeek, provider, status, h, body)
-    }
+    crate::providers::connector_test_helpers!(Dialect::DeepSeek);
 
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(

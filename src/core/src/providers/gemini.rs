@@ -193,14 +193,7 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        h: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::Gemini, provider, status, h, body)
-    }
+    crate::providers::connector_test_helpers!(Dialect::Gemini);
 
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(

@@ -209,6 +209,8 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
+    crate::providers::connector_test_helpers!(Dialect::OpenAi);
+
     fn provider() -> ProviderConfig {
         crate::providers::test_provider(
             "openai",
@@ -216,15 +218,6 @@ mod tests {
             "m",
             crate::providers::Dialect::OpenAi,
         )
-    }
-
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::OpenAi, provider, status, headers, body)
     }
 
     #[test]

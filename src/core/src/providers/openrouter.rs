@@ -96,18 +96,7 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
-    fn stream_events(data: &str) -> Vec<StreamEvent> {
-        Dialect::OpenRouter.stream_translator(0).events(data)
-    }
-
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        h: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::OpenRouter, provider, status, h, body)
-    }
+    crate::providers::connector_test_helpers!(Dialect::OpenRouter);
 
     #[test]
     fn the_mid_stream_error_chunk_becomes_an_openai_error_event() {

@@ -149,18 +149,7 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
-    fn stream_events(data: &str) -> Vec<StreamEvent> {
-        Dialect::SiliconFlow.stream_translator(0).events(data)
-    }
-
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        h: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::SiliconFlow, provider, status, h, body)
-    }
+    crate::providers::connector_test_helpers!(Dialect::SiliconFlow);
 
     #[test]
     fn cumulative_usage_is_recorded_stripped_and_sent_once() {

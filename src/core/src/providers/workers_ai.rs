@@ -350,14 +350,7 @@ mod tests {
     use super::*;
     use crate::providers::Dialect;
 
-    fn upstream_error(
-        provider: &str,
-        status: u16,
-        h: &[(String, String)],
-        body: &[u8],
-    ) -> ApiError {
-        crate::providers::test_error(Dialect::WorkersAi, provider, status, h, body)
-    }
+    crate::providers::connector_test_helpers!(Dialect::WorkersAi);
 
     #[test]
     fn native_and_openai_shaped_answers_become_chat_completions() {
