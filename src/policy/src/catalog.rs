@@ -55,16 +55,27 @@ fn is_false(b: &bool) -> bool {
 #[cfg(feature = "compiler")]
 pub const BUILTIN: &str = include_str!("../../../policies/catalog.toml");
 
+/// Why a `catalog.toml` cannot be used.
+#[cfg(feature = "compiler")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    Toml(String),
+    #[error("provider `{provider}`: default_model `{model}` is not one of its models")]
+    UnknownDefaultModel { provider: String, model: String },
+}
+
 impl Catalog {
     #[cfg(feature = "compiler")]
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let catalog: Catalog = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, CatalogError> {
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| CatalogError::Toml(e.to_string()))?;
         for (name, p) in &catalog.providers {
             if !p.models.contains_key(&p.default_model) {
-                return Err(format!(
-                    "provider `{name}`: default_model `{}` is not one of its models",
-                    p.default_model
-                ));
+                return Err(CatalogError::UnknownDefaultModel {
+                    provider: name.clone(),
+                    model: p.default_model.clone(),
+                });
             }
         }
         Ok(catalog)
@@ -104,6 +115,6 @@ mod tests {
     #[test]
     fn a_default_model_must_exist() {
         let e = Catalog::from_toml("[providers.x]\ndefault_model = \"m\"\n").unwrap_err();
-        assert!(e.contains("default_model `m`"), "{e}");
+        assert!(e.to_string().contains("default_model `m`"), "{e}");
     }
 }

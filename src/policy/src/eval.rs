@@ -149,17 +149,23 @@ impl std::fmt::Display for LoadError {
 pub const MAX_REGEX_LEN: usize = 1_000;
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
-pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+/// Why a `matches` pattern cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegexError {
+    #[error("the pattern is {0} characters long; the limit is {MAX_REGEX_LEN}")]
+    TooLong(usize),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
     if pattern.len() > MAX_REGEX_LEN {
-        return Err(format!(
-            "the pattern is {} characters long; the limit is {MAX_REGEX_LEN}",
-            pattern.len()
-        ));
+        return Err(RegexError::TooLong(pattern.len()));
     }
     regex_lite::RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| RegexError::Invalid(e.to_string()))
 }
 
 /// The SHA-256 (hex) of the artifact's canonical JSON with an empty `hash`.

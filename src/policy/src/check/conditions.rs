@@ -246,7 +246,7 @@ impl<'a, 'p> Cx<'a, 'p> {
                             codes::INVALID_REGEX,
                             lit.span,
                             "invalid regular expression",
-                            first_line(&e),
+                            first_line(&e.to_string()),
                         )
                         .with_help(
                             "the syntax is Rust's regex (without look-around or backreferences)",
