@@ -18,6 +18,9 @@ use gateway_core::health::SNAPSHOT_KV_KEY;
 use gateway_core::policy_store::Entry;
 
 thread_local! {
+    /// The isolate's configuration: vars and secrets do not change while an isolate lives, so they are read
+    /// (some forty lookups across the wasm boundary) by its first request only.
+    static CONFIG: std::cell::RefCell<Option<Rc<GatewayConfig>>> = const { std::cell::RefCell::new(None) };
     /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
     static SHARED: Rc<Shared> = Shared::new();
 }
@@ -165,9 +168,19 @@ fn setting(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
+/// The configuration read from `env` by the isolate's first request (a bad one is read again next time).
+fn isolate_config(env: &Env) -> Result<Rc<GatewayConfig>, gateway_core::ConfigError> {
+    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(c);
+    }
+    let config = Rc::new(GatewayConfig::from_lookup(|k| setting(env, k))?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+    Ok(config)
+}
+
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let config = match GatewayConfig::from_lookup(|k| setting(&env, k)) {
+    let config = match isolate_config(&env) {
         Ok(c) => c,
         Err(e) => return respond_error(&ApiError::internal(format!("gateway configuration: {e}"))),
     };
@@ -182,7 +195,7 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             policies: env.kv("POLICY").ok().map(Rc::new),
             env: env.clone(),
         },
-        Rc::new(config),
+        config,
     )
     .with_shared(SHARED.with(Rc::clone));
     let Handled {
