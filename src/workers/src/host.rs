@@ -253,7 +253,10 @@ async fn write_health(env: &Env) -> worker::Result<()> {
     let snapshot = Snapshot::aggregate(rows.iter().map(|r| r.attempt_log.as_str()), now, WINDOW_MS);
     let json =
         serde_json::to_string(&snapshot).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    kv.put(SNAPSHOT_KV_KEY, json)?.execute().await?;
+    // As bytes: `put` with a value would convert it through serde_wasm_bindgen, which links float formatting.
+    kv.put_bytes(SNAPSHOT_KV_KEY, json.as_bytes())?
+        .execute()
+        .await?;
     Ok(())
 }
 
