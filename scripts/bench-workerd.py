@@ -107,6 +107,17 @@ const proxy :Workerd.Worker = (
             served = r["requests"] + r["rps"]
             print(f"{name:>8}   json 8 connections: {r['rps']:.0f} req/s, CPU {cpu / served * 1e6:.0f} µs/request, errors {r['errors']}", flush=True)
             results[f"{name}_cpu_us"] = cpu / served * 1e6
+            if name == "gateway":
+                # What the host costs around the chat path: no upstream (key lookup, log row), and before
+                # authentication (log row only).
+                for path in ("/v1/models", "/healthz"):
+                    before = cpu_seconds(pid)
+                    r = load(f"{url}{path}", "", auth, 8, seconds / 2)
+                    cpu = cpu_seconds(pid) - before
+                    served = r["requests"] + r["rps"]
+                    results[f"gateway_get_{path.strip('/').replace('/', '_')}_cpu_us"] = cpu / served * 1e6
+                    print(f"{name:>8} GET {path:<10} 8 connections: {r['rps']:.0f} req/s, CPU {cpu / served * 1e6:.0f} "
+                          f"µs/request, errors {r['errors']}", flush=True)
         for name in ("proxy", "gateway"):
             added = results[f"{name}_json"]["latency_ms"]["p50"] - results["mock_json"]["latency_ms"]["p50"]
             ttft = results[f"{name}_stream"]["ttfb_ms"]["p50"] - results["mock_stream"]["ttfb_ms"]["p50"]
