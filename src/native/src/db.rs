@@ -58,26 +58,31 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
     Ok(applied)
 }
 
-pub fn insert_key(conn: &Connection, key_hash: &str, record: &KeyRecord) -> Result<(), String> {
-    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+/// Why the key table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored key record is invalid: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+pub fn insert_key(conn: &Connection, key_hash: &str, record: &KeyRecord) -> Result<(), KeyError> {
+    let json = serde_json::to_string(record)?;
     conn.execute(
         "INSERT INTO api_keys (key_hash, id, name, record, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![key_hash, record.id, record.name, json, record.created_at_ms],
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(())
 }
 
-pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, String> {
+pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, KeyError> {
     let json: Option<String> = conn
         .prepare_cached("SELECT record FROM api_keys WHERE key_hash = ?1")
-        .and_then(|mut s| s.query_row([key_hash], |r| r.get(0)).optional())
-        .map_err(|e| e.to_string())?;
+        .and_then(|mut s| s.query_row([key_hash], |r| r.get(0)).optional())?;
     match json {
         None => Ok(None),
-        Some(j) => serde_json::from_str(&j)
-            .map(Some)
-            .map_err(|e| format!("stored key record is invalid: {e}")),
+        Some(j) => Ok(Some(serde_json::from_str(&j)?)),
     }
 }
 

@@ -103,7 +103,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl KeyStore for NativeHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        crate::db::find_key(&self.db, key_hash).map_err(StoreError)
+        crate::db::find_key(&self.db, key_hash).map_err(StoreError::new)
     }
 }
 
@@ -112,14 +112,14 @@ impl PolicyStore for NativeHost {
         self.policy
             .as_ref()
             .map_or(Ok(None), |p| p.active())
-            .map_err(StoreError)
+            .map_err(StoreError::new)
     }
 
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError> {
         self.policy
             .as_ref()
             .map_or(Ok(None), |p| p.artifact(hash))
-            .map_err(StoreError)
+            .map_err(StoreError::new)
     }
 
     async fn health_snapshot(&self) -> Result<Option<String>, StoreError> {

@@ -103,7 +103,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.
             let policy_json = match &policy {
-                Some(path) => policy_source::PolicySource::new(path.clone()).load()?,
+                Some(path) => policy_source::PolicySource::new(path.clone())
+                    .load()
+                    .map_err(|e| e.to_string())?,
                 None => None,
             };
             server::serve(server::ServeOptions {
@@ -163,7 +165,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
             db::migrate(&mut conn).map_err(|e| e.to_string())?;
-            db::insert_key(&conn, &hash, &record)?;
+            db::insert_key(&conn, &hash, &record).map_err(|e| e.to_string())?;
             eprintln!(
                 "created key {} ({}) in {}; it is shown only once:",
                 record.id,

@@ -8,6 +8,32 @@ use std::time::SystemTime;
 
 use gateway_policy::store::{is_hash, Entry};
 
+/// Why the policy file or directory could not be read, or does not hold a usable policy. Messages name the path.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicySourceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: `{value}` is not a policy hash")]
+    NotAHash { path: String, value: String },
+    #[error("`{0}` is not a policy hash")]
+    BadHash(String),
+    #[error("{path}: not a compiled policy: {reason}")]
+    NotCompiled { path: String, reason: String },
+    #[error("{path}: the policy {hash} is missing")]
+    Missing { path: String, hash: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path}: names {named} but holds {holds}")]
+    WrongHash {
+        path: String,
+        named: String,
+        holds: String,
+    },
+}
+
 pub struct PolicySource {
     path: PathBuf,
     /// For a file: its modification time and length when its hash was last read, and that hash, so an
@@ -30,23 +56,27 @@ impl PolicySource {
     }
 
     /// The hash of the policy the source names now; `None` when nothing is there (yet).
-    pub fn active(&self) -> Result<Option<String>, String> {
+    pub fn active(&self) -> Result<Option<String>, PolicySourceError> {
         if self.path.is_dir() {
             let active = self.path.join(Entry::Active.file_name());
             return match read(&active)? {
                 None => Ok(None),
                 Some(h) if is_hash(h.trim()) => Ok(Some(h.trim().to_owned())),
-                Some(h) => Err(format!(
-                    "{}: `{}` is not a policy hash",
-                    active.display(),
-                    h.trim()
-                )),
+                Some(h) => Err(PolicySourceError::NotAHash {
+                    path: active.display().to_string(),
+                    value: h.trim().to_owned(),
+                }),
             };
         }
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+            Err(source) => {
+                return Err(PolicySourceError::Io {
+                    path: self.path.display().to_string(),
+                    source,
+                })
+            }
         };
         let stamp = (meta.modified().ok(), meta.len());
         if let (Some(modified), Some((m, len, hash))) = (stamp.0, self.seen.borrow().as_ref()) {
@@ -58,7 +88,10 @@ impl PolicySource {
             return Ok(None);
         };
         let hash = serde_json::from_str::<HashOnly>(&json)
-            .map_err(|e| format!("{}: not a compiled policy: {e}", self.path.display()))?
+            .map_err(|e| PolicySourceError::NotCompiled {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            })?
             .hash;
         if let Some(modified) = stamp.0 {
             *self.seen.borrow_mut() = Some((modified, stamp.1, hash.clone()));
@@ -67,42 +100,49 @@ impl PolicySource {
     }
 
     /// The compiled policy stored under `hash`.
-    pub fn artifact(&self, hash: &str) -> Result<Option<String>, String> {
+    pub fn artifact(&self, hash: &str) -> Result<Option<String>, PolicySourceError> {
         if !self.path.is_dir() {
             return read(&self.path);
         }
         if !is_hash(hash) {
-            return Err(format!("`{hash}` is not a policy hash"));
+            return Err(PolicySourceError::BadHash(hash.to_owned()));
         }
         read(&self.path.join(Entry::Artifact(hash).file_name()))
     }
 
     /// The policy the source names, checked as the gateway loads it (format, hash, regexes): its JSON, or
     /// `None` when nothing is published yet. `gateway serve` refuses to start when this fails.
-    pub fn load(&self) -> Result<Option<String>, String> {
+    pub fn load(&self) -> Result<Option<String>, PolicySourceError> {
         let Some(hash) = self.active()? else {
             return Ok(None);
         };
-        let json = self
-            .artifact(&hash)?
-            .ok_or_else(|| format!("{}: the policy {hash} is missing", self.path.display()))?;
-        let policy = gateway_policy::Policy::from_json(&json)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let path = || self.path.display().to_string();
+        let Some(json) = self.artifact(&hash)? else {
+            return Err(PolicySourceError::Missing { path: path(), hash });
+        };
+        let policy =
+            gateway_policy::Policy::from_json(&json).map_err(|e| PolicySourceError::Invalid {
+                path: path(),
+                reason: e.to_string(),
+            })?;
         if policy.hash() != hash {
-            return Err(format!(
-                "{}: names {hash} but holds {}",
-                self.path.display(),
-                policy.hash()
-            ));
+            return Err(PolicySourceError::WrongHash {
+                path: path(),
+                named: hash,
+                holds: policy.hash().to_owned(),
+            });
         }
         Ok(Some(json))
     }
 }
 
-fn read(path: &Path) -> Result<Option<String>, String> {
+fn read(path: &Path) -> Result<Option<String>, PolicySourceError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(PolicySourceError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
