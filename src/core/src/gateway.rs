@@ -148,8 +148,7 @@ impl<H: Host> Gateway<H> {
         trace.planned(&plan);
         let plan = plan.ready()?;
         let dispatched = self.dispatch(&call, &plan, trace.start()).await;
-        trace.dispatched(&dispatched);
-        Ok(dispatched.result?.reply)
+        Ok(trace.dispatched(dispatched)?.reply)
     }
 
     /// The policy in use, checked against the store: the first request of an isolate waits for it once; later a

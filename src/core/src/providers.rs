@@ -310,14 +310,14 @@ macro_rules! dialects {
 
         impl StreamTranslator {
             /// Translates one upstream `data:` payload other than `[DONE]`, appending to `out`.
-            pub fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
+            fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
                 match self {
                     $(StreamTranslator::$variant(s) => $connector.stream_event(s, data, out)),+
                 }
             }
 
             /// The upstream sent `[DONE]`: what must still go out before the end.
-            pub fn done(&mut self, out: &mut Vec<StreamEvent>) {
+            fn done(&mut self, out: &mut Vec<StreamEvent>) {
                 match self {
                     $(StreamTranslator::$variant(s) => $connector.stream_done(s, out)),+
                 }
@@ -336,15 +336,21 @@ dialects! {
 }
 
 impl StreamTranslator {
+    /// Translates one upstream `data:` payload, appending to `out`. `[DONE]` is handled here, for every
+    /// connector: what the connector adds before it, then [`StreamEvent::End`].
+    pub fn translate(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
+        if data.trim() == "[DONE]" {
+            self.done(out);
+            out.push(StreamEvent::End);
+        } else {
+            self.event(data, out);
+        }
+    }
+
     /// All events of one `data:` payload (tests and benches).
     pub fn events(&mut self, data: &str) -> Vec<StreamEvent> {
         let mut out = Vec::new();
-        if data.trim() == "[DONE]" {
-            self.done(&mut out);
-            out.push(StreamEvent::End);
-        } else {
-            self.event(data, &mut out);
-        }
+        self.translate(data, &mut out);
         out
     }
 }

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
+use gateway_core::health::SNAPSHOT_KV_KEY;
+use gateway_core::policy_store::Entry;
 use gateway_core::{
     ApiError, Body, Clock, Gateway, GatewayConfig, GatewayRequest, Handled, KeyRecord, KeyStore,
     LogRecord, PolicyStore, RequestBody, Shared, SqlValue, StoreError, Upstream, UpstreamError,
@@ -13,9 +15,6 @@ use worker::{
     event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method,
     Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
 };
-
-use gateway_core::health::SNAPSHOT_KV_KEY;
-use gateway_core::policy_store::Entry;
 
 thread_local! {
     /// The isolate's configuration: vars and secrets do not change while an isolate lives, so they are read

@@ -5,6 +5,7 @@ use super::plan::AttemptPlan;
 use super::request::ApiCall;
 use super::resolve::Requested;
 use super::route::Endpoint;
+use super::upstream::Answer;
 use crate::auth::KeyRecord;
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::http::GatewayRequest;
@@ -67,17 +68,19 @@ impl Trace {
         self.rec.decision_attrs = plan.decision_json();
     }
 
-    pub(super) fn dispatched(&mut self, d: &Dispatched) {
+    /// Takes the attempts into the row and hands back the answer (or the error).
+    pub(super) fn dispatched(&mut self, d: Dispatched) -> Result<Answer, ApiError> {
         if let Some(last) = d.attempts.last() {
             self.rec.provider = Some(last.provider.clone());
             self.rec.model = Some(last.model.clone());
         }
         self.rec.attempts = d.attempts.len() as u32;
-        self.rec.attempt_log = d.attempts.clone();
+        self.rec.attempt_log = d.attempts;
         if let Ok(answer) = &d.result {
             self.rec.usage = answer.usage;
             self.rec.ttft_ms = answer.first_token_at_ms;
         }
+        d.result
     }
 
     /// Which rule of which policy decided (none before the plan stage).

@@ -118,14 +118,7 @@ impl Source {
         let mut events = std::mem::take(&mut self.events);
         for event in self.decoder.feed(bytes) {
             events.clear();
-            // `[DONE]` is the relay's: the connector only adds what must precede it.
-            let done = event.data.trim() == "[DONE]";
-            if done {
-                self.translator.done(&mut events);
-                events.push(StreamEvent::End);
-            } else {
-                self.translator.event(&event.data, &mut events);
-            }
+            self.translator.translate(&event.data, &mut events);
             for translated in events.drain(..) {
                 self.forward(translated, &mut out);
                 if self.end.is_some() {
@@ -200,8 +193,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
         finished: false,
         recorder: Recorder {
             host,
-            trace: Some(trace),
-            tx: Some(tx),
+            pending: Some((trace, tx)),
         },
     };
     let body = stream::unfold(relay, |mut r| async move {
@@ -234,7 +226,7 @@ impl<H: Clock> Relay<H> {
             } else {
                 std::mem::take(&mut self.source.pending)
             };
-            if let (Some(usage), Some(trace)) = (self.source.usage, &mut self.recorder.trace) {
+            if let (Some(usage), Some(trace)) = (self.source.usage, self.recorder.trace()) {
                 trace.stream_usage(usage);
             }
             match self.source.end.take() {
@@ -258,20 +250,24 @@ impl<H: Clock> Relay<H> {
 /// Completes the log row exactly once: when the stream ends, fails, or is dropped because the client left.
 struct Recorder<H: Clock> {
     host: H,
-    trace: Option<Trace>,
-    tx: Option<oneshot::Sender<LogRecord>>,
+    /// The row so far and where it goes; taken when it is sent.
+    pending: Option<(Trace, oneshot::Sender<LogRecord>)>,
 }
 
 impl<H: Clock> Recorder<H> {
+    fn trace(&mut self) -> Option<&mut Trace> {
+        self.pending.as_mut().map(|(trace, _)| trace)
+    }
+
     fn finish(&mut self, err: Option<&ApiError>) {
-        if let (Some(e), Some(trace)) = (err, &mut self.trace) {
+        if let (Some(e), Some(trace)) = (err, self.trace()) {
             trace.stream_failed(e);
         }
         self.send();
     }
 
     fn send(&mut self) {
-        if let (Some(tx), Some(trace)) = (self.tx.take(), self.trace.take()) {
+        if let Some((trace, tx)) = self.pending.take() {
             let _ = tx.send(trace.finish(self.host.now_ms()));
         }
     }
@@ -279,7 +275,7 @@ impl<H: Clock> Recorder<H> {
 
 impl<H: Clock> Drop for Recorder<H> {
     fn drop(&mut self) {
-        if let Some(trace) = &mut self.trace {
+        if let Some(trace) = self.trace() {
             trace.client_closed();
             self.send();
         }

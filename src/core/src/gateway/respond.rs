@@ -26,7 +26,7 @@ pub(super) fn respond<H: Host>(
         }
         Ok(Reply::Json(body)) => {
             let mut headers = target_headers(&trace);
-            headers.insert(2, content_type(JSON));
+            headers.push(content_type(JSON));
             let record = trace.answered(200, host.now_ms());
             (200, headers, Body::Full(body), ready(record))
         }

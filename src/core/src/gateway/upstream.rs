@@ -16,7 +16,7 @@ use super::{Gateway, Reply};
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::{Answer as Normalized, ErrorResponse, ProviderConfig};
+use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig};
 
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -70,18 +70,10 @@ impl<H: Host> Gateway<H> {
             ApiCall::Embeddings(e) => {
                 let req = dialect.embeddings_request(p, e.body.clone(), model)?;
                 let resp = self.send(req, p, deadline, timeout_ms).await?;
-                let (mut parsed, bytes) =
-                    self.read_json(resp.body, deadline, timeout_ms, p).await?;
-                let usage = dialect.usage(&parsed);
-                let bytes = match dialect.normalize_embeddings(&mut parsed, model) {
-                    Normalized::Rewritten => serde_json::to_vec(&parsed).unwrap_or(bytes),
-                    Normalized::AsSent => bytes,
-                };
-                return Ok(Answer {
-                    reply: Reply::Json(bytes),
-                    usage,
-                    first_token_at_ms: None,
-                });
+                let answer = self.read_json(resp.body, deadline, timeout_ms, p).await?;
+                return Ok(
+                    answer.normalized(dialect, |a| Ok(dialect.normalize_embeddings(a, model)))?
+                );
             }
             ApiCall::Chat(c) => c,
         };
@@ -103,17 +95,8 @@ impl<H: Host> Gateway<H> {
                 first_token_at_ms: Some(self.host.now_ms() - request_start),
             });
         }
-        let (mut parsed, bytes) = self.read_json(resp.body, deadline, timeout_ms, p).await?;
-        let usage = dialect.usage(&parsed);
-        let bytes = match dialect.normalize_answer(&mut parsed, now_s)? {
-            Normalized::Rewritten => serde_json::to_vec(&parsed).unwrap_or(bytes),
-            Normalized::AsSent => bytes,
-        };
-        Ok(Answer {
-            reply: Reply::Json(bytes),
-            usage,
-            first_token_at_ms: None,
-        })
+        let answer = self.read_json(resp.body, deadline, timeout_ms, p).await?;
+        Ok(answer.normalized(dialect, |a| dialect.normalize_answer(a, now_s))?)
     }
 
     /// Sends one upstream request; maps connection failures, timeouts and error statuses to client errors.
@@ -211,7 +194,7 @@ impl<H: Host> Gateway<H> {
         deadline: f64,
         timeout_ms: u64,
         p: &ProviderConfig,
-    ) -> Result<(Value, Vec<u8>), ApiError> {
+    ) -> Result<JsonAnswer, ApiError> {
         let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
         let bytes = json_answer(
             self.read_body(body, limit, deadline, timeout_ms, p.name)
@@ -223,7 +206,7 @@ impl<H: Host> Gateway<H> {
                 format!("upstream `{}` returned a body that is not JSON", p.name),
             )
         })?;
-        Ok((parsed, bytes))
+        Ok(JsonAnswer { parsed, bytes })
     }
 
     /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).
@@ -234,6 +217,32 @@ impl<H: Host> Gateway<H> {
             Either::Left((v, _)) => Some(v),
             Either::Right(_) => None,
         }
+    }
+}
+
+/// A whole JSON answer: parsed, and the bytes as the provider sent them.
+struct JsonAnswer {
+    parsed: Value,
+    bytes: Vec<u8>,
+}
+
+impl JsonAnswer {
+    /// The answer in OpenAI's shape, with its usage: serialised again only when `normalize` rewrote it.
+    fn normalized(
+        mut self,
+        dialect: Dialect,
+        normalize: impl FnOnce(&mut Value) -> Result<Normalized, ApiError>,
+    ) -> Result<Answer, ApiError> {
+        let usage = dialect.usage(&self.parsed);
+        let bytes = match normalize(&mut self.parsed)? {
+            Normalized::Rewritten => serde_json::to_vec(&self.parsed).unwrap_or(self.bytes),
+            Normalized::AsSent => self.bytes,
+        };
+        Ok(Answer {
+            reply: Reply::Json(bytes),
+            usage,
+            first_token_at_ms: None,
+        })
     }
 }
 
