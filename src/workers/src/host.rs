@@ -11,15 +11,15 @@ use gateway_core::{
     UpstreamRequest, UpstreamResponse,
 };
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use worker::{
-    event, AbortController, Context, D1Database, Date, Delay, Env, Fetch, Headers, KvStore, Method,
-    Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
+    event, Context, D1Database, Date, Delay, Env, Headers, KvStore, Response, ScheduleContext,
+    ScheduledEvent,
 };
 
 thread_local! {
-    /// The isolate's configuration: vars and secrets do not change while an isolate lives, so they are read
-    /// (some forty lookups across the wasm boundary) by its first request only.
-    static CONFIG: std::cell::RefCell<Option<Rc<GatewayConfig>>> = const { std::cell::RefCell::new(None) };
+    /// The isolate's configuration and bindings, read by its first request.
+    static ISOLATE: std::cell::RefCell<Option<Rc<Isolate>>> = const { std::cell::RefCell::new(None) };
     /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
     static SHARED: Rc<Shared> = Shared::new();
 }
@@ -37,44 +37,35 @@ impl Upstream for WorkerHost {
         if let Some(rest) = r.url.strip_prefix(gateway_core::BINDING_SCHEME) {
             return run_binding(&self.env, rest, &r.body).await;
         }
-        let connect = |e: worker::Error| UpstreamError::Connect(e.to_string());
-        let headers = Headers::new();
+        let connect = |e: JsValue| UpstreamError::Connect(js_message(&e, "fetch failed"));
+        // One `fetch(url, init)` on web-sys types: a `Request` object built first would be copied again by
+        // `fetch(request, {signal})`.
+        let headers = web_sys::Headers::new().map_err(connect)?;
         for (k, v) in &r.headers {
             headers.set(k, v).map_err(connect)?;
         }
-        let mut init = RequestInit::new();
-        let method = if r.method == "GET" {
-            Method::Get
+        let init = web_sys::RequestInit::new();
+        init.set_headers(&headers);
+        if r.method == "GET" {
+            init.set_method("GET");
         } else {
-            Method::Post
-        };
-        let has_body = method == Method::Post;
-        init.with_method(method).with_headers(headers);
-        if has_body {
-            init.with_body(Some(js_sys::Uint8Array::from(r.body.as_slice()).into()));
+            init.set_method("POST");
+            init.set_body(&js_sys::Uint8Array::from(r.body.as_slice()));
         }
-        let request = Request::new_with_init(&r.url, &init).map_err(connect)?;
         // Dropping a fetch future does not cancel the subrequest: abort it when the core gives up on it.
-        let guard = AbortOnDrop(Some(AbortController::default()));
-        let signal = guard.signal();
-        let mut resp = Fetch::Request(request)
-            .send_with_signal(&signal)
+        let guard = AbortOnDrop::new().map_err(connect)?;
+        init.set_signal(Some(&guard.signal()));
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let resp: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(&r.url, &init))
             .await
-            .map_err(connect)?;
-        let status = resp.status_code();
-        let headers = resp
-            .headers()
+            .map_err(connect)?
+            .unchecked_into();
+        let status = resp.status();
+        let headers: Vec<(String, String)> = Headers(resp.headers())
             .entries()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        let body = resp
-            .stream()
-            .map_err(connect)?
-            .map(move |chunk| {
-                let _keep_until_body_dropped = &guard;
-                chunk.map_err(|e| UpstreamError::Body(e.to_string()))
-            })
-            .boxed_local();
+        let body = body_stream(resp, &headers, guard);
         Ok(UpstreamResponse {
             status,
             headers,
@@ -83,14 +74,69 @@ impl Upstream for WorkerHost {
     }
 }
 
-struct AbortOnDrop(Option<AbortController>);
+/// Bodies up to this size that declare their length (JSON answers, error bodies) are read with one
+/// `arrayBuffer()`; streams and bodies of unknown length are read chunk by chunk.
+const WHOLE_BODY_MAX: usize = 1 << 20;
+
+/// The upstream body as the core reads it. Reading it to the end disarms the abort (aborting a finished fetch,
+/// like releasing a finished reader, costs an exception object); dropping it early aborts the subrequest.
+fn body_stream(
+    resp: web_sys::Response,
+    headers: &[(String, String)],
+    guard: AbortOnDrop,
+) -> gateway_core::ByteStream {
+    let body_error = |e: JsValue| UpstreamError::Body(js_message(&e, "body read failed"));
+    let declared =
+        gateway_core::find_header(headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let event_stream = gateway_core::find_header(headers, "content-type")
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if declared.is_some_and(|n| n <= WHOLE_BODY_MAX) && !event_stream {
+        return futures::stream::once(async move {
+            let promise = resp.array_buffer().map_err(body_error)?;
+            let buffer = JsFuture::from(promise).await.map_err(body_error)?;
+            guard.disarm();
+            Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+        })
+        .boxed_local();
+    }
+    let Some(stream) = resp.body() else {
+        guard.disarm();
+        return futures::stream::empty().boxed_local();
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    futures::stream::unfold(Some((reader, guard)), move |state| async move {
+        let (reader, guard) = state?;
+        let read = match JsFuture::from(reader.read()).await {
+            Ok(r) => r.unchecked_into::<web_sys::ReadableStreamReadResult>(),
+            Err(e) => return Some((Err(body_error(e)), None)),
+        };
+        if read.get_done().unwrap_or(true) {
+            guard.disarm();
+            return None;
+        }
+        let chunk = js_sys::Uint8Array::new(&read.get_value()).to_vec();
+        Some((Ok(chunk), Some((reader, guard))))
+    })
+    .boxed_local()
+}
+
+struct AbortOnDrop(Option<web_sys::AbortController>);
 
 impl AbortOnDrop {
-    fn signal(&self) -> worker::AbortSignal {
+    fn new() -> Result<Self, JsValue> {
+        Ok(Self(Some(web_sys::AbortController::new()?)))
+    }
+
+    fn signal(&self) -> web_sys::AbortSignal {
         match &self.0 {
             Some(c) => c.signal(),
-            None => worker::AbortSignal::abort(),
+            None => web_sys::AbortSignal::abort(),
         }
+    }
+
+    /// The subrequest is over: nothing left to abort.
+    fn disarm(mut self) {
+        self.0 = None;
     }
 }
 
@@ -167,34 +213,52 @@ fn setting(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
-/// The configuration read from `env` by the isolate's first request (a bad one is read again next time).
-fn isolate_config(env: &Env) -> Result<Rc<GatewayConfig>, gateway_core::ConfigError> {
-    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
-        return Ok(c);
+/// What an isolate reads from `env` once: vars and secrets do not change while it lives, and its bindings are
+/// the same objects for every request (each `env.kv()` costs six lookups across the wasm boundary).
+struct Isolate {
+    config: Rc<GatewayConfig>,
+    keys: Rc<KvStore>,
+    /// `None` when the Worker has no `POLICY` binding: the built-in policy applies.
+    policies: Option<Rc<KvStore>>,
+    /// `None` when the Worker has no `DB` binding: log rows cannot be written (and each says so).
+    db: Option<Rc<D1Database>>,
+}
+
+/// The isolate's settings and bindings, read from `env` by its first request (a bad configuration is read again
+/// next time, so a fixed secret takes effect without a restart).
+fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
+    if let Some(i) = ISOLATE.with(|i| i.borrow().clone()) {
+        return Ok(i);
     }
-    let config = Rc::new(GatewayConfig::from_lookup(|k| setting(env, k))?);
-    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
-    Ok(config)
+    let config = GatewayConfig::from_lookup(|k| setting(env, k))
+        .map_err(|e| ApiError::internal(format!("gateway configuration: {e}")))?;
+    let keys = env
+        .kv("API_KEYS")
+        .map_err(|e| ApiError::internal(format!("KV binding API_KEYS: {e}")))?;
+    let isolate = Rc::new(Isolate {
+        config: Rc::new(config),
+        keys: Rc::new(keys),
+        policies: env.kv("POLICY").ok().map(Rc::new),
+        db: env.d1("DB").ok().map(Rc::new),
+    });
+    ISOLATE.with(|i| *i.borrow_mut() = Some(isolate.clone()));
+    Ok(isolate)
 }
 
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let config = match isolate_config(&env) {
-        Ok(c) => c,
-        Err(e) => return respond_error(&ApiError::internal(format!("gateway configuration: {e}"))),
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let isolate = match isolate(&env) {
+        Ok(i) => i,
+        Err(e) => return respond_error(&e),
     };
-    let keys = match env.kv("API_KEYS") {
-        Ok(kv) => kv,
-        Err(e) => return respond_error(&ApiError::internal(format!("KV binding API_KEYS: {e}"))),
-    };
-    let request = read_request(req, config.max_body_bytes).await;
+    let request = read_request(req, isolate.config.max_body_bytes).await;
     let gateway = Gateway::new(
         WorkerHost {
-            keys: Rc::new(keys),
-            policies: env.kv("POLICY").ok().map(Rc::new),
-            env: env.clone(),
+            keys: isolate.keys.clone(),
+            policies: isolate.policies.clone(),
+            env,
         },
-        config,
+        isolate.config.clone(),
     )
     .with_shared(SHARED.with(Rc::clone));
     let Handled {
@@ -205,9 +269,9 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if let Some(work) = background {
         ctx.wait_until(work);
     }
-    match env.d1("DB") {
-        Ok(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
-        Err(e) => worker::console_error!("D1 binding DB missing, log row lost: {e}"),
+    match isolate.db.clone() {
+        Some(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
+        None => worker::console_error!("D1 binding DB missing, log row lost"),
     }
     let mut out = match response.body {
         Body::Full(bytes) => Response::from_bytes(bytes)?,
@@ -259,33 +323,48 @@ async fn write_health(env: &Env) -> worker::Result<()> {
     Ok(())
 }
 
-async fn read_request(mut req: Request, limit: usize) -> GatewayRequest {
-    let headers: Vec<(String, String)> = req
-        .headers()
+/// The client's request as the core reads it. Taken as the runtime's own `Request`: the `worker` wrapper would
+/// also fetch its `cf` object and parse its URL, which the gateway does not use.
+async fn read_request(req: web_sys::Request, limit: usize) -> GatewayRequest {
+    let headers: Vec<(String, String)> = Headers(req.headers())
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    let declared = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let declared =
+        gateway_core::find_header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let method = req.method();
     let body = if declared.is_some_and(|n| n > limit) {
         RequestBody::TooLarge
-    } else if req.method() == Method::Get || req.method() == Method::Head {
+    } else if method == "GET" || method == "HEAD" {
         RequestBody::Bytes(Vec::new())
     } else {
-        match req.bytes().await {
-            Ok(b) if b.len() > limit => RequestBody::TooLarge,
-            Ok(b) => RequestBody::Bytes(b),
+        let read = match req.array_buffer() {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        match read.map(|b| js_sys::Uint8Array::new(&b)) {
+            Ok(b) if b.length() as usize > limit => RequestBody::TooLarge,
+            Ok(b) => RequestBody::Bytes(b.to_vec()),
             Err(_) => RequestBody::Bytes(Vec::new()),
         }
     };
     GatewayRequest {
-        method: req.method().to_string(),
-        path: req.path(),
+        path: url_path(&req.url()).to_owned(),
+        method,
         headers,
         body,
     }
+}
+
+/// The path of a serialized absolute URL (`https://host/v1/chat?x` → `/v1/chat`), without its query or fragment.
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let Some(start) = rest.find('/') else {
+        return "/";
+    };
+    let path = &rest[start..];
+    path.find(['?', '#']).map_or(path, |end| &path[..end])
 }
 
 fn respond_error(err: &ApiError) -> worker::Result<Response> {
@@ -344,8 +423,8 @@ async fn run_binding(
         js_sys::JSON::parse(text).map_err(|_| connect("request body is not JSON".into()))?;
     let promise = run
         .call2(&ai, &JsValue::from_str(model), &input)
-        .map_err(|e| connect(js_message(&e)))?;
-    let answer = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&promise)).await;
+        .map_err(|e| connect(js_message(&e, "Workers AI binding failed")))?;
+    let answer = JsFuture::from(js_sys::Promise::resolve(&promise)).await;
     let json = |status: u16, text: String| UpstreamResponse {
         status,
         headers: vec![("content-type".into(), "application/json".into())],
@@ -372,7 +451,7 @@ async fn run_binding(
             ))
         }
         Err(e) => {
-            let message = js_message(&e);
+            let message = js_message(&e, "Workers AI binding failed");
             let code = ai_error_code(&message);
             let envelope = serde_json::json!({"result": null, "success": false, "errors": [{"code": code, "message": message}], "messages": []});
             Ok(json(502, envelope.to_string()))
@@ -380,13 +459,13 @@ async fn run_binding(
     }
 }
 
-/// The message of a thrown JS value.
-fn js_message(e: &JsValue) -> String {
+/// The message of a thrown JS value (`otherwise` when it has none).
+fn js_message(e: &JsValue, otherwise: &str) -> String {
     js_sys::Reflect::get(e, &JsValue::from_str("message"))
         .ok()
         .and_then(|m| m.as_string())
         .or_else(|| e.as_string())
-        .unwrap_or_else(|| "Workers AI binding failed".into())
+        .unwrap_or_else(|| otherwise.into())
 }
 
 /// The first four-digit number in an `AiError` message (`AiError: 3040: Capacity …`), 0 if none.
