@@ -5,7 +5,8 @@ Method: the mock provider answers JSON at once and paces stream chunks 2 ms apar
 over keep-alive connections for a fixed time, first to the mock directly, then through the gateway with the
 example policies published (every request is decided by the compiled policy, logged to SQLite / D1). The added
 latency is the difference of the medians, measured over one connection with loadgen, the mock and the gateway all
-pinned to core 0 (the median of three runs), then with the gateway alone on core 1; throughput over 32 connections with the gateway (one worker
+pinned to core 0 (the median of three runs), then with the gateway alone on core 1, then alone on core 1 kept
+awake by an idle-class spinner (what is left without the VM's wake-up of an idle vCPU); throughput over 32 connections with the gateway (one worker
 thread) alone on core 1 and loadgen and the mock on core 0. CPU per request is the gateway process's (or
 workerd's) user + system CPU time over the run divided by the requests it served; memory is its peak RSS.
 
@@ -18,6 +19,7 @@ Needs release builds of `gateway`, `gateway-policy`, `mock-provider` and `loadge
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -69,6 +71,19 @@ def pin(pids: list[int], core: int) -> None:
         subprocess.run(["taskset", "-a", "-cp", str(core), str(pid)], capture_output=True, check=True)
 
 
+@contextlib.contextmanager
+def awake(core: int):
+    """Keeps `core` from idling with a SCHED_IDLE spinner (preempted by any normal thread that wakes)."""
+    spinner = subprocess.Popen(["taskset", "-c", str(core), "chrt", "-i", "0", sys.executable, "-c",
+                                "while True: pass"])
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def median_run(url: str, body: str, headers: list[str], seconds: float, runs: int = 3) -> dict:
     """The run with the median p50 latency of a few one-connection runs (this VM's timings wander)."""
     rs = sorted((load(url, body, headers, 1, seconds) for _ in range(runs)), key=lambda r: r["latency_ms"]["p50"])
@@ -95,6 +110,16 @@ def measure(name: str, base: str, key: str, pids: list[int], seconds: float, res
             results[f"{name}_{kind}_1conn_own_core"] = r
             print(f"{name:>8} {kind:>6} 1 connection, own core: p50 {r['latency_ms']['p50']:.3f} ms, "
                   f"first token p50 {r['ttfb_ms']['p50']:.3f} ms, errors {r['errors']}", flush=True)
+        # Once more with core 1 kept awake by a spinner of the idle scheduling class (it runs only when nothing
+        # else wants the core, and gives way at once): what is left is the server's own time, without the
+        # VM's wake-up of an idle vCPU. A stream has one more such wake-up than a JSON answer (between the
+        # upstream's headers and its first token, 2 ms later), which is most of its extra time to first token.
+        with awake(1):
+            for kind, body in (("json", BODY), ("stream", STREAM_BODY)):
+                r = median_run(f"{base}/v1/chat/completions", body, auth, seconds / 2)
+                results[f"{name}_{kind}_1conn_own_core_awake"] = r
+                print(f"{name:>8} {kind:>6} 1 connection, own core kept awake: p50 {r['latency_ms']['p50']:.3f} "
+                      f"ms, first token p50 {r['ttfb_ms']['p50']:.3f} ms, errors {r['errors']}", flush=True)
     # Throughput: the measured server alone on core 1; loadgen (and the mock) on core 0.
     pin(pids, 1)
     before = sum(cpu_seconds(p) for p in pids)
@@ -198,6 +223,15 @@ def main() -> None:
                                                  "first_token_p50_ms": round(ttfb, 3)}
             print(f"{host}, on its own core: added median latency {added:.3f} ms (JSON), added median time to "
                   f"the first token {ttfb:.3f} ms (stream)")
+        awake_json = results.get(f"{host}_json_1conn_own_core_awake")
+        if awake_json:
+            added = awake_json["latency_ms"]["p50"] - results["mock_json_1conn"]["latency_ms"]["p50"]
+            ttfb = (results[f"{host}_stream_1conn_own_core_awake"]["ttfb_ms"]["p50"]
+                    - results["mock_stream_1conn"]["ttfb_ms"]["p50"])
+            results[f"{host}_added_own_core_awake"] = {"latency_p50_ms": round(added, 3),
+                                                       "first_token_p50_ms": round(ttfb, 3)}
+            print(f"{host}, on its own core kept awake: added median latency {added:.3f} ms (JSON), added median "
+                  f"time to the first token {ttfb:.3f} ms (stream)")
     out = ROOT / "target" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -163,3 +163,20 @@ pub(crate) fn auth_failure(state: &Mock, headers: &HeaderMap) -> Option<Response
         .and_then(|v| v.strip_prefix("Bearer "));
     (presented != Some(expected.as_str())).then(|| fault_response(401, ""))
 }
+
+/// Waits `ms` between two stream chunks, to within tens of microseconds. Tokio's timer rounds every sleep up to
+/// its next millisecond tick, so the first token would come 2 to 3 ms after a 2 ms pause depending on when the
+/// request happened to arrive: noise of the same size as the gateway's added time to first token, which the
+/// benchmarks measure. A blocking thread's sleep does not round.
+pub(crate) async fn pace(ms: u64) {
+    if ms == 0 {
+        return;
+    }
+    let d = Duration::from_millis(ms);
+    if tokio::task::spawn_blocking(move || std::thread::sleep(d))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(d).await;
+    }
+}

@@ -120,8 +120,8 @@ pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> 
     }
     let delay = plan.chunk_delay_ms;
     let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
-        if i > 0 && delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+        if i > 0 {
+            crate::faults::pace(delay).await;
         }
         match frame {
             Err(e) if e.to_string() == "stall" => {

@@ -177,15 +177,10 @@ pub(crate) async fn gemini(
     }
     let delay = plan.chunk_delay_ms;
     let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
-        let wait = if frame.is_err() {
-            100
+        if frame.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         } else if i > 0 {
-            delay
-        } else {
-            0
-        };
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            crate::faults::pace(delay).await;
         }
         frame
     });

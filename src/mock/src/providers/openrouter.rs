@@ -106,8 +106,8 @@ pub(crate) fn sse_response_without_done(
     frames.extend(events.iter().map(|e| Bytes::from(format!("data: {e}\n\n"))));
     let delay = plan.chunk_delay_ms;
     let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
-        if i > 0 && delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+        if i > 0 {
+            crate::faults::pace(delay).await;
         }
         Ok::<_, std::io::Error>(frame)
     });
