@@ -16,6 +16,7 @@ mod http;
 mod log;
 pub mod ports;
 pub mod providers;
+mod redact;
 pub mod sse;
 mod state;
 #[cfg(feature = "testing")]

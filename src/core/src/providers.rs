@@ -150,8 +150,9 @@ pub enum StreamEvent {
     UsageOnly(Usage, String),
     /// The upstream failed mid-stream; the payload is an OpenAI error object.
     Error(String),
-    /// Not JSON; forwarded as is.
-    Opaque(String),
+    /// Not JSON: the upstream's stream is broken (before the first token the attempt fails over; after it the
+    /// client's stream ends with an error event). The payload is kept for tests.
+    Malformed(String),
     /// The stream is complete (a provider without `[DONE]` ends with its finish chunk).
     End,
 }

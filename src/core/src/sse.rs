@@ -4,6 +4,10 @@
 //! `\n`, `\r\n` or `\r`; a blank line dispatches the event; `:` lines are comments; several `data:` lines
 //! are joined with `\n`; exactly one space after the colon is stripped.
 
+/// The largest event (its lines so far) a decoder holds: a chat chunk is a few hundred bytes, a Gemini chunk with
+/// an inline image a few MB. An upstream that sends more without ending the event is broken or hostile.
+pub const MAX_EVENT_BYTES: usize = 8 << 20;
+
 /// One dispatched event. Only the fields chat streams use are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
@@ -18,6 +22,8 @@ pub struct Decoder {
     after_cr: bool,
     data: Option<String>,
     event: Option<String>,
+    /// An event grew past [`MAX_EVENT_BYTES`]: what was held is dropped and nothing more is decoded.
+    too_large: bool,
 }
 
 impl Decoder {
@@ -28,6 +34,9 @@ impl Decoder {
     /// Feeds bytes and returns the events they complete.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
+        if self.too_large {
+            return out;
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -49,8 +58,30 @@ impl Decoder {
             if let Some(event) = self.process_line(&line) {
                 out.push(event);
             }
+            if self.held() > MAX_EVENT_BYTES {
+                return self.overflow(out);
+            }
         }
         self.line.extend_from_slice(bytes);
+        if self.held() > MAX_EVENT_BYTES {
+            return self.overflow(out);
+        }
+        out
+    }
+
+    /// Whether an event grew past [`MAX_EVENT_BYTES`] (the stream cannot be decoded further).
+    pub fn too_large(&self) -> bool {
+        self.too_large
+    }
+
+    fn held(&self) -> usize {
+        self.line.len() + self.data.as_ref().map_or(0, String::len)
+    }
+
+    fn overflow(&mut self, out: Vec<Event>) -> Vec<Event> {
+        self.too_large = true;
+        self.line = Vec::new();
+        self.data = None;
         out
     }
 
@@ -116,6 +147,27 @@ mod tests {
             .flat_map(|c| d.feed(c))
             .map(|e| e.data)
             .collect()
+    }
+
+    #[test]
+    fn an_event_larger_than_the_limit_stops_the_decoder_and_frees_what_it_held() {
+        let mut d = Decoder::new();
+        assert_eq!(d.feed(b"data: ok\n\n").len(), 1);
+        let chunk = vec![b'x'; 1 << 20];
+        assert!(d.feed(b"data: ").is_empty());
+        for _ in 0..8 {
+            assert!(d.feed(&chunk).is_empty());
+        }
+        assert!(d.too_large());
+        assert_eq!(d.held(), 0);
+        assert!(d.feed(b"\n\ndata: later\n\n").is_empty());
+        // Many lines of one event count too.
+        let mut d = Decoder::new();
+        let line = [b"data: ".as_slice(), &chunk, b"\n"].concat();
+        for _ in 0..9 {
+            d.feed(&line);
+        }
+        assert!(d.too_large());
     }
 
     #[test]

@@ -13,6 +13,16 @@ pub(crate) enum Fault {
     Cut,
     Eof,
     ErrorMid,
+    /// Hostile upstreams (OpenAI route): a 307 to the same URL with `?followed`, which would answer 200.
+    Redirect,
+    /// A 401 whose message echoes the request's `Authorization` header.
+    EchoKey,
+    /// A stream whose first event is an HTML page instead of JSON.
+    HtmlFirst,
+    /// A stream with a content chunk, then an event that is not JSON, then `[DONE]`.
+    GarbageMid,
+    /// A stream with a content chunk, then a 9 MiB line that never ends.
+    HugeLine,
 }
 
 pub(crate) struct Plan {
@@ -83,6 +93,11 @@ pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
         "cut" => p.fault = Fault::Cut,
         "eof" => p.fault = Fault::Eof,
         "error-mid" => p.fault = Fault::ErrorMid,
+        "redirect" => p.fault = Fault::Redirect,
+        "echo-key" => p.fault = Fault::EchoKey,
+        "html-first" => p.fault = Fault::HtmlFirst,
+        "garbage-mid" => p.fault = Fault::GarbageMid,
+        "huge-line" => p.fault = Fault::HugeLine,
         _ => {
             if let Some(ms) = rest.strip_prefix("slow-").and_then(|v| v.parse().ok()) {
                 p.chunk_delay_ms = ms;

@@ -116,7 +116,24 @@ pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> 
             let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
             frames.push(Ok(Bytes::from(format!("data: {err}\n\n"))));
         }
-        Fault::None | Fault::Status(_) => {}
+        Fault::HtmlFirst => {
+            frames = vec![Ok(Bytes::from_static(
+                b"data: <!DOCTYPE html><html><body>502 Bad Gateway</body></html>\n\n",
+            ))];
+        }
+        Fault::GarbageMid => {
+            frames.truncate(pre + 2);
+            frames.push(Ok(Bytes::from_static(b"data: {\"choices\": [tru\n\n")));
+            frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+        }
+        Fault::HugeLine => {
+            frames.truncate(pre + 2);
+            frames.push(Ok(Bytes::from_static(b"data: ")));
+            let mib = Bytes::from(vec![b'x'; 1 << 20]);
+            frames.extend((0..9).map(|_| Ok(mib.clone())));
+            frames.push(Err(std::io::Error::other("stall")));
+        }
+        Fault::None | Fault::Status(_) | Fault::Redirect | Fault::EchoKey => {}
     }
     let delay = plan.chunk_delay_ms;
     let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {

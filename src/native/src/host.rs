@@ -39,6 +39,9 @@ impl NativeHost {
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A provider's redirect is an upstream error (the core says so): following it would send the
+            // provider's key and extra headers wherever the provider points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         let db = crate::db::open(db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
@@ -66,7 +69,7 @@ impl Upstream for NativeHost {
         let resp = builder
             .send()
             .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+            .map_err(|e| UpstreamError::Connect(error_chain(&e.without_url())))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -78,7 +81,7 @@ impl Upstream for NativeHost {
             .map(|chunk| {
                 chunk
                     .map(|b| b.to_vec())
-                    .map_err(|e| UpstreamError::Body(error_chain(&e)))
+                    .map_err(|e| UpstreamError::Body(error_chain(&e.without_url())))
             })
             .boxed_local();
         Ok(UpstreamResponse {

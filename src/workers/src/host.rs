@@ -46,6 +46,9 @@ impl Upstream for WorkerHost {
         }
         let init = web_sys::RequestInit::new();
         init.set_headers(&headers);
+        // A provider's redirect is an upstream error (the core says so): following it would send the
+        // provider's key and extra headers wherever the provider points.
+        init.set_redirect(web_sys::RequestRedirect::Manual);
         if r.method == "GET" {
             init.set_method("GET");
         } else {
@@ -337,7 +340,7 @@ async fn read_request(req: web_sys::Request, limit: usize) -> GatewayRequest {
         RequestBody::TooLarge
     } else if method == "GET" || method == "HEAD" {
         RequestBody::Bytes(Vec::new())
-    } else {
+    } else if declared.is_some() {
         let read = match req.array_buffer() {
             Ok(promise) => JsFuture::from(promise).await,
             Err(e) => Err(e),
@@ -347,12 +350,39 @@ async fn read_request(req: web_sys::Request, limit: usize) -> GatewayRequest {
             Ok(b) => RequestBody::Bytes(b.to_vec()),
             Err(_) => RequestBody::Bytes(Vec::new()),
         }
+    } else {
+        read_chunked(&req, limit).await
     };
     GatewayRequest {
         path: url_path(&req.url()).to_owned(),
         method,
         headers,
         body,
+    }
+}
+
+/// A body without a declared length, read up to `limit`: one byte more and the rest is cancelled, not read
+/// (`arrayBuffer()` would hold all of it in memory before the 413).
+async fn read_chunked(req: &web_sys::Request, limit: usize) -> RequestBody {
+    let Some(stream) = req.body() else {
+        return RequestBody::Bytes(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let read = match JsFuture::from(reader.read()).await {
+            Ok(r) => r.unchecked_into::<web_sys::ReadableStreamReadResult>(),
+            Err(_) => return RequestBody::Bytes(body),
+        };
+        if read.get_done().unwrap_or(true) {
+            return RequestBody::Bytes(body);
+        }
+        let chunk = js_sys::Uint8Array::new(&read.get_value());
+        if body.len() + chunk.length() as usize > limit {
+            let _ = reader.cancel();
+            return RequestBody::TooLarge;
+        }
+        body.extend_from_slice(&chunk.to_vec());
     }
 }
 

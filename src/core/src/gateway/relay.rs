@@ -17,7 +17,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::log::{LogRecord, Usage};
 use crate::ports::{ByteStream, Clock};
 use crate::providers::{StreamEvent, StreamTranslator};
-use crate::sse::{encode_data, Decoder};
+use crate::redact::Redaction;
+use crate::sse::{encode_data, Decoder, MAX_EVENT_BYTES};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -40,6 +41,8 @@ pub(super) struct Source {
     content_seen: bool,
     end: Option<End>,
     usage: Option<Usage>,
+    /// Masks the provider's secrets and location in error events it sends.
+    redaction: Redaction,
 }
 
 impl Source {
@@ -47,8 +50,10 @@ impl Source {
         upstream: ByteStream,
         translator: StreamTranslator,
         client_wants_usage: bool,
+        redaction: Redaction,
     ) -> Self {
         Self {
+            redaction,
             upstream,
             translator,
             decoder: Decoder::new(),
@@ -130,6 +135,17 @@ impl Source {
             }
         }
         self.events = events;
+        if self.decoder.too_large() && self.end.is_none() {
+            let err = ApiError::new(
+                ErrorCode::UpstreamInvalidResponse,
+                format!(
+                    "the upstream sent a stream event larger than {} MiB",
+                    MAX_EVENT_BYTES >> 20
+                ),
+            );
+            out.extend_from_slice(&err.sse_event());
+            self.end = Some(End::Failed(err));
+        }
         out
     }
 
@@ -141,6 +157,7 @@ impl Source {
                 self.end = Some(End::Done);
             }
             StreamEvent::Error(data) => {
+                let data = self.redaction.apply(&data);
                 let said = serde_json::from_str::<Value>(&data)
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
@@ -168,9 +185,13 @@ impl Source {
                 self.content_seen |= content;
                 out.extend_from_slice(&encode_data(&data));
             }
-            StreamEvent::Opaque(data) => {
-                self.content_seen = true;
-                out.extend_from_slice(&encode_data(&data));
+            StreamEvent::Malformed(_) => {
+                let err = ApiError::new(
+                    ErrorCode::UpstreamInvalidResponse,
+                    "the upstream sent a stream event that is not JSON",
+                );
+                out.extend_from_slice(&err.sse_event());
+                self.end = Some(End::Failed(err));
             }
         }
     }

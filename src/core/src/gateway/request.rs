@@ -57,7 +57,7 @@ impl ApiCall {
 /// `POST /v1/chat/completions`: `model`, a non-empty `messages` array, `stream` a boolean if present.
 pub(super) fn chat(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
     let body = json_body(body, limit)?;
-    let model = required_string(&body, "model")?;
+    let model = model_field(&body)?;
     match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => {}
         Some(Value::Array(_)) => {
@@ -90,7 +90,7 @@ pub(super) fn chat(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError
 /// `POST /v1/embeddings`: `model` and `input`.
 pub(super) fn embeddings(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
     let body = json_body(body, limit)?;
-    let model = required_string(&body, "model")?;
+    let model = model_field(&body)?;
     if body.get("input").is_none_or(Value::is_null) {
         return Err(invalid("`input` is required", "input"));
     }
@@ -116,6 +116,44 @@ fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, Api
             "the request body is not valid JSON: {e}"
         ))),
     }
+}
+
+/// The longest `model` accepted (OpenRouter's longest ids are under 100 bytes): a model name is echoed in
+/// `x-gateway-model` and stored in the log row.
+pub(crate) const MAX_MODEL_BYTES: usize = 256;
+
+/// `model`, checked before any provider is called: it becomes a header and a log value, so it must be short
+/// and free of control characters; and a `provider` string must name a provider the gateway knows, whether or
+/// not a policy then routes the request.
+fn model_field(body: &Map<String, Value>) -> Result<String, ApiError> {
+    let model = required_string(body, "model")?;
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(invalid(
+            &format!("`model` is longer than {MAX_MODEL_BYTES} bytes"),
+            "model",
+        ));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(invalid("`model` contains control characters", "model"));
+    }
+    if let Some(Value::String(p)) = body.get("provider") {
+        if crate::providers::spec(p).is_none() {
+            return Err(invalid(
+                &format!("unknown provider `{}`", shown(p)),
+                "provider",
+            ));
+        }
+    }
+    Ok(model)
+}
+
+/// A client-supplied name as an error message shows it: at most 64 characters, control characters escaped.
+fn shown(name: &str) -> String {
+    let mut out: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    if name.chars().count() > 64 {
+        out.push('…');
+    }
+    out
 }
 
 fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
 use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig};
+use crate::redact::Redaction;
 
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -81,7 +82,12 @@ impl<H: Host> Gateway<H> {
         let resp = self.send(req, p, deadline, timeout_ms).await?;
         if chat.stream {
             let translator = dialect.stream_translator(now_s);
-            let mut source = Source::new(resp.body, translator, chat.include_usage);
+            let mut source = Source::new(
+                resp.body,
+                translator,
+                chat.include_usage,
+                Redaction::for_provider(p),
+            );
             let first_token_ms = options
                 .first_token_timeout_ms
                 .unwrap_or(timeout_ms)
@@ -111,11 +117,12 @@ impl<H: Host> Gateway<H> {
         let resp = match self.within(deadline, self.host.send(req)).await {
             None => return Err(upstream_timeout(provider, timeout_ms).into()),
             Some(Err(e)) => {
+                let said = Redaction::for_provider(p).apply(&e.to_string());
                 return Err(ApiError::new(
                     ErrorCode::UpstreamUnreachable,
-                    format!("upstream `{provider}`: {e}"),
+                    format!("upstream `{provider}`: {said}"),
                 )
-                .into())
+                .into());
             }
             Some(Ok(resp)) => resp,
         };
@@ -123,6 +130,21 @@ impl<H: Host> Gateway<H> {
             return Ok(resp);
         }
         let status = resp.status;
+        if (300..400).contains(&status) {
+            // Not followed (both hosts ask their HTTP client not to): a redirect elsewhere would take the
+            // provider's key with it. Where it points is not shown: it may be internal.
+            return Err(Failure {
+                err: ApiError::new(
+                    ErrorCode::UpstreamInvalidResponse,
+                    format!(
+                        "upstream `{provider}` answered {status} with a redirect; the gateway does not follow \
+                         redirects from providers"
+                    ),
+                ),
+                status,
+                class: FailureClass::Invalid,
+            });
+        }
         let headers = resp.headers;
         let body = self
             .read_body(
@@ -136,13 +158,15 @@ impl<H: Host> Gateway<H> {
             .unwrap_or_default();
         // Parsed once here; the connector reads what it needs from it.
         let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let err = p.dialect.upstream_error(&ErrorResponse {
+        let mut err = p.dialect.upstream_error(&ErrorResponse {
             provider,
             status,
             headers: &headers,
             body: &body,
             json: json.as_ref(),
         });
+        // A provider may echo what it was sent (the key in `Authorization`) or say where it is.
+        err.message = Redaction::for_provider(p).apply(&err.message);
         Err(Failure {
             err,
             status,

@@ -48,7 +48,7 @@ impl Connector for DeepSeek {
     /// The finish chunk's usage is moved to its own usage chunk; running out of capacity is a failure.
     fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            out.push(StreamEvent::Opaque(data.to_owned()));
+            out.push(StreamEvent::Malformed(data.to_owned()));
             return;
         };
         let finish = v

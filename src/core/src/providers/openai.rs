@@ -148,7 +148,7 @@ pub fn usage(response: &Value) -> Option<Usage> {
 /// Classifies one `data:` payload of an OpenAI chat stream; the payload is forwarded unchanged.
 pub fn stream_event(data: &str) -> StreamEvent {
     let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return StreamEvent::Opaque(data.to_owned());
+        return StreamEvent::Malformed(data.to_owned());
     };
     let u = usage(&v);
     classify(&v, data.to_owned(), u)
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(stream_event(err), StreamEvent::Error(err.to_owned()));
         assert_eq!(
             stream_event("not json"),
-            StreamEvent::Opaque("not json".to_owned())
+            StreamEvent::Malformed("not json".to_owned())
         );
     }
 

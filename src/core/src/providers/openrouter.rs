@@ -40,7 +40,7 @@ impl Connector for OpenRouter {
 
     fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            out.push(StreamEvent::Opaque(data.to_owned()));
+            out.push(StreamEvent::Malformed(data.to_owned()));
             return;
         };
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {

@@ -59,7 +59,7 @@ impl Connector for SiliconFlow {
 
     fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
-            out.push(StreamEvent::Opaque(data.to_owned()));
+            out.push(StreamEvent::Malformed(data.to_owned()));
             return;
         };
         if v.get("error").is_some_and(|e| !e.is_null()) {

@@ -273,7 +273,7 @@ impl StreamState {
 
     fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
-            out.push(StreamEvent::Opaque(data.to_owned()));
+            out.push(StreamEvent::Malformed(data.to_owned()));
             return;
         };
         if v.get("errors").is_some() || v.get("error").is_some() {

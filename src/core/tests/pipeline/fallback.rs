@@ -113,6 +113,18 @@ fn a_stream_that_fails_before_its_first_token_falls_back_and_the_client_sees_one
         Script::Reply(200, vec![], sse(&[ROLE])),
         // Stalled after the role chunk.
         Script::Stall(sse(&[ROLE])),
+        // An HTML error page where the first event should be.
+        Script::Reply(
+            200,
+            vec![],
+            sse(&["<html><body>502 Bad Gateway</body></html>"]),
+        ),
+        // A redirect: never followed, it is the attempt's failure.
+        Script::Reply(
+            307,
+            vec![("location".into(), "http://elsewhere/steal".into())],
+            vec![],
+        ),
     ] {
         let host = FakeHost::new(Script::Reply(
             200,
@@ -139,12 +151,48 @@ fn a_stream_that_fails_before_its_first_token_falls_back_and_the_client_sees_one
             .collect();
         let first_error = log[0].1;
         assert!(
-            matches!(first_error, Some("stream" | "timeout")),
+            matches!(first_error, Some("stream" | "timeout" | "invalid")),
             "{first_error:?}"
         );
         assert_eq!(log[1], ("openai", None));
         assert!(!seen.record.truncated);
+        // Nothing was sent where a redirect pointed.
+        assert!(host
+            .sent
+            .borrow()
+            .iter()
+            .all(|r| !r.url.contains("elsewhere")));
     }
+}
+
+#[test]
+fn a_provider_error_that_echoes_the_key_or_the_address_is_masked_for_the_client_and_the_log() {
+    let echoed = format!(
+        r#"{{"error":{{"message":"bad key Bearer {} at http://mock/v1/chat/completions","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#,
+        config()
+            .provider("openai")
+            .unwrap()
+            .api_key
+            .clone()
+            .unwrap()
+    );
+    let host = FakeHost::new(Script::Reply(401, vec![], vec![echoed.into_bytes()]));
+    let seen = run(
+        &host,
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
+    assert_eq!(seen.status, 502, "{}", seen.body);
+    let key = config()
+        .provider("openai")
+        .unwrap()
+        .api_key
+        .clone()
+        .unwrap();
+    assert!(!seen.body.contains(&key), "{}", seen.body);
+    assert!(!seen.body.contains("http://mock"), "{}", seen.body);
+    assert!(seen.body.contains("[redacted]"), "{}", seen.body);
+    let row = format!("{:?}", seen.record);
+    assert!(!row.contains(&key), "{row}");
 }
 
 #[test]

@@ -14,7 +14,12 @@ pub(crate) async fn models(State(state): State<Shared>, headers: HeaderMap) -> R
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn chat(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = match accept(&state, &headers, &body) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -28,9 +33,31 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
             None,
         );
     }
-    let plan = plan(&model, &headers, &state, "openai").await;
-    if let Fault::Status(s) = plan.fault {
-        return fault_response(s, &model);
+    let mut plan = plan(&model, &headers, &state, "openai").await;
+    match plan.fault {
+        Fault::Status(s) => return fault_response(s, &model),
+        // The redirect's target answers normally: a gateway that follows it gets a 200.
+        Fault::Redirect if query.as_deref() == Some("followed") => plan.fault = Fault::None,
+        Fault::Redirect => {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header("location", "/v1/chat/completions?followed")
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Fault::EchoKey => {
+            let sent = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return error_response(
+                401,
+                &format!("Incorrect API key provided. You sent: {sent}"),
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            );
+        }
+        _ => {}
     }
     let id = format!(
         "chatcmpl-mock{}",

@@ -163,7 +163,7 @@ impl StreamState {
 
     pub(super) fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            out.push(StreamEvent::Opaque(data.to_owned()));
+            out.push(StreamEvent::Malformed(data.to_owned()));
             return;
         };
         let v = match v {

@@ -1,0 +1,99 @@
+"""A hostile upstream and a careless client, on both hosts: what the gateway must not relay, follow or accept."""
+
+import json
+
+import httpx
+import pytest
+
+from harness import SETTINGS
+from test_gateway import chat, msgs, sse_events
+
+PROVIDER_KEY = SETTINGS["OPENAI_API_KEY"]
+
+
+def test_a_provider_redirect_is_an_upstream_error_not_followed(gw):
+    # The mock's redirect target would answer 200: a gateway that follows it (with the provider's key) passes.
+    r = chat(gw, {"model": "mock-redirect", "messages": msgs()})
+    assert r.status_code == 502, r.text
+    err = r.json()["error"]
+    assert err["code"] == "upstream_invalid_response"
+    assert "redirect" in err["message"] and "/v1/chat/completions" not in err["message"]
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["status"] == 502 and row["error_code"] == "upstream_invalid_response"
+    assert json.loads(row["attempt_log"])[0]["status"] == 307
+
+
+def test_a_provider_that_echoes_its_key_does_not_leak_it(gw):
+    r = chat(gw, {"model": "mock-echo-key", "messages": msgs()})
+    assert r.status_code == 502, r.text
+    assert PROVIDER_KEY not in r.text
+    assert "[redacted]" in r.json()["error"]["message"]
+    row = gw.log_row(r.headers["x-request-id"])
+    assert PROVIDER_KEY not in json.dumps(row)
+
+
+def test_a_stream_whose_first_event_is_html_fails_instead_of_relaying_a_200(gw):
+    r = chat(gw, {"model": "mock-html-first", "stream": True, "messages": msgs()})
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["code"] == "upstream_invalid_response"
+    assert "<html>" not in r.text
+
+
+def test_a_malformed_event_mid_stream_ends_it_with_an_error_event_not_done(gw):
+    r = chat(gw, {"model": "mock-garbage-mid", "stream": True, "messages": msgs()})
+    assert r.status_code == 200
+    events = sse_events(r.text)
+    assert "[DONE]" not in events
+    assert "tru" not in r.text
+    assert json.loads(events[-1])["error"]["code"] == "upstream_invalid_response"
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["truncated"] == 1 and row["error_code"] == "upstream_invalid_response"
+
+
+def test_an_sse_line_that_never_ends_is_cut_at_the_event_limit(gw):
+    r = chat(gw, {"model": "mock-huge-line", "stream": True, "messages": msgs()})
+    assert r.status_code == 200
+    assert len(r.content) < 1 << 20  # the 9 MiB line is not relayed
+    last = json.loads(sse_events(r.text)[-1])
+    assert last["error"]["code"] == "upstream_invalid_response" and "MiB" in last["error"]["message"]
+
+
+@pytest.mark.parametrize("model,says", [
+    ("gpt-4o-mini\r\nx-injected: 1", "control characters"),
+    ("gpt\x00", "control characters"),
+    ("gpt\x7f", "control characters"),
+    ("m" * 300, "longer than 256 bytes"),
+])
+def test_a_model_that_cannot_be_a_header_is_refused_before_any_provider_is_called(gw, model, says):
+    r = chat(gw, {"model": model, "messages": msgs()})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "model" and says in err["message"]
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["status"] == 400 and row["attempts"] == 0
+
+
+def test_an_unknown_provider_field_is_a_400_whatever_the_policy_would_do(gw):
+    r = chat(gw, {"model": "gpt-4o-mini", "provider": "nosuch", "messages": msgs()})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "provider" and "nosuch" in err["message"]
+
+
+def test_an_endless_chunked_body_over_the_limit_is_refused_without_reading_it_all(gw):
+    sent = 0
+
+    def body():
+        nonlocal sent
+        chunk = b"x" * (1 << 20)
+        for _ in range(64):  # 64 MiB, far over the 4 MiB limit
+            sent += len(chunk)
+            yield chunk
+
+    try:
+        r = httpx.post(gw.url + "/v1/chat/completions", content=body(), timeout=30,
+                       headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"})
+        assert r.status_code == 413, r.text
+    except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
+        pass  # the connection was closed while the client was still sending: also a refusal
+    assert sent < 64 << 20
