@@ -97,3 +97,26 @@ def test_an_endless_chunked_body_over_the_limit_is_refused_without_reading_it_al
     except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
         pass  # the connection was closed while the client was still sending: also a refusal
     assert sent < 64 << 20
+
+
+def test_a_path_too_long_to_store_is_a_414_and_its_row_stays_small(gw):
+    r = httpx.get(gw.url + "/v1/" + "a" * 9000, timeout=30)
+    assert r.status_code == 414, r.text
+    assert r.json()["error"]["code"] == "uri_too_long"
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["status"] == 414 and len(row["path"]) <= 2048
+
+
+@pytest.mark.parametrize("headers,says", [
+    ({f"x-gateway-meta-k{i}": "v" for i in range(17)}, "more than 16"),
+    ({"x-gateway-meta-app": "v" * 300}, "256 bytes of value"),
+    ({"x-gateway-tags": ",".join(["tag"] * 400)}, "x-gateway-tags"),
+])
+def test_decision_headers_over_their_limits_are_a_431_not_stored(gw, headers, says):
+    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": msgs()}, timeout=30,
+                   headers={"authorization": f"Bearer {gw.key}", **headers})
+    assert r.status_code == 431, r.text
+    err = r.json()["error"]
+    assert err["code"] == "request_header_fields_too_large" and says in err["message"]
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["status"] == 431 and row["attempts"] == 0

@@ -20,6 +20,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A request body over the gateway's (or the provider's) limit (413).
     RequestTooLarge,
+    /// A path longer than the gateway stores (414).
+    UriTooLong,
+    /// Gateway headers (`x-gateway-meta-*`, `x-gateway-tags`) over their limits (431).
+    HeadersTooLarge,
     ContextLengthExceeded,
     /// A policy rule refused the request with this status.
     PolicyDenied(u16),
@@ -147,6 +151,8 @@ impl ErrorCode {
             Self::NotFound | Self::ModelNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTooLarge => 413,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
             Self::PolicyDenied(status)
             | Self::UpstreamRejected { status, .. }
             | Self::InsufficientQuota { status } => *status,
@@ -177,6 +183,8 @@ impl ErrorCode {
             | Self::ModelNotFound
             | Self::MethodNotAllowed
             | Self::RequestTooLarge
+            | Self::UriTooLong
+            | Self::HeadersTooLarge
             | Self::ContextLengthExceeded
             | Self::UpstreamRejected { .. }
             | Self::ClientClosed => "invalid_request_error",
@@ -216,6 +224,8 @@ impl ErrorCode {
             Self::ModelNotFound => "model_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTooLarge => "request_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "request_header_fields_too_large",
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::PolicyDenied(_) => "policy_denied",
             Self::KeyStoreUnavailable => "key_store_unavailable",

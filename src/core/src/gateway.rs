@@ -133,6 +133,7 @@ impl<H: Host> Gateway<H> {
             Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);
+        request::gateway_headers(&req.headers)?;
         let key = self.find_key(&req.headers).await?;
         trace.authenticated(&key);
         authenticate::admit(&key, self.host.now_ms())?;

@@ -23,8 +23,8 @@ impl Trace {
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
-                method: req.method.clone(),
-                path: req.path.clone(),
+                method: clip(&req.method, 16),
+                path: clip(&req.path, super::route::MAX_PATH_BYTES),
                 ..LogRecord::default()
             },
             start,
@@ -153,4 +153,16 @@ impl Trace {
         self.rec.latency_ms = now - self.start;
         self.rec
     }
+}
+
+/// At most `max` bytes of `s` (cut at a character boundary): what a refused request's method or path is logged as.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::RequestBody;
 
 /// A validated API request.
@@ -116,6 +116,39 @@ fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, Api
             "the request body is not valid JSON: {e}"
         ))),
     }
+}
+
+/// Limits on the headers that become decision attributes (and so part of the log row).
+pub(crate) const MAX_META_HEADERS: usize = 16;
+pub(crate) const MAX_META_NAME_BYTES: usize = 64;
+pub(crate) const MAX_META_VALUE_BYTES: usize = 256;
+pub(crate) const MAX_TAGS_BYTES: usize = 1024;
+
+/// `x-gateway-meta-*` and `x-gateway-tags` within their limits, or a 431 that says which.
+pub(super) fn gateway_headers(headers: &[(String, String)]) -> Result<(), ApiError> {
+    let too_large = |what: String| Err(ApiError::new(ErrorCode::HeadersTooLarge, what));
+    let mut meta = 0;
+    for (k, v) in headers {
+        if let Some(name) = k.strip_prefix("x-gateway-meta-") {
+            meta += 1;
+            if meta > MAX_META_HEADERS {
+                return too_large(format!(
+                    "more than {MAX_META_HEADERS} x-gateway-meta-* headers"
+                ));
+            }
+            if name.len() > MAX_META_NAME_BYTES || v.len() > MAX_META_VALUE_BYTES {
+                return too_large(format!(
+                    "an x-gateway-meta-* header over {MAX_META_NAME_BYTES} bytes of name or \
+                     {MAX_META_VALUE_BYTES} bytes of value"
+                ));
+            }
+        } else if k == "x-gateway-tags" && v.len() > MAX_TAGS_BYTES {
+            return too_large(format!(
+                "x-gateway-tags is longer than {MAX_TAGS_BYTES} bytes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The longest `model` accepted (OpenRouter's longest ids are under 100 bytes): a model name is echoed in

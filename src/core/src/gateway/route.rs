@@ -1,7 +1,7 @@
 //! Route: which endpoint a request is for, by path and method.
 
 use super::Refused;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -33,7 +33,17 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
 ];
 
 /// The endpoint for `method` on `path`: 404 for an unknown path, 405 (with `Allow`) for another method.
+/// The longest path served (and stored in the log row): the gateway's routes are short.
+pub(crate) const MAX_PATH_BYTES: usize = 2048;
+
 pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::UriTooLong,
+            format!("the request path is longer than {MAX_PATH_BYTES} bytes"),
+        )
+        .into());
+    }
     let Some(&(_, allowed, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
         return Err(no_route(method, path).into());
     };
