@@ -180,9 +180,14 @@ fn model_field(body: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(model)
 }
 
-/// A client-supplied name as an error message shows it: at most 64 characters, control characters escaped.
+/// A client-supplied name as an error message shows it: at most 64 characters, control characters as `?`
+/// (`char::escape_debug` would link Unicode tables into the Worker).
 fn shown(name: &str) -> String {
-    let mut out: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if name.chars().count() > 64 {
         out.push('…');
     }
