@@ -63,6 +63,8 @@ pub enum ErrorCode {
     UpstreamInvalidResponse,
     /// The client closed the connection before the stream ended (logged as 499, never sent).
     ClientClosed,
+    /// The host stopped serving and its drain time ran out while the stream was still going (503).
+    ShuttingDown,
 }
 
 /// How an attempt failed, as the log row's `attempt_log` records it and `retry_on` and health read it.
@@ -159,7 +161,8 @@ impl ErrorCode {
             Self::KeyStoreUnavailable
             | Self::NoProviderConfigured
             | Self::UpstreamUnavailable
-            | Self::UpstreamOverloaded => 503,
+            | Self::UpstreamOverloaded
+            | Self::ShuttingDown => 503,
             Self::Internal => 500,
             Self::UpstreamAuthFailed
             | Self::UpstreamFailed
@@ -209,7 +212,8 @@ impl ErrorCode {
             | Self::UpstreamUnreachable
             | Self::UpstreamTruncated
             | Self::UpstreamStreamError
-            | Self::UpstreamInvalidResponse => "server_error",
+            | Self::UpstreamInvalidResponse
+            | Self::ShuttingDown => "server_error",
         }
     }
 
@@ -243,6 +247,7 @@ impl ErrorCode {
             Self::UpstreamStreamError => "upstream_stream_error",
             Self::UpstreamInvalidResponse => "upstream_invalid_response",
             Self::ClientClosed => "client_closed",
+            Self::ShuttingDown => "gateway_shutting_down",
         })
     }
 

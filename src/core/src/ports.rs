@@ -76,6 +76,11 @@ pub trait Clock {
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
     /// Not for secrets: request ids and sampling only.
     fn random_u64(&self) -> u64;
+    /// Resolves when the host stops serving and its drain time is over: streams still running end with an error
+    /// event and a logged row. A host that never drains (Workers) keeps the default, which never resolves.
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        Box::pin(futures::future::pending())
+    }
 }
 
 /// Everything the request path needs from its host. Cheap to clone (handles, not data).

@@ -101,10 +101,14 @@ fn to_sql(v: SqlValue) -> rusqlite::types::Value {
 const BATCH_WAIT: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 4096;
 
-pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecord>> {
+/// The log writer thread: it ends (after writing what it was sent) once every sender is dropped; join it to know
+/// that the last row is on disk.
+pub fn spawn_log_writer(
+    path: PathBuf,
+) -> rusqlite::Result<(mpsc::Sender<LogRecord>, std::thread::JoinHandle<()>)> {
     let mut conn = open(&path)?;
     let (tx, rx) = mpsc::channel::<LogRecord>();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
@@ -120,7 +124,7 @@ pub fn spawn_log_writer(path: PathBuf) -> rusqlite::Result<mpsc::Sender<LogRecor
             }
         })
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    Ok(tx)
+    Ok((tx, handle))
 }
 
 /// Reads the attempts of the recent log rows and aggregates them into a health snapshot (JSON), as the

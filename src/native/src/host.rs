@@ -25,6 +25,7 @@ pub struct NativeHost {
     counter: Rc<AtomicU64>,
     policy: Option<Rc<PolicySource>>,
     health: Arc<RwLock<Option<String>>>,
+    shutdown: crate::shutdown::Shutdown,
 }
 
 impl NativeHost {
@@ -34,6 +35,7 @@ impl NativeHost {
         db_path: &Path,
         policy: Option<PathBuf>,
         health: Arc<RwLock<Option<String>>>,
+        shutdown: crate::shutdown::Shutdown,
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -54,6 +56,7 @@ impl NativeHost {
             counter: Rc::default(),
             policy: policy.map(|p| Rc::new(PolicySource::new(p))),
             health,
+            shutdown,
         })
     }
 }
@@ -143,6 +146,10 @@ impl Clock for NativeHost {
 
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
         tokio::time::sleep(Duration::from_millis(ms)).boxed_local()
+    }
+
+    fn shutdown(&self) -> LocalBoxFuture<'static, ()> {
+        self.shutdown.cut()
     }
 
     /// SplitMix64 over a per-thread random seed and a counter: unique and unpredictable enough for request ids.

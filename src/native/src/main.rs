@@ -5,6 +5,7 @@ mod db;
 mod host;
 mod policy_source;
 mod server;
+mod shutdown;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,6 +45,10 @@ enum Command {
         /// policy applies without a restart. Without one, every request goes to the model it names.
         #[arg(long, env = "GATEWAY_POLICY")]
         policy: Option<PathBuf>,
+        /// On SIGTERM or SIGINT: stop accepting, let requests and streams finish for this long, then end the
+        /// streams still running with an error event; every log row is written before the process exits.
+        #[arg(long, env = "GATEWAY_DRAIN_MS", default_value_t = 10_000)]
+        drain_ms: u64,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -93,6 +98,7 @@ fn run(cli: Cli) -> Result<(), String> {
             db,
             threads,
             policy,
+            drain_ms,
         } => {
             let config =
                 GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
@@ -115,6 +121,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 config,
                 policy,
                 policy_json,
+                drain: std::time::Duration::from_millis(drain_ms),
             })
         }
         Command::Migrate { db } => {

@@ -22,6 +22,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 use crate::host::NativeHost;
+use crate::shutdown::Tasks;
+use std::time::Duration;
 
 /// A response body that may be `!Send`, like the core's streams (hyper's boxed bodies all require `Send`).
 enum OutBody {
@@ -69,13 +71,21 @@ pub struct ServeOptions {
     /// What the startup check loaded from `policy`: every worker thread starts with it, so none of them ever
     /// runs without the policy that was good at start (a later broken file is then ignored by all).
     pub policy_json: Option<String>,
+    /// How long requests and streams may go on after SIGTERM / SIGINT.
+    pub drain: Duration,
 }
+
+/// After the drain time, how long the threads get to end their cut streams and hand over their log rows (a JSON
+/// request still waiting for its provider is then cut with its connection).
+const AFTER_CUT: Duration = Duration::from_secs(5);
 
 pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut conn = crate::db::open(&opts.db).map_err(|e| format!("{}: {e}", opts.db.display()))?;
     crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
     drop(conn);
-    let log_tx = crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
+    let (log_tx, log_writer) =
+        crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
+    let (trigger, shutdown) = crate::shutdown::channel();
     let health = std::sync::Arc::new(std::sync::RwLock::new(None));
     let every = std::time::Duration::from_millis(opts.config.policy_refresh_ms);
     crate::db::spawn_health(opts.db.clone(), every, health.clone()).map_err(|e| e.to_string())?;
@@ -108,18 +118,78 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             health.clone(),
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
-        let cooldowns = cooldowns.clone();
+        let shared = (health, cooldowns.clone(), shutdown.clone());
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, config, db, log_tx, policy, (health, cooldowns)))
+            .spawn(move || worker_thread(listener, config, db, log_tx, policy, shared))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
-    for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err("a worker thread panicked".into()),
+    drop(listener);
+    let result = until_stopped(handles, &trigger, opts.drain);
+    // The worker threads' senders are gone: the writer writes what it holds, then ends.
+    drop(log_tx);
+    if log_writer.join().is_err() {
+        return Err("the log writer panicked".into());
+    }
+    result
+}
+
+/// Waits for SIGTERM or SIGINT (or a worker thread failing), then drains: stop accepting, wait for the worker
+/// threads up to `drain`, cut what still runs, wait [`AFTER_CUT`] more.
+fn until_stopped(
+    handles: Vec<std::thread::JoinHandle<Result<(), String>>>,
+    trigger: &crate::shutdown::Trigger,
+    drain: Duration,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("SIGTERM handler: {e}"))?;
+        let threads = futures::future::join_all(
+            handles
+                .into_iter()
+                .map(|h| tokio::task::spawn_blocking(move || h.join())),
+        );
+        let mut threads = std::pin::pin!(threads);
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            // A worker thread ended by itself: it failed to start.
+            done = &mut threads => return joined(done),
+        }
+        eprintln!(
+            "gateway: stopping: no new connections, draining for up to {} ms",
+            drain.as_millis()
+        );
+        trigger.stop_accepting();
+        if let Ok(done) = tokio::time::timeout(drain, &mut threads).await {
+            eprintln!("gateway: drained, every log row written");
+            return joined(done);
+        }
+        eprintln!("gateway: drain time over: ending the streams still running");
+        trigger.cut();
+        match tokio::time::timeout(AFTER_CUT, &mut threads).await {
+            Ok(done) => joined(done),
+            Err(_) => {
+                eprintln!("gateway: requests still waiting for providers were cut");
+                Ok(())
+            }
+        }
+    })
+}
+
+type Joined = Result<std::thread::Result<Result<(), String>>, tokio::task::JoinError>;
+
+fn joined(results: Vec<Joined>) -> Result<(), String> {
+    for r in results {
+        match r {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(e),
+            _ => return Err("a worker thread panicked".into()),
         }
     }
     Ok(())
@@ -131,9 +201,10 @@ fn worker_thread(
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
-    (health, cooldowns): (
+    (health, cooldowns, shutdown): (
         std::sync::Arc<std::sync::RwLock<Option<String>>>,
         gateway_core::Cooldowns,
+        crate::shutdown::Shutdown,
     ),
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -143,7 +214,7 @@ fn worker_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let host = NativeHost::new(&db, policy, health)?;
+        let host = NativeHost::new(&db, policy, health, shutdown.clone())?;
         let start_policy = match start_policy {
             Some(json) => Some(Rc::new(
                 gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,
@@ -155,29 +226,75 @@ fn worker_thread(
                 .with_shared(gateway_core::Shared::with_cooldowns(cooldowns))
                 .with_policy(start_policy),
         );
+        let (connections, logs) = (Tasks::default(), Tasks::default());
+        let mut refused = AcceptErrors::default();
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(s) => s,
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.stopping() => break,
+            };
+            let stream = match accepted {
+                Ok((s, _)) => s,
                 Err(e) => {
-                    eprintln!("gateway: accept failed: {e}");
+                    // Out of file descriptors (or another transient error): back off instead of spinning.
+                    refused.failed(&e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (gateway, log_tx) = (gateway.clone(), log_tx.clone());
-            tokio::task::spawn_local(async move {
-                let service = service_fn(move |req| handle(gateway.clone(), log_tx.clone(), req));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+            let (gateway, log_tx, logs) = (gateway.clone(), log_tx.clone(), logs.clone());
+            let stopping = shutdown.stopping();
+            connections.spawn(async move {
+                let service = service_fn(move |req| {
+                    handle(gateway.clone(), (log_tx.clone(), logs.clone()), req)
+                });
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stopping => {
+                        // Finish the request in flight (its stream too), then close instead of keeping alive.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
             });
         }
+        drop(listener);
+        connections.idle().await;
+        logs.idle().await;
+        Ok(())
     })
+}
+
+/// Accept errors, logged at most once a second with how many there were.
+#[derive(Default)]
+struct AcceptErrors {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, e: &std::io::Error) {
+        self.unlogged += 1;
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            eprintln!(
+                "gateway: accept failed ({} time(s) since the last report): {e}",
+                self.unlogged
+            );
+            self.last = Some(std::time::Instant::now());
+            self.unlogged = 0;
+        }
+    }
 }
 
 async fn handle(
     gateway: Rc<Gateway<NativeHost>>,
-    log_tx: mpsc::Sender<LogRecord>,
+    (log_tx, logs): (mpsc::Sender<LogRecord>, Tasks),
     req: Request<Incoming>,
 ) -> Result<Response<OutBody>, Infallible> {
     let limit = gateway.config().max_body_bytes;
@@ -218,7 +335,7 @@ async fn handle(
         record,
         background,
     } = gateway.handle(request).await;
-    tokio::task::spawn_local(async move {
+    logs.spawn(async move {
         let _ = log_tx.send(record.await);
     });
     if let Some(work) = background {

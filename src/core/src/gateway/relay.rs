@@ -209,6 +209,7 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
 ) {
     let (tx, rx) = oneshot::channel();
     let relay = Relay {
+        shutdown: host.shutdown(),
         source,
         idle_ms,
         finished: false,
@@ -227,6 +228,8 @@ pub(super) fn relay<H: Clock + Clone + 'static>(
 }
 
 struct Relay<H: Clock> {
+    /// The host's drain deadline: when it passes, the stream ends with an error event.
+    shutdown: LocalBoxFuture<'static, ()>,
     source: Source,
     idle_ms: u64,
     finished: bool,
@@ -237,7 +240,17 @@ impl<H: Clock> Relay<H> {
     async fn next_chunk(&mut self) -> Option<Vec<u8>> {
         while !self.finished {
             let out = if self.source.pending.is_empty() {
-                match self.source.read(&self.recorder.host, self.idle_ms).await {
+                let read = {
+                    let read = std::pin::pin!(self.source.read(&self.recorder.host, self.idle_ms));
+                    match future::select(read, &mut self.shutdown).await {
+                        Either::Left((read, _)) => read,
+                        Either::Right(_) => Err(ApiError::new(
+                            ErrorCode::ShuttingDown,
+                            "the gateway is restarting; the stream was cut off",
+                        )),
+                    }
+                };
+                match read {
                     Ok(out) => out,
                     Err(e) => {
                         self.finish(Some(&e));
