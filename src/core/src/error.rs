@@ -20,6 +20,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A request body over the gateway's (or the provider's) limit (413).
     RequestTooLarge,
+    /// The request body did not arrive in time (408).
+    RequestTimeout,
     /// A path longer than the gateway stores (414).
     UriTooLong,
     /// Gateway headers (`x-gateway-meta-*`, `x-gateway-tags`) over their limits (431).
@@ -154,6 +156,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => 405,
             Self::RequestTooLarge => 413,
             Self::UriTooLong => 414,
+            Self::RequestTimeout => 408,
             Self::HeadersTooLarge => 431,
             Self::PolicyDenied(status)
             | Self::UpstreamRejected { status, .. }
@@ -187,6 +190,7 @@ impl ErrorCode {
             | Self::MethodNotAllowed
             | Self::RequestTooLarge
             | Self::UriTooLong
+            | Self::RequestTimeout
             | Self::HeadersTooLarge
             | Self::ContextLengthExceeded
             | Self::UpstreamRejected { .. }
@@ -229,6 +233,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTooLarge => "request_too_large",
             Self::UriTooLong => "uri_too_long",
+            Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "request_header_fields_too_large",
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::PolicyDenied(_) => "policy_denied",

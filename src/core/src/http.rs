@@ -17,6 +17,8 @@ pub enum RequestBody {
     Bytes(Vec<u8>),
     /// The host stopped reading at the configured limit (`GatewayConfig::max_body_bytes`).
     TooLarge,
+    /// The body did not arrive within the host's body read timeout (a client sending slowly or not at all).
+    TimedOut,
 }
 
 pub struct GatewayResponse {

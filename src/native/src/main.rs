@@ -49,6 +49,13 @@ enum Command {
         /// streams still running with an error event; every log row is written before the process exits.
         #[arg(long, env = "GATEWAY_DRAIN_MS", default_value_t = 10_000)]
         drain_ms: u64,
+        /// A client that has not sent all its request headers within this long is disconnected (an idle
+        /// keep-alive connection too, counted from the end of its last response).
+        #[arg(long, env = "GATEWAY_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+        header_timeout_ms: u64,
+        /// A request body that has not fully arrived within this long is answered 408.
+        #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+        body_timeout_ms: u64,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -99,6 +106,8 @@ fn run(cli: Cli) -> Result<(), String> {
             threads,
             policy,
             drain_ms,
+            header_timeout_ms,
+            body_timeout_ms,
         } => {
             let config =
                 GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
@@ -122,6 +131,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 policy,
                 policy_json,
                 drain: std::time::Duration::from_millis(drain_ms),
+                header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+                body_timeout: std::time::Duration::from_millis(body_timeout_ms),
             })
         }
         Command::Migrate { db } => {

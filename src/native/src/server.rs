@@ -73,6 +73,10 @@ pub struct ServeOptions {
     pub policy_json: Option<String>,
     /// How long requests and streams may go on after SIGTERM / SIGINT.
     pub drain: Duration,
+    /// How long a client may take to send its request headers (then the connection is closed) and its body
+    /// (then it gets a 408 and a log row).
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 /// After the drain time, how long the threads get to end their cut streams and hand over their log rows (a JSON
@@ -119,9 +123,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
         let shared = (health, cooldowns.clone(), shutdown.clone());
+        let timeouts = (opts.header_timeout, opts.body_timeout);
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, config, db, log_tx, policy, shared))
+            .spawn(move || worker_thread(listener, (config, timeouts), db, log_tx, policy, shared))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
@@ -197,7 +202,7 @@ fn joined(results: Vec<Joined>) -> Result<(), String> {
 
 fn worker_thread(
     listener: std::net::TcpListener,
-    config: GatewayConfig,
+    (config, (header_timeout, body_timeout)): (GatewayConfig, (Duration, Duration)),
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
@@ -247,9 +252,15 @@ fn worker_thread(
             let stopping = shutdown.stopping();
             connections.spawn(async move {
                 let service = service_fn(move |req| {
-                    handle(gateway.clone(), (log_tx.clone(), logs.clone()), req)
+                    let sinks = (log_tx.clone(), logs.clone());
+                    handle(gateway.clone(), sinks, body_timeout, req)
                 });
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                // Without a timer hyper has no header read timeout: a slowloris client would hold its
+                // connection forever.
+                let conn = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
                 let mut conn = std::pin::pin!(conn);
                 tokio::select! {
                     _ = conn.as_mut() => {}
@@ -295,6 +306,7 @@ impl AcceptErrors {
 async fn handle(
     gateway: Rc<Gateway<NativeHost>>,
     (log_tx, logs): (mpsc::Sender<LogRecord>, Tasks),
+    body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<OutBody>, Infallible> {
     let limit = gateway.config().max_body_bytes;
@@ -312,16 +324,17 @@ async fn handle(
     let body = if declared_len.is_some_and(|n| n > limit) {
         RequestBody::TooLarge
     } else {
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => RequestBody::Bytes(collected.to_bytes().to_vec()),
-            Err(e)
+        match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
+            Err(_) => RequestBody::TimedOut,
+            Ok(Ok(collected)) => RequestBody::Bytes(collected.to_bytes().to_vec()),
+            Ok(Err(e))
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
                 RequestBody::TooLarge
             }
             // The client's body failed mid-way; it is probably gone, and what arrived is not a request.
-            Err(_) => RequestBody::Bytes(Vec::new()),
+            Ok(Err(_)) => RequestBody::Bytes(Vec::new()),
         }
     };
     let request = GatewayRequest {

@@ -104,6 +104,12 @@ fn invalid(message: &str, param: &str) -> ApiError {
 fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
     let bytes = match body {
         RequestBody::TooLarge => return Err(ApiError::payload_too_large(limit)),
+        RequestBody::TimedOut => {
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            ))
+        }
         RequestBody::Bytes(b) if b.len() > limit => return Err(ApiError::payload_too_large(limit)),
         RequestBody::Bytes(b) => b,
     };

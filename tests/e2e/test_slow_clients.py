@@ -1,0 +1,63 @@
+"""Slow clients against the native host: a client that never finishes its headers is disconnected, one that never
+finishes its body gets a 408 and a log row (GATEWAY_HEADER_TIMEOUT_MS / GATEWAY_BODY_TIMEOUT_MS)."""
+
+import json
+import socket
+import time
+
+import pytest
+
+from harness import SELECTED_HOSTS, NativeGateway
+
+pytestmark = pytest.mark.skipif("native" not in SELECTED_HOSTS, reason="the native host's own HTTP server")
+
+
+@pytest.fixture(scope="module")
+def impatient(mock):
+    gw = NativeGateway(mock, settings={"GATEWAY_HEADER_TIMEOUT_MS": "500", "GATEWAY_BODY_TIMEOUT_MS": "500"})
+    yield gw
+    gw.stop()
+
+
+def connect(gw) -> socket.socket:
+    host, port = gw.url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    return s
+
+
+def read_all(s: socket.socket) -> bytes:
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return out
+
+
+def test_connections_that_never_finish_their_headers_are_closed(impatient):
+    socks = [connect(impatient) for _ in range(50)]
+    for s in socks:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nx-slow: ")
+    t0 = time.monotonic()
+    for s in socks:
+        read_all(s)  # returns when the gateway closes the connection (or after the 5 s socket timeout)
+        s.close()
+    assert time.monotonic() - t0 < 4, "slowloris connections were held open"
+
+
+def test_a_body_that_never_arrives_gets_a_408_and_a_row(impatient):
+    s = connect(impatient)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+              b"authorization: Bearer " + impatient.key.encode() + b"\r\ncontent-length: 100\r\n\r\n{\"model\"")
+    t0 = time.monotonic()
+    raw = read_all(s)
+    s.close()
+    assert time.monotonic() - t0 < 4
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), raw[:300]
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    request_id = next(line.split(b": ", 1)[1].decode() for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"x-request-id"))
+    row = impatient.log_row(request_id)
+    assert row["status"] == 408 and row["error_code"] == "request_timeout"
