@@ -104,7 +104,7 @@ fn pipeline(c: &mut Criterion) {
     let attrs_body: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(match &request(false).body {
             RequestBody::Bytes(b) => b,
-            RequestBody::TooLarge => &[][..],
+            RequestBody::TooLarge | RequestBody::TimedOut => &[][..],
         })
         .unwrap();
     c.bench_function("request attributes", |b| {
