@@ -43,11 +43,11 @@ def terminate(gw) -> float:
 def test_sigterm_lets_requests_and_streams_finish_and_writes_every_row(mock):
     gw = NativeGateway(mock, settings={"GATEWAY_DRAIN_MS": "10000"})
     try:
-        # A stream of ~20 chunks 100 ms apart, and JSON answers that take 500 ms.
-        bodies = [{"model": "mock-slow-100", "stream": True, "messages": msgs()}] + \
-                 [{"model": "mock-latency-500", "messages": msgs()} for _ in range(6)]
+        # A stream of ~20 chunks 200 ms apart, and JSON answers that take 2 s: all in flight at SIGTERM.
+        bodies = [{"model": "mock-slow-200", "stream": True, "messages": msgs()}] + \
+                 [{"model": "mock-latency-2000", "messages": msgs()} for _ in range(6)]
         threads, out = start(gw, bodies)
-        time.sleep(0.3)
+        time.sleep(1)
         took = terminate(gw)
         for t in threads:
             t.join(timeout=30)
