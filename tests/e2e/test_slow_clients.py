@@ -3,6 +3,7 @@ finishes its body gets a 408 and a log row (GATEWAY_HEADER_TIMEOUT_MS / GATEWAY_
 
 import json
 import socket
+import sqlite3
 import time
 
 import pytest
@@ -61,3 +62,28 @@ def test_a_body_that_never_arrives_gets_a_408_and_a_row(impatient):
                       if line.lower().startswith(b"x-request-id"))
     row = impatient.log_row(request_id)
     assert row["status"] == 408 and row["error_code"] == "request_timeout"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_before_the_answer_still_leaves_a_row(impatient, stream):
+    # The provider takes 1.5 s to answer; the client gives up after 0.3 s (before a JSON answer, or before a
+    # stream's first token). The upstream was called and may charge: the log must say so.
+    model = f"mock-latency-{1500 + int(stream)}"
+    body = json.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+    s = connect(impatient)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+              f"authorization: Bearer {impatient.key}\r\ncontent-length: {len(body)}\r\n\r\n{body}".encode())
+    time.sleep(0.3)
+    s.close()
+    deadline = time.monotonic() + 5
+    row = None
+    while row is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        conn = sqlite3.connect(impatient.db, timeout=5)
+        conn.row_factory = sqlite3.Row
+        found = conn.execute("SELECT * FROM request_logs WHERE requested_model = ?", (model,)).fetchone()
+        conn.close()
+        row = dict(found) if found else None
+    assert row is not None, "no log row for a request whose client left"
+    assert (row["status"], row["error_code"]) == (499, "client_closed"), row
+    assert row["provider"] == "openai" and row["latency_ms"] < 1500

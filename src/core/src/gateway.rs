@@ -111,10 +111,37 @@ impl<H: Host> Gateway<H> {
 
     /// Handles one request. Never panics on client or upstream input; every outcome has a log row.
     pub async fn handle(&self, req: GatewayRequest) -> Handled {
+        self.handle_traced(req, None).await
+    }
+
+    /// [`Gateway::handle`] for hosts that drop a request's future when its client leaves: the second future
+    /// resolves to the request's row (status 499, `client_closed`, with the attempts made so far) if the first
+    /// is dropped before it answered, and to `None` otherwise. A host spawns it before awaiting the first.
+    pub fn begin(
+        &self,
+        req: GatewayRequest,
+    ) -> (
+        LocalBoxFuture<'_, Handled>,
+        LocalBoxFuture<'static, Option<LogRecord>>,
+    ) {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let abandoned = rx.map(Result::ok).boxed_local();
+        (self.handle_traced(req, Some(tx)).boxed_local(), abandoned)
+    }
+
+    async fn handle_traced(
+        &self,
+        req: GatewayRequest,
+        abandon: Option<futures::channel::oneshot::Sender<LogRecord>>,
+    ) -> Handled {
         let start = self.host.now_ms();
         let background = self.keep_policy_fresh(start).await;
         let id = request_id(start, self.host.random_u64(), self.host.random_u64());
         let mut trace = Trace::begin(id, start, &req);
+        if let Some(tx) = abandon {
+            let host = self.host.clone();
+            trace.on_abandon(tx, Box::new(move || host.now_ms()));
+        }
         let outcome = self.serve(&req, &mut trace).await;
         let (response, record) = respond::respond(outcome, trace, &self.host, &self.config);
         Handled {

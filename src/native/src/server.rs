@@ -343,11 +343,19 @@ async fn handle(
         headers,
         body,
     };
+    // If the client leaves before the answer (hyper then drops this future), the row still reaches the log.
+    let (work, abandoned) = gateway.begin(request);
+    let tx = log_tx.clone();
+    logs.spawn(async move {
+        if let Some(row) = abandoned.await {
+            let _ = tx.send(row);
+        }
+    });
     let Handled {
         response,
         record,
         background,
-    } = gateway.handle(request).await;
+    } = work.await;
     logs.spawn(async move {
         let _ = log_tx.send(record.await);
     });

@@ -15,11 +15,31 @@ use crate::log::{LogRecord, Usage};
 pub(super) struct Trace {
     rec: LogRecord,
     start: f64,
+    /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
+    /// still waiting for a provider): see [`super::Gateway::begin`].
+    abandoned: Option<Abandoned>,
+}
+
+/// A row not finished when its request was dropped: sent with status 499 and what is known so far.
+struct Abandoned {
+    tx: futures::channel::oneshot::Sender<LogRecord>,
+    clock: Box<dyn Fn() -> f64>,
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        if let Some(Abandoned { tx, clock }) = self.abandoned.take() {
+            self.client_closed();
+            self.rec.latency_ms = clock() - self.start;
+            let _ = tx.send(std::mem::take(&mut self.rec));
+        }
+    }
 }
 
 impl Trace {
     pub(super) fn begin(id: String, start: f64, req: &GatewayRequest) -> Self {
         Self {
+            abandoned: None,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -149,9 +169,19 @@ impl Trace {
         self.rec.truncated = true;
     }
 
+    /// Sends the row to `tx` if this trace is dropped before it is finished.
+    pub(super) fn on_abandon(
+        &mut self,
+        tx: futures::channel::oneshot::Sender<LogRecord>,
+        clock: Box<dyn Fn() -> f64>,
+    ) {
+        self.abandoned = Some(Abandoned { tx, clock });
+    }
+
     pub(super) fn finish(mut self, now: f64) -> LogRecord {
+        self.abandoned = None;
         self.rec.latency_ms = now - self.start;
-        self.rec
+        std::mem::take(&mut self.rec)
     }
 }
 
