@@ -111,3 +111,37 @@ fn the_admin_endpoint_needs_its_own_token() {
     assert_eq!(admin(Some(KEY)), 401);
     assert_eq!(admin(Some("admin-secret")), 200);
 }
+
+#[test]
+fn a_request_dropped_before_its_answer_still_yields_its_row() {
+    use futures::FutureExt;
+    // The provider sends headers, then nothing: the JSON answer never completes.
+    let mut host = FakeHost::new(Script::Stall(vec![]));
+    host.timers = Timers::Never;
+    let gw = gateway(&host);
+    let (work, abandoned) = gw.begin(request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let mut work = work;
+    assert!(
+        (&mut work).now_or_never().is_none(),
+        "the answer cannot be ready"
+    );
+    drop(work); // the client left
+    let row = abandoned
+        .now_or_never()
+        .flatten()
+        .expect("a row for the dropped request");
+    assert_eq!(
+        (row.status, row.error_code.as_deref()),
+        (499, Some("client_closed"))
+    );
+    assert_eq!(row.provider.as_deref(), Some("openai"));
+    assert_eq!(host.sent.borrow().len(), 1, "the provider was called");
+
+    // A request that is answered sends nothing there.
+    let host = FakeHost::new(ok_json());
+    let gw = gateway(&host);
+    let (work, abandoned) = gw.begin(request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let handled = block_on(work);
+    assert_eq!(handled.response.status, 200);
+    assert_eq!(block_on(abandoned), None);
+}
