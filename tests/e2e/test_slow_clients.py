@@ -87,3 +87,18 @@ def test_a_client_that_leaves_before_the_answer_still_leaves_a_row(impatient, st
     assert row is not None, "no log row for a request whose client left"
     assert (row["status"], row["error_code"]) == (499, "client_closed"), row
     assert row["provider"] == "openai" and row["latency_ms"] < 1500
+
+
+def test_a_declared_oversize_body_gets_a_readable_413_even_from_clients_that_send_it_all_first(impatient):
+    # urllib (like `requests`) writes the whole body before it reads the answer: a gateway that answers 413 and
+    # closes at once resets the connection under it, and the client sees a broken pipe instead of the 413.
+    import urllib.error
+    import urllib.request
+    body = b"x" * (5 << 20)  # over the 4 MiB default limit
+    req = urllib.request.Request(impatient.url + "/v1/chat/completions", data=body, method="POST",
+                                 headers={"authorization": f"Bearer {impatient.key}",
+                                          "content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 413
+    assert json.loads(e.value.read())["error"]["code"] == "request_too_large"

@@ -83,6 +83,10 @@ pub struct ServeOptions {
 /// request still waiting for its provider is then cut with its connection).
 const AFTER_CUT: Duration = Duration::from_secs(5);
 
+/// An over-limit body is read and dropped before its 413 up to this size; a larger one gets the 413 at once and
+/// the connection is closed.
+const MAX_DRAINED_BODY: usize = 64 << 20;
+
 pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut conn = crate::db::open(&opts.db).map_err(|e| format!("{}: {e}", opts.db.display()))?;
     crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
@@ -322,6 +326,13 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let body = if declared_len.is_some_and(|n| n > limit) {
+        // Clients such as urllib and `requests` write their whole body before they read: read and drop it (up
+        // to a cap, within the body timeout) so that they can read the 413 instead of a reset connection.
+        if declared_len.is_some_and(|n| n <= MAX_DRAINED_BODY) {
+            let mut body = body;
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(body_timeout, drain).await;
+        }
         RequestBody::TooLarge
     } else {
         match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
