@@ -102,3 +102,33 @@ def test_a_declared_oversize_body_gets_a_readable_413_even_from_clients_that_sen
         urllib.request.urlopen(req, timeout=30)
     assert e.value.code == 413
     assert json.loads(e.value.read())["error"]["code"] == "request_too_large"
+
+
+def test_a_log_batch_refused_by_a_locked_database_is_retried_not_dropped(impatient):
+    import threading
+    import urllib.request
+    from harness import ADMIN_TOKEN
+
+    def status():
+        req = urllib.request.Request(impatient.url + "/admin/status",
+                                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())["log_rows"]
+
+    before = status()
+    # Another process holds the write lock for longer than the gateway's 5 s busy timeout.
+    lock = sqlite3.connect(impatient.db, timeout=5, isolation_level=None, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(6.5, lambda: lock.execute("COMMIT"))
+    released.start()
+    s = connect(impatient)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nconnection: close\r\n\r\n")
+    head = read_all(s).split(b"\r\n\r\n")[0]
+    s.close()
+    request_id = next(line.split(b": ", 1)[1].decode() for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"x-request-id"))
+    released.join()
+    lock.close()
+    row = impatient.log_row(request_id)  # waits for the row
+    assert row["status"] == 200
+    after = status()
+    assert after["retried"] > before["retried"] and after["lost"] == before["lost"] == 0, (before, after)

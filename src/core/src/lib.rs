@@ -35,4 +35,4 @@ pub use ports::{
     ByteStream, Clock, Host, KeyStore, PolicyStore, Upstream, UpstreamError, UpstreamRequest,
     UpstreamResponse,
 };
-pub use state::{Cooldowns, PolicyLoadError, Shared, BUILTIN_POLICY};
+pub use state::{Cooldowns, LogStats, PolicyLoadError, Shared, BUILTIN_POLICY};

@@ -40,6 +40,17 @@ pub struct Shared {
     keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
     checked_at_ms: Cell<Option<f64>>,
     refreshing: Cell<bool>,
+    /// The host's log writer's counters, when it keeps them (the native host), shown by `/admin/status`.
+    log_stats: Option<std::sync::Arc<LogStats>>,
+}
+
+/// What a host's log writer did with the rows it was given: written, write attempts retried (the database was
+/// busy or locked), and rows lost after the last retry. Shared across threads.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    pub written: std::sync::atomic::AtomicU64,
+    pub retried: std::sync::atomic::AtomicU64,
+    pub lost: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -112,6 +123,14 @@ impl Shared {
             cooldowns,
             ..Self::default()
         })
+    }
+
+    /// Shows the host's log writer's counters in `/admin/status`.
+    pub fn with_log_stats(mut self: Rc<Self>, stats: std::sync::Arc<LogStats>) -> Rc<Self> {
+        if let Some(s) = Rc::get_mut(&mut self) {
+            s.log_stats = Some(stats);
+        }
+        self
     }
 
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
@@ -270,6 +289,10 @@ impl Shared {
             },
             "health": self.health.borrow().snapshot,
             "cooling_down_seconds": cooling,
+            "log_rows": self.log_stats.as_ref().map(|s| {
+                let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                serde_json::json!({"written": n(&s.written), "retried": n(&s.retried), "lost": n(&s.lost)})
+            }),
         })
     }
 }

@@ -105,6 +105,7 @@ const MAX_BATCH: usize = 4096;
 /// that the last row is on disk.
 pub fn spawn_log_writer(
     path: PathBuf,
+    stats: std::sync::Arc<gateway_core::LogStats>,
 ) -> rusqlite::Result<(mpsc::Sender<LogRecord>, std::thread::JoinHandle<()>)> {
     let mut conn = open(&path)?;
     let (tx, rx) = mpsc::channel::<LogRecord>();
@@ -118,9 +119,7 @@ pub fn spawn_log_writer(
                 let batch: Vec<LogRecord> = std::iter::once(first)
                     .chain(rx.try_iter().take(MAX_BATCH - 1))
                     .collect();
-                if let Err(e) = write_batch(&mut conn, &batch) {
-                    eprintln!("gateway: could not write {} log rows: {e}", batch.len());
-                }
+                write_with_retries(&mut conn, &batch, &stats);
             }
         })
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
@@ -166,6 +165,41 @@ pub fn spawn_health(
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     Ok(())
 }
+
+/// Writes a batch; a failure (another process holding the write lock past the busy timeout, most often) is
+/// retried [`WRITE_RETRIES`] times with a doubling pause, then the rows are counted as lost and said so.
+fn write_with_retries(conn: &mut Connection, batch: &[LogRecord], stats: &gateway_core::LogStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut pause = Duration::from_millis(100);
+    for attempt in 0..=WRITE_RETRIES {
+        match write_batch(conn, batch) {
+            Ok(()) => {
+                stats.written.fetch_add(batch.len() as u64, Relaxed);
+                return;
+            }
+            Err(e) if attempt < WRITE_RETRIES => {
+                stats.retried.fetch_add(1, Relaxed);
+                eprintln!(
+                    "gateway: writing {} log rows failed ({e}); retrying in {} ms",
+                    batch.len(),
+                    pause.as_millis()
+                );
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(e) => {
+                stats.lost.fetch_add(batch.len() as u64, Relaxed);
+                eprintln!(
+                    "gateway: {} log rows lost after {WRITE_RETRIES} retries: {e}",
+                    batch.len()
+                );
+            }
+        }
+    }
+}
+
+/// Retries of a batch the database refused (each waits up to the busy timeout, then 0.1, 0.2, … 1.6 s).
+const WRITE_RETRIES: u32 = 5;
 
 fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;

@@ -91,8 +91,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut conn = crate::db::open(&opts.db).map_err(|e| format!("{}: {e}", opts.db.display()))?;
     crate::db::migrate(&mut conn).map_err(|e| format!("migrations: {e}"))?;
     drop(conn);
-    let (log_tx, log_writer) =
-        crate::db::spawn_log_writer(opts.db.clone()).map_err(|e| e.to_string())?;
+    let log_stats = std::sync::Arc::new(gateway_core::LogStats::default());
+    let (log_tx, log_writer) = crate::db::spawn_log_writer(opts.db.clone(), log_stats.clone())
+        .map_err(|e| e.to_string())?;
     let (trigger, shutdown) = crate::shutdown::channel();
     let health = std::sync::Arc::new(std::sync::RwLock::new(None));
     let every = std::time::Duration::from_millis(opts.config.policy_refresh_ms);
@@ -126,7 +127,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             health.clone(),
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
-        let shared = (health, cooldowns.clone(), shutdown.clone());
+        let shared = (
+            health,
+            (cooldowns.clone(), log_stats.clone()),
+            shutdown.clone(),
+        );
         let timeouts = (opts.header_timeout, opts.body_timeout);
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -210,9 +215,12 @@ fn worker_thread(
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
-    (health, cooldowns, shutdown): (
+    (health, (cooldowns, log_stats), shutdown): (
         std::sync::Arc<std::sync::RwLock<Option<String>>>,
-        gateway_core::Cooldowns,
+        (
+            gateway_core::Cooldowns,
+            std::sync::Arc<gateway_core::LogStats>,
+        ),
         crate::shutdown::Shutdown,
     ),
 ) -> Result<(), String> {
@@ -232,7 +240,9 @@ fn worker_thread(
         };
         let gateway = Rc::new(
             Gateway::new(host, Rc::new(config))
-                .with_shared(gateway_core::Shared::with_cooldowns(cooldowns))
+                .with_shared(
+                    gateway_core::Shared::with_cooldowns(cooldowns).with_log_stats(log_stats),
+                )
                 .with_policy(start_policy),
         );
         let (connections, logs) = (Tasks::default(), Tasks::default());
