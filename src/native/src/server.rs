@@ -127,11 +127,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             health.clone(),
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
-        let shared = (
+        let shared = ThreadShared {
             health,
-            (cooldowns.clone(), log_stats.clone()),
-            shutdown.clone(),
-        );
+            cooldowns: cooldowns.clone(),
+            log_stats: log_stats.clone(),
+            shutdown: shutdown.clone(),
+        };
         let timeouts = (opts.header_timeout, opts.body_timeout);
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -209,20 +210,26 @@ fn joined(results: Vec<Joined>) -> Result<(), String> {
     Ok(())
 }
 
+/// What every worker thread shares with the others.
+struct ThreadShared {
+    health: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+    cooldowns: gateway_core::Cooldowns,
+    log_stats: std::sync::Arc<gateway_core::LogStats>,
+    shutdown: crate::shutdown::Shutdown,
+}
+
 fn worker_thread(
     listener: std::net::TcpListener,
     (config, (header_timeout, body_timeout)): (GatewayConfig, (Duration, Duration)),
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
-    (health, (cooldowns, log_stats), shutdown): (
-        std::sync::Arc<std::sync::RwLock<Option<String>>>,
-        (
-            gateway_core::Cooldowns,
-            std::sync::Arc<gateway_core::LogStats>,
-        ),
-        crate::shutdown::Shutdown,
-    ),
+    ThreadShared {
+        health,
+        cooldowns,
+        log_stats,
+        shutdown,
+    }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
