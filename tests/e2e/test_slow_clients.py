@@ -132,3 +132,35 @@ def test_a_log_batch_refused_by_a_locked_database_is_retried_not_dropped(impatie
     assert row["status"] == 200
     after = status()
     assert after["retried"] > before["retried"] and after["lost"] == before["lost"] == 0, (before, after)
+
+
+def test_at_the_connection_limit_new_connections_wait_for_one_to_close(mock):
+    gw = NativeGateway(mock, settings={"GATEWAY_MAX_CONNECTIONS": "8"})
+    try:
+        held = [connect(gw) for _ in range(8)]
+        for s in held:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")  # answered; the connection stays open
+            assert read_until_body(s).startswith(b"HTTP/1.1 200")
+        waiting = connect(gw)  # the kernel takes it into the backlog; the gateway does not accept it yet
+        waiting.settimeout(1)
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nconnection: close\r\n\r\n")
+        with pytest.raises(socket.timeout):
+            waiting.recv(1)
+        held.pop().close()
+        waiting.settimeout(5)
+        assert read_all(waiting).startswith(b"HTTP/1.1 200")
+        waiting.close()
+        for s in held:
+            s.close()
+    finally:
+        gw.stop()
+
+
+def read_until_body(s: socket.socket) -> bytes:
+    out = b""
+    while b'{"status":"ok"}' not in out:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    return out

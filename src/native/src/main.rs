@@ -56,6 +56,10 @@ enum Command {
         /// A request body that has not fully arrived within this long is answered 408.
         #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value_t = 30_000)]
         body_timeout_ms: u64,
+        /// Open client connections at most (all threads together); more wait in the listen backlog until one
+        /// closes, so the process never runs out of file descriptors.
+        #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 10_000)]
+        max_connections: usize,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -108,6 +112,7 @@ fn run(cli: Cli) -> Result<(), String> {
             drain_ms,
             header_timeout_ms,
             body_timeout_ms,
+            max_connections,
         } => {
             let config =
                 GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
@@ -133,6 +138,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 drain: std::time::Duration::from_millis(drain_ms),
                 header_timeout: std::time::Duration::from_millis(header_timeout_ms),
                 body_timeout: std::time::Duration::from_millis(body_timeout_ms),
+                max_connections,
             })
         }
         Command::Migrate { db } => {

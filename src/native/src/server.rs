@@ -77,6 +77,8 @@ pub struct ServeOptions {
     /// (then it gets a 408 and a log row).
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    /// Open client connections at most, across worker threads.
+    pub max_connections: usize,
 }
 
 /// After the drain time, how long the threads get to end their cut streams and hand over their log rows (a JSON
@@ -117,6 +119,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     );
     // One cooldown table for all worker threads: a provider model that keeps failing is put last everywhere.
     let cooldowns = gateway_core::Cooldowns::default();
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -132,6 +135,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             cooldowns: cooldowns.clone(),
             log_stats: log_stats.clone(),
             shutdown: shutdown.clone(),
+            connections: connections.clone(),
         };
         let timeouts = (opts.header_timeout, opts.body_timeout);
         let handle = std::thread::Builder::new()
@@ -216,6 +220,8 @@ struct ThreadShared {
     cooldowns: gateway_core::Cooldowns,
     log_stats: std::sync::Arc<gateway_core::LogStats>,
     shutdown: crate::shutdown::Shutdown,
+    /// One permit per open client connection.
+    connections: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn worker_thread(
@@ -229,6 +235,7 @@ fn worker_thread(
         cooldowns,
         log_stats,
         shutdown,
+        connections: permits,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -255,6 +262,14 @@ fn worker_thread(
         let (connections, logs) = (Tasks::default(), Tasks::default());
         let mut refused = AcceptErrors::default();
         loop {
+            // At the connection limit, wait for one to close before accepting another.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.stopping() => break,
+            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = shutdown.stopping() => break,
@@ -272,6 +287,7 @@ fn worker_thread(
             let (gateway, log_tx, logs) = (gateway.clone(), log_tx.clone(), logs.clone());
             let stopping = shutdown.stopping();
             connections.spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |req| {
                     let sinks = (log_tx.clone(), logs.clone());
                     handle(gateway.clone(), sinks, body_timeout, req)
