@@ -15,7 +15,8 @@ pytestmark = pytest.mark.skipif("native" not in SELECTED_HOSTS, reason="the nati
 
 @pytest.fixture(scope="module")
 def impatient(mock):
-    gw = NativeGateway(mock, settings={"GATEWAY_HEADER_TIMEOUT_MS": "500", "GATEWAY_BODY_TIMEOUT_MS": "500"})
+    gw = NativeGateway(mock, settings={"GATEWAY_HEADER_TIMEOUT_MS": "500", "GATEWAY_BODY_TIMEOUT_MS": "500",
+                                       "GATEWAY_WRITE_TIMEOUT_MS": "1000"})
     yield gw
     gw.stop()
 
@@ -164,3 +165,23 @@ def read_until_body(s: socket.socket) -> bytes:
             break
         out += chunk
     return out
+
+
+def test_a_client_that_stops_reading_a_stream_is_disconnected_and_the_row_says_so(impatient):
+    # `mock-huge-stream` repeats a content chunk 50,000 times: ~11 MB, more than the sockets between the gateway
+    # and a client that reads nothing can buffer.
+    body = json.dumps({"model": "mock-huge-stream", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    host, port = impatient.url.removeprefix("http://").split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window from the start
+    s.settimeout(5)
+    s.connect((host, int(port)))
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+              f"authorization: Bearer {impatient.key}\r\ncontent-length: {len(body)}\r\n\r\n{body}".encode())
+    head = s.recv(4096)  # the status line and the first chunks; then the client reads nothing more
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    request_id = next(line.split(b": ", 1)[1].decode() for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"x-request-id"))
+    row = impatient.log_row(request_id, timeout=10)  # the row comes once the gateway gives up on the client
+    s.close()
+    assert (row["status"], row["error_code"], row["truncated"]) == (499, "client_closed", 1), row

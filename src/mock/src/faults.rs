@@ -23,6 +23,8 @@ pub(crate) enum Fault {
     GarbageMid,
     /// A stream with a content chunk, then a 9 MiB line that never ends.
     HugeLine,
+    /// A stream whose first content chunk is repeated 50,000 times (~11 MB), more than sockets buffer.
+    HugeStream,
 }
 
 pub(crate) struct Plan {
@@ -98,6 +100,7 @@ pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
         "html-first" => p.fault = Fault::HtmlFirst,
         "garbage-mid" => p.fault = Fault::GarbageMid,
         "huge-line" => p.fault = Fault::HugeLine,
+        "huge-stream" => p.fault = Fault::HugeStream,
         _ => {
             if let Some(ms) = rest.strip_prefix("slow-").and_then(|v| v.parse().ok()) {
                 p.chunk_delay_ms = ms;

@@ -133,6 +133,17 @@ pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> 
             frames.extend((0..9).map(|_| Ok(mib.clone())));
             frames.push(Err(std::io::Error::other("stall")));
         }
+        Fault::HugeStream => {
+            let content = match frames.get(pre + 1) {
+                Some(Ok(c)) => Some(c.clone()),
+                _ => None,
+            };
+            if let Some(content) = content {
+                let tail = frames.split_off(pre + 2);
+                frames.extend((0..50_000).map(|_| Ok(content.clone())));
+                frames.extend(tail);
+            }
+        }
         Fault::None | Fault::Status(_) | Fault::Redirect | Fault::EchoKey => {}
     }
     let delay = plan.chunk_delay_ms;

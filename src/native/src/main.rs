@@ -6,6 +6,7 @@ mod host;
 mod policy_source;
 mod server;
 mod shutdown;
+mod write_timeout;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,6 +61,10 @@ enum Command {
         /// closes, so the process never runs out of file descriptors.
         #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 10_000)]
         max_connections: usize,
+        /// A client that reads nothing of its response for this long is disconnected (its stream's upstream
+        /// call is cancelled).
+        #[arg(long, env = "GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+        write_timeout_ms: u64,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -113,6 +118,7 @@ fn run(cli: Cli) -> Result<(), String> {
             header_timeout_ms,
             body_timeout_ms,
             max_connections,
+            write_timeout_ms,
         } => {
             let config =
                 GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
@@ -139,6 +145,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 header_timeout: std::time::Duration::from_millis(header_timeout_ms),
                 body_timeout: std::time::Duration::from_millis(body_timeout_ms),
                 max_connections,
+                write_timeout: std::time::Duration::from_millis(write_timeout_ms),
             })
         }
         Command::Migrate { db } => {

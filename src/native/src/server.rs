@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::host::NativeHost;
 use crate::shutdown::Tasks;
+use crate::write_timeout::WriteTimeout;
 use std::time::Duration;
 
 /// A response body that may be `!Send`, like the core's streams (hyper's boxed bodies all require `Send`).
@@ -79,6 +80,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// Open client connections at most, across worker threads.
     pub max_connections: usize,
+    /// How long a write to a client may make no progress.
+    pub write_timeout: Duration,
 }
 
 /// After the drain time, how long the threads get to end their cut streams and hand over their log rows (a JSON
@@ -137,7 +140,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             shutdown: shutdown.clone(),
             connections: connections.clone(),
         };
-        let timeouts = (opts.header_timeout, opts.body_timeout);
+        let timeouts = (opts.header_timeout, opts.body_timeout, opts.write_timeout);
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
             .spawn(move || worker_thread(listener, (config, timeouts), db, log_tx, policy, shared))
@@ -226,7 +229,10 @@ struct ThreadShared {
 
 fn worker_thread(
     listener: std::net::TcpListener,
-    (config, (header_timeout, body_timeout)): (GatewayConfig, (Duration, Duration)),
+    (config, (header_timeout, body_timeout, write_timeout)): (
+        GatewayConfig,
+        (Duration, Duration, Duration),
+    ),
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
@@ -297,7 +303,10 @@ fn worker_thread(
                 let conn = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(
+                        TokioIo::new(WriteTimeout::new(stream, write_timeout)),
+                        service,
+                    );
                 let mut conn = std::pin::pin!(conn);
                 tokio::select! {
                     _ = conn.as_mut() => {}
