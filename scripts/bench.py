@@ -207,31 +207,17 @@ def main() -> None:
         for p in procs:
             p.stop()
     for host in ("native", "workerd"):
-        if f"{host}_json_1conn" not in results:
-            continue
-        added = results[f"{host}_json_1conn"]["latency_ms"]["p50"] - results["mock_json_1conn"]["latency_ms"]["p50"]
-        ttfb = results[f"{host}_stream_1conn"]["ttfb_ms"]["p50"] - results["mock_stream_1conn"]["ttfb_ms"]["p50"]
-        results[f"{host}_added"] = {"latency_p50_ms": round(added, 3), "first_token_p50_ms": round(ttfb, 3)}
-        print(f"{host}: added median latency {added:.3f} ms (JSON), added median time to the first token "
-              f"{ttfb:.3f} ms (stream)")
-        own = results.get(f"{host}_json_1conn_own_core")
-        if own:
-            added = own["latency_ms"]["p50"] - results["mock_json_1conn"]["latency_ms"]["p50"]
-            ttfb = (results[f"{host}_stream_1conn_own_core"]["ttfb_ms"]["p50"]
-                    - results["mock_stream_1conn"]["ttfb_ms"]["p50"])
-            results[f"{host}_added_own_core"] = {"latency_p50_ms": round(added, 3),
-                                                 "first_token_p50_ms": round(ttfb, 3)}
-            print(f"{host}, on its own core: added median latency {added:.3f} ms (JSON), added median time to "
-                  f"the first token {ttfb:.3f} ms (stream)")
-        awake_json = results.get(f"{host}_json_1conn_own_core_awake")
-        if awake_json:
-            added = awake_json["latency_ms"]["p50"] - results["mock_json_1conn"]["latency_ms"]["p50"]
-            ttfb = (results[f"{host}_stream_1conn_own_core_awake"]["ttfb_ms"]["p50"]
-                    - results["mock_stream_1conn"]["ttfb_ms"]["p50"])
-            results[f"{host}_added_own_core_awake"] = {"latency_p50_ms": round(added, 3),
-                                                       "first_token_p50_ms": round(ttfb, 3)}
-            print(f"{host}, on its own core kept awake: added median latency {added:.3f} ms (JSON), added median "
-                  f"time to the first token {ttfb:.3f} ms (stream)")
+        # All on core 0; the gateway alone on core 1; alone on core 1, kept awake.
+        for suffix, where in (("", ""), ("_own_core", ", on its own core"),
+                              ("_own_core_awake", ", on its own core kept awake")):
+            json_run, stream_run = results.get(f"{host}_json_1conn{suffix}"), results.get(f"{host}_stream_1conn{suffix}")
+            if not json_run or not stream_run:
+                continue
+            added = json_run["latency_ms"]["p50"] - results["mock_json_1conn"]["latency_ms"]["p50"]
+            ttfb = stream_run["ttfb_ms"]["p50"] - results["mock_stream_1conn"]["ttfb_ms"]["p50"]
+            results[f"{host}_added{suffix}"] = {"latency_p50_ms": round(added, 3), "first_token_p50_ms": round(ttfb, 3)}
+            print(f"{host}{where}: added median latency {added:.3f} ms (JSON), added median time to the first token "
+                  f"{ttfb:.3f} ms (stream)")
     out = ROOT / "target" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -114,9 +114,10 @@ impl<H: Host> Gateway<H> {
         self.handle_traced(req, None).await
     }
 
-    /// [`Gateway::handle`] for hosts that drop a request's future when its client leaves: the second future
-    /// resolves to the request's row (status 499, `client_closed`, with the attempts made so far) if the first
-    /// is dropped before it answered, and to `None` otherwise. A host spawns it before awaiting the first.
+    /// [`Gateway::handle`] for hosts that drop a request's future when its client leaves. The second future is
+    /// the request's log row, whatever happens to the first: the row of the answer once it is over, or, if the
+    /// first is dropped before it answered, a 499 `client_closed` row with the attempts made so far. A host
+    /// spawns it before awaiting the first, whose [`Handled::record`] then never resolves.
     pub fn begin(
         &self,
         req: GatewayRequest,
@@ -124,9 +125,26 @@ impl<H: Host> Gateway<H> {
         LocalBoxFuture<'_, Handled>,
         LocalBoxFuture<'static, Option<LogRecord>>,
     ) {
-        let (tx, rx) = futures::channel::oneshot::channel();
-        let abandoned = rx.map(Result::ok).boxed_local();
-        (self.handle_traced(req, Some(tx)).boxed_local(), abandoned)
+        use futures::channel::oneshot;
+        let (abandoned_tx, abandoned) = oneshot::channel();
+        let (record_tx, record) = oneshot::channel::<LocalBoxFuture<'static, LogRecord>>();
+        let row = async move {
+            match abandoned.await {
+                Ok(row) => Some(row),
+                // Finished normally: the row comes with the answer.
+                Err(_) => Some(record.await.ok()?.await),
+            }
+        };
+        let work = async move {
+            let mut handled = self.handle_traced(req, Some(abandoned_tx)).await;
+            let record = std::mem::replace(
+                &mut handled.record,
+                futures::future::pending().boxed_local(),
+            );
+            let _ = record_tx.send(record);
+            handled
+        };
+        (work.boxed_local(), row.boxed_local())
     }
 
     async fn handle_traced(

@@ -34,7 +34,7 @@ const MAX_CACHED_KEYS: usize = 10_000;
 pub struct Shared {
     policy: RefCell<PolicySlot>,
     health: RefCell<HealthSlot>,
-    /// Shared by every worker thread natively ([`Shared::with_cooldowns`]); per isolate on Workers.
+    /// Shared by every worker thread natively ([`Shared::across_threads`]); per isolate on Workers.
     cooldowns: Cooldowns,
     /// Key records by key hash (`None`: no such key), with when they were read from the key store.
     keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
@@ -117,20 +117,14 @@ impl Shared {
         Rc::new(Self::default())
     }
 
-    /// State whose cooldowns are shared with other `Shared` values (the native host's worker threads).
-    pub fn with_cooldowns(cooldowns: Cooldowns) -> Rc<Self> {
+    /// State for one of several threads of one process: the cooldowns are shared with the other threads'
+    /// `Shared` values, and `/admin/status` shows the host's log writer's counters.
+    pub fn across_threads(cooldowns: Cooldowns, log_stats: std::sync::Arc<LogStats>) -> Rc<Self> {
         Rc::new(Self {
             cooldowns,
+            log_stats: Some(log_stats),
             ..Self::default()
         })
-    }
-
-    /// Shows the host's log writer's counters in `/admin/status`.
-    pub fn with_log_stats(mut self: Rc<Self>, stats: std::sync::Arc<LogStats>) -> Rc<Self> {
-        if let Some(s) = Rc::get_mut(&mut self) {
-            s.log_stats = Some(stats);
-        }
-        self
     }
 
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
@@ -340,10 +334,10 @@ mod tests {
 
     #[test]
     fn cooldowns_can_be_shared_between_threads_state() {
-        let table = Cooldowns::default();
+        let (table, stats) = (Cooldowns::default(), std::sync::Arc::default());
         let (a, b) = (
-            Shared::with_cooldowns(table.clone()),
-            Shared::with_cooldowns(table),
+            Shared::across_threads(table.clone(), std::sync::Arc::clone(&stats)),
+            Shared::across_threads(table, stats),
         );
         a.record_attempt("gemini:m", true, None, 0.0, 30_000);
         b.record_attempt("gemini:m", true, None, 0.0, 30_000);

@@ -142,10 +142,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 policy,
                 policy_json,
                 drain: std::time::Duration::from_millis(drain_ms),
-                header_timeout: std::time::Duration::from_millis(header_timeout_ms),
-                body_timeout: std::time::Duration::from_millis(body_timeout_ms),
-                max_connections,
-                write_timeout: std::time::Duration::from_millis(write_timeout_ms),
+                limits: server::ClientLimits {
+                    header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+                    body_timeout: std::time::Duration::from_millis(body_timeout_ms),
+                    write_timeout: std::time::Duration::from_millis(write_timeout_ms),
+                    max_connections,
+                },
             })
         }
         Command::Migrate { db } => {

@@ -74,14 +74,20 @@ pub struct ServeOptions {
     pub policy_json: Option<String>,
     /// How long requests and streams may go on after SIGTERM / SIGINT.
     pub drain: Duration,
-    /// How long a client may take to send its request headers (then the connection is closed) and its body
-    /// (then it gets a 408 and a log row).
+    pub limits: ClientLimits,
+}
+
+/// What one client may hold of the server.
+#[derive(Clone, Copy)]
+pub struct ClientLimits {
+    /// To send its request headers (then the connection is closed; idle keep-alive counts too).
     pub header_timeout: Duration,
+    /// To send its body (then a 408 and a log row).
     pub body_timeout: Duration,
+    /// For a write to it to make progress (then the connection is closed).
+    pub write_timeout: Duration,
     /// Open client connections at most, across worker threads.
     pub max_connections: usize,
-    /// How long a write to a client may make no progress.
-    pub write_timeout: Duration,
 }
 
 /// After the drain time, how long the threads get to end their cut streams and hand over their log rows (a JSON
@@ -122,7 +128,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     );
     // One cooldown table for all worker threads: a provider model that keeps failing is put last everywhere.
     let cooldowns = gateway_core::Cooldowns::default();
-    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(
+        opts.limits.max_connections.max(1),
+    ));
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -133,6 +141,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             health.clone(),
         );
         let policy = (opts.policy.clone(), opts.policy_json.clone());
+        let limits = opts.limits;
         let shared = ThreadShared {
             health,
             cooldowns: cooldowns.clone(),
@@ -140,10 +149,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             shutdown: shutdown.clone(),
             connections: connections.clone(),
         };
-        let timeouts = (opts.header_timeout, opts.body_timeout, opts.write_timeout);
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || worker_thread(listener, (config, timeouts), db, log_tx, policy, shared))
+            .spawn(move || worker_thread(listener, (config, limits), db, log_tx, policy, shared))
             .map_err(|e| e.to_string())?;
         handles.push(handle);
     }
@@ -229,10 +237,7 @@ struct ThreadShared {
 
 fn worker_thread(
     listener: std::net::TcpListener,
-    (config, (header_timeout, body_timeout, write_timeout)): (
-        GatewayConfig,
-        (Duration, Duration, Duration),
-    ),
+    (config, limits): (GatewayConfig, ClientLimits),
     db: PathBuf,
     log_tx: mpsc::Sender<LogRecord>,
     (policy, start_policy): (Option<PathBuf>, Option<String>),
@@ -260,9 +265,7 @@ fn worker_thread(
         };
         let gateway = Rc::new(
             Gateway::new(host, Rc::new(config))
-                .with_shared(
-                    gateway_core::Shared::with_cooldowns(cooldowns).with_log_stats(log_stats),
-                )
+                .with_shared(gateway_core::Shared::across_threads(cooldowns, log_stats))
                 .with_policy(start_policy),
         );
         let (connections, logs) = (Tasks::default(), Tasks::default());
@@ -296,15 +299,15 @@ fn worker_thread(
                 let _permit = permit;
                 let service = service_fn(move |req| {
                     let sinks = (log_tx.clone(), logs.clone());
-                    handle(gateway.clone(), sinks, body_timeout, req)
+                    handle(gateway.clone(), sinks, limits.body_timeout, req)
                 });
                 // Without a timer hyper has no header read timeout: a slowloris client would hold its
                 // connection forever.
                 let conn = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(header_timeout)
+                    .header_read_timeout(limits.header_timeout)
                     .serve_connection(
-                        TokioIo::new(WriteTimeout::new(stream, write_timeout)),
+                        TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
                         service,
                     );
                 let mut conn = std::pin::pin!(conn);
@@ -396,22 +399,18 @@ async fn handle(
         headers,
         body,
     };
-    // If the client leaves before the answer (hyper then drops this future), the row still reaches the log.
-    let (work, abandoned) = gateway.begin(request);
-    let tx = log_tx.clone();
+    // The row reaches the log whatever happens, the client leaving first (hyper then drops this future) too.
+    let (work, row) = gateway.begin(request);
     logs.spawn(async move {
-        if let Some(row) = abandoned.await {
-            let _ = tx.send(row);
+        if let Some(row) = row.await {
+            let _ = log_tx.send(row);
         }
     });
     let Handled {
         response,
-        record,
         background,
+        ..
     } = work.await;
-    logs.spawn(async move {
-        let _ = log_tx.send(record.await);
-    });
     if let Some(work) = background {
         tokio::task::spawn_local(work);
     }

@@ -109,18 +109,29 @@ fn body_stream(
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     futures::stream::unfold(Some((reader, guard)), move |state| async move {
         let (reader, guard) = state?;
-        let read = match JsFuture::from(reader.read()).await {
-            Ok(r) => r.unchecked_into::<web_sys::ReadableStreamReadResult>(),
-            Err(e) => return Some((Err(body_error(e)), None)),
-        };
-        if read.get_done().unwrap_or(true) {
-            guard.disarm();
-            return None;
+        match next_chunk(&reader).await {
+            Ok(Some(chunk)) => Some((Ok(chunk.to_vec()), Some((reader, guard)))),
+            Ok(None) => {
+                guard.disarm();
+                None
+            }
+            Err(e) => Some((Err(body_error(e)), None)),
         }
-        let chunk = js_sys::Uint8Array::new(&read.get_value()).to_vec();
-        Some((Ok(chunk), Some((reader, guard))))
     })
     .boxed_local()
+}
+
+/// The next chunk of a stream (`None` at its end). A finished reader is not released: in workerd that costs an
+/// exception object.
+async fn next_chunk(
+    reader: &web_sys::ReadableStreamDefaultReader,
+) -> Result<Option<js_sys::Uint8Array>, JsValue> {
+    let read: web_sys::ReadableStreamReadResult =
+        JsFuture::from(reader.read()).await?.unchecked_into();
+    if read.get_done().unwrap_or(true) {
+        return Ok(None);
+    }
+    Ok(Some(js_sys::Uint8Array::new(&read.get_value())))
 }
 
 struct AbortOnDrop(Option<web_sys::AbortController>);
@@ -369,21 +380,17 @@ async fn read_chunked(req: &web_sys::Request, limit: usize) -> RequestBody {
     };
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut body = Vec::new();
-    loop {
-        let read = match JsFuture::from(reader.read()).await {
-            Ok(r) => r.unchecked_into::<web_sys::ReadableStreamReadResult>(),
-            Err(_) => return RequestBody::Bytes(body),
-        };
-        if read.get_done().unwrap_or(true) {
-            return RequestBody::Bytes(body);
-        }
-        let chunk = js_sys::Uint8Array::new(&read.get_value());
-        if body.len() + chunk.length() as usize > limit {
+    // A read error ends the body where it broke (the JSON parse then says it is incomplete).
+    while let Ok(Some(chunk)) = next_chunk(&reader).await {
+        let at = body.len();
+        if at + chunk.length() as usize > limit {
             let _ = reader.cancel();
             return RequestBody::TooLarge;
         }
-        body.extend_from_slice(&chunk.to_vec());
+        body.resize(at + chunk.length() as usize, 0);
+        chunk.copy_to(&mut body[at..]);
     }
+    RequestBody::Bytes(body)
 }
 
 /// The path of a serialized absolute URL (`https://host/v1/chat?x` → `/v1/chat`), without its query or fragment.

@@ -7,17 +7,20 @@
 //! never lets a stream that did not finish look finished: a cut, a stall or a read error ends the client's
 //! stream with a terminal `data: {"error": …}` event and no `[DONE]`.
 
+use std::rc::Rc;
+
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt, LocalBoxFuture};
 use futures::stream::{self, LocalBoxStream, StreamExt};
 use serde_json::Value;
 
 use super::record::Trace;
+use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorCode};
 use crate::log::{LogRecord, Usage};
 use crate::ports::{ByteStream, Clock};
 use crate::providers::{StreamEvent, StreamTranslator};
-use crate::redact::Redaction;
+use crate::redact::redact;
 use crate::sse::{encode_data, Decoder, MAX_EVENT_BYTES};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -41,8 +44,8 @@ pub(super) struct Source {
     content_seen: bool,
     end: Option<End>,
     usage: Option<Usage>,
-    /// Masks the provider's secrets and location in error events it sends.
-    redaction: Redaction,
+    /// The configuration and the provider's name: to mask its secrets and location in error events it sends.
+    provider: (Rc<GatewayConfig>, &'static str),
 }
 
 impl Source {
@@ -50,10 +53,10 @@ impl Source {
         upstream: ByteStream,
         translator: StreamTranslator,
         client_wants_usage: bool,
-        redaction: Redaction,
+        provider: (Rc<GatewayConfig>, &'static str),
     ) -> Self {
         Self {
-            redaction,
+            provider,
             upstream,
             translator,
             decoder: Decoder::new(),
@@ -157,7 +160,11 @@ impl Source {
                 self.end = Some(End::Done);
             }
             StreamEvent::Error(data) => {
-                let data = self.redaction.apply(&data);
+                let (config, name) = &self.provider;
+                let data = match config.provider(name) {
+                    Some(p) => redact(p, &data),
+                    None => data,
+                };
                 let said = serde_json::from_str::<Value>(&data)
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))

@@ -125,10 +125,10 @@ fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, Api
 }
 
 /// Limits on the headers that become decision attributes (and so part of the log row).
-pub(crate) const MAX_META_HEADERS: usize = 16;
-pub(crate) const MAX_META_NAME_BYTES: usize = 64;
-pub(crate) const MAX_META_VALUE_BYTES: usize = 256;
-pub(crate) const MAX_TAGS_BYTES: usize = 1024;
+const MAX_META_HEADERS: usize = 16;
+const MAX_META_NAME_BYTES: usize = 64;
+const MAX_META_VALUE_BYTES: usize = 256;
+const MAX_TAGS_BYTES: usize = 1024;
 
 /// `x-gateway-meta-*` and `x-gateway-tags` within their limits, or a 431 that says which.
 pub(super) fn gateway_headers(headers: &[(String, String)]) -> Result<(), ApiError> {
@@ -159,7 +159,7 @@ pub(super) fn gateway_headers(headers: &[(String, String)]) -> Result<(), ApiErr
 
 /// The longest `model` accepted (OpenRouter's longest ids are under 100 bytes): a model name is echoed in
 /// `x-gateway-model` and stored in the log row.
-pub(crate) const MAX_MODEL_BYTES: usize = 256;
+const MAX_MODEL_BYTES: usize = 256;
 
 /// `model`, checked before any provider is called: it becomes a header and a log value, so it must be short
 /// and free of control characters; and a `provider` string must name a provider the gateway knows, whether or

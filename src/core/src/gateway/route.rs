@@ -32,10 +32,11 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/admin/status", "GET", Endpoint::AdminStatus),
 ];
 
-/// The endpoint for `method` on `path`: 404 for an unknown path, 405 (with `Allow`) for another method.
 /// The longest path served (and stored in the log row): the gateway's routes are short.
-pub(crate) const MAX_PATH_BYTES: usize = 2048;
+pub(super) const MAX_PATH_BYTES: usize = 2048;
 
+/// The endpoint for `method` on `path`: 414 for an overlong path, 404 for an unknown one, 405 (with `Allow`)
+/// for another method.
 pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
     if path.len() > MAX_PATH_BYTES {
         return Err(ApiError::new(

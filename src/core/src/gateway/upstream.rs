@@ -17,7 +17,7 @@ use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
 use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig};
-use crate::redact::Redaction;
+use crate::redact::redact;
 
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -86,7 +86,7 @@ impl<H: Host> Gateway<H> {
                 resp.body,
                 translator,
                 chat.include_usage,
-                Redaction::for_provider(p),
+                (self.config.clone(), p.name),
             );
             let first_token_ms = options
                 .first_token_timeout_ms
@@ -117,7 +117,7 @@ impl<H: Host> Gateway<H> {
         let resp = match self.within(deadline, self.host.send(req)).await {
             None => return Err(upstream_timeout(provider, timeout_ms).into()),
             Some(Err(e)) => {
-                let said = Redaction::for_provider(p).apply(&e.to_string());
+                let said = redact(p, &e.to_string());
                 return Err(ApiError::new(
                     ErrorCode::UpstreamUnreachable,
                     format!("upstream `{provider}`: {said}"),
@@ -166,7 +166,7 @@ impl<H: Host> Gateway<H> {
             json: json.as_ref(),
         });
         // A provider may echo what it was sent (the key in `Authorization`) or say where it is.
-        err.message = Redaction::for_provider(p).apply(&err.message);
+        err.message = redact(p, &err.message);
         Err(Failure {
             err,
             status,

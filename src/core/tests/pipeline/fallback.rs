@@ -167,14 +167,15 @@ fn a_stream_that_fails_before_its_first_token_falls_back_and_the_client_sees_one
 
 #[test]
 fn a_provider_error_that_echoes_the_key_or_the_address_is_masked_for_the_client_and_the_log() {
+    let config = config();
+    let key = config
+        .provider("openai")
+        .unwrap()
+        .api_key
+        .as_deref()
+        .unwrap();
     let echoed = format!(
-        r#"{{"error":{{"message":"bad key Bearer {} at http://mock/v1/chat/completions","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#,
-        config()
-            .provider("openai")
-            .unwrap()
-            .api_key
-            .clone()
-            .unwrap()
+        r#"{{"error":{{"message":"bad key Bearer {key} at http://mock/v1/chat/completions","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#
     );
     let host = FakeHost::new(Script::Reply(401, vec![], vec![echoed.into_bytes()]));
     let seen = run(
@@ -182,17 +183,11 @@ fn a_provider_error_that_echoes_the_key_or_the_address_is_masked_for_the_client_
         request("POST", "/v1/chat/completions", Some(KEY), CHAT),
     );
     assert_eq!(seen.status, 502, "{}", seen.body);
-    let key = config()
-        .provider("openai")
-        .unwrap()
-        .api_key
-        .clone()
-        .unwrap();
-    assert!(!seen.body.contains(&key), "{}", seen.body);
+    assert!(!seen.body.contains(key), "{}", seen.body);
     assert!(!seen.body.contains("http://mock"), "{}", seen.body);
     assert!(seen.body.contains("[redacted]"), "{}", seen.body);
     let row = format!("{:?}", seen.record);
-    assert!(!row.contains(&key), "{row}");
+    assert!(!row.contains(key), "{row}");
 }
 
 #[test]

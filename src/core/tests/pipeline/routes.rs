@@ -113,7 +113,7 @@ fn the_admin_endpoint_needs_its_own_token() {
 }
 
 #[test]
-fn a_request_dropped_before_its_answer_still_yields_its_row() {
+fn a_request_begun_yields_its_row_answered_or_dropped_before_its_answer() {
     use futures::FutureExt;
     // The provider sends headers, then nothing: the JSON answer never completes.
     let mut host = FakeHost::new(Script::Stall(vec![]));
@@ -137,11 +137,13 @@ fn a_request_dropped_before_its_answer_still_yields_its_row() {
     assert_eq!(row.provider.as_deref(), Some("openai"));
     assert_eq!(host.sent.borrow().len(), 1, "the provider was called");
 
-    // A request that is answered sends nothing there.
+    // A request that is answered yields the row of its answer there, once.
     let host = FakeHost::new(ok_json());
     let gw = gateway(&host);
-    let (work, abandoned) = gw.begin(request("POST", "/v1/chat/completions", Some(KEY), CHAT));
+    let (work, row) = gw.begin(request("POST", "/v1/chat/completions", Some(KEY), CHAT));
     let handled = block_on(work);
     assert_eq!(handled.response.status, 200);
-    assert_eq!(block_on(abandoned), None);
+    let row = block_on(row).expect("the answer's row");
+    assert_eq!((row.status, row.error_code), (200, None));
+    assert_eq!(row.usage.map(|u| u.total_tokens), Some(10));
 }
