@@ -171,6 +171,10 @@ class Gateway:
     def _find_row(self, request_id: str) -> dict | None:
         raise NotImplementedError
 
+    def rows_since(self, ts_ms: int) -> list[dict]:
+        """Every log row stamped at or after `ts_ms` (ms since the epoch), oldest first."""
+        raise NotImplementedError
+
     def publish(self, source: Path) -> str:
         """Publishes policy sources with `gateway-policy publish` to this gateway's store; returns the hash."""
         raise NotImplementedError
@@ -241,6 +245,15 @@ class NativeGateway(Gateway):
         finally:
             conn.close()
 
+    def rows_since(self, ts_ms: int) -> list[dict]:
+        conn = sqlite3.connect(self.db, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = conn.execute("SELECT * FROM request_logs WHERE ts_ms >= ? ORDER BY ts_ms", (int(ts_ms),))
+            return [dict(r) for r in rows]
+        finally:
+            conn.close()
+
     def stop(self):
         self.proc.stop()
 
@@ -299,6 +312,11 @@ class WorkerdGateway(Gateway):
                              "--command", f"SELECT * FROM request_logs WHERE id = '{request_id}'"])
         rows = json.loads(out)[0]["results"]
         return rows[0] if rows else None
+
+    def rows_since(self, ts_ms: int) -> list[dict]:
+        out = self.wrangler(["d1", "execute", "DB", "--local", "--json", "--command",
+                             f"SELECT * FROM request_logs WHERE ts_ms >= {int(ts_ms)} ORDER BY ts_ms"])
+        return json.loads(out)[0]["results"]
 
     def stop(self):
         self.proc.stop()

@@ -1,6 +1,7 @@
 """A hostile upstream and a careless client, on both hosts: what the gateway must not relay, follow or accept."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -90,13 +91,27 @@ def test_an_endless_chunked_body_over_the_limit_is_refused_without_reading_it_al
             sent += len(chunk)
             yield chunk
 
+    started_ms = int(time.time() * 1000) - 1
+    answered = None
     try:
         r = httpx.post(gw.url + "/v1/chat/completions", content=body(), timeout=30,
                        headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"})
-        assert r.status_code == 413, r.text
+        answered = r.status_code
+        if gw.name == "workerd" and r.status_code == 503 and "restarted mid-request" in r.text:
+            # wrangler's dev proxy, not the Worker: its fetch to the Worker fails when the Worker answers before
+            # the upload ends, and it then reports every such failure on a path other than "/" as a restart
+            # (ProxyWorker.ts compares the request's full URL with the Worker's origin). The log shows the answer.
+            answered = None
+        else:
+            assert r.status_code == 413, r.text
     except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
         pass  # the connection was closed while the client was still sending: also a refusal
     assert sent < 64 << 20
+    if answered is None:  # no status seen by the client: the gateway's row says what it answered
+        deadline = time.monotonic() + 15
+        while not [row for row in gw.rows_since(started_ms) if row["status"] == 413]:
+            assert time.monotonic() < deadline, gw.rows_since(started_ms)
+            time.sleep(0.2)
 
 
 def test_a_path_too_long_to_store_is_a_414_and_its_row_stays_small(gw):
