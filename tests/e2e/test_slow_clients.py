@@ -48,6 +48,30 @@ def test_connections_that_never_finish_their_headers_are_closed(impatient):
     assert time.monotonic() - t0 < 4, "slowloris connections were held open"
 
 
+@pytest.mark.parametrize("raw,status,code", [
+    # More headers than the HTTP layer parses (100).
+    (b"GET /v1/models HTTP/1.1\r\nHost: gateway\r\n" + b"".join(b"x-h%d: v\r\n" % i for i in range(150)) + b"\r\n",
+     431, "request_header_fields_too_large"),
+    # A URI over the HTTP layer's own limit (64 KiB; the gateway's 2 KiB limit answers shorter ones itself).
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n", 414, "uri_too_long"),
+    (b"HELLO THERE\r\n\r\n", 400, "malformed_request"),
+    (b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-length: 1, 2\r\n\r\n", 400,
+     "malformed_request"),
+])
+def test_requests_the_http_layer_refuses_still_leave_a_row(impatient, raw, status, code):
+    started_ms = int(time.time() * 1000) - 1
+    s = connect(impatient)
+    s.sendall(raw)
+    answer = read_all(s)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    deadline = time.monotonic() + 10
+    while not (rows := [r for r in impatient.rows_since(started_ms) if r["status"] == status]):
+        assert time.monotonic() < deadline, impatient.rows_since(started_ms)
+        time.sleep(0.1)
+    assert [(r["error_code"], r["path"], r["attempts"]) for r in rows] == [(code, "", 0)]
+
+
 def test_a_body_that_never_arrives_gets_a_408_and_a_row(impatient):
     s = connect(impatient)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"

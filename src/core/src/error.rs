@@ -24,8 +24,11 @@ pub enum ErrorCode {
     RequestTimeout,
     /// A path longer than the gateway stores (414).
     UriTooLong,
-    /// Gateway headers (`x-gateway-meta-*`, `x-gateway-tags`) over their limits (431).
+    /// Gateway headers (`x-gateway-meta-*`, `x-gateway-tags`) over their limits, or a request head over the
+    /// host's HTTP buffer (431).
     HeadersTooLarge,
+    /// Not an HTTP request the host could parse (400): refused by its HTTP layer, logged, never routed.
+    MalformedRequest,
     ContextLengthExceeded,
     /// A policy rule refused the request with this status.
     PolicyDenied(u16),
@@ -150,7 +153,7 @@ impl FailureClass {
 impl ErrorCode {
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidRequest | Self::ContextLengthExceeded => 400,
+            Self::InvalidRequest | Self::ContextLengthExceeded | Self::MalformedRequest => 400,
             Self::InvalidApiKey => 401,
             Self::NotFound | Self::ModelNotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -192,6 +195,7 @@ impl ErrorCode {
             | Self::UriTooLong
             | Self::RequestTimeout
             | Self::HeadersTooLarge
+            | Self::MalformedRequest
             | Self::ContextLengthExceeded
             | Self::UpstreamRejected { .. }
             | Self::ClientClosed => "invalid_request_error",
@@ -235,6 +239,7 @@ impl ErrorCode {
             Self::UriTooLong => "uri_too_long",
             Self::RequestTimeout => "request_timeout",
             Self::HeadersTooLarge => "request_header_fields_too_large",
+            Self::MalformedRequest => "malformed_request",
             Self::ContextLengthExceeded => "context_length_exceeded",
             Self::PolicyDenied(_) => "policy_denied",
             Self::KeyStoreUnavailable => "key_store_unavailable",

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use futures::future::{FutureExt, LocalBoxFuture};
 
 use crate::config::GatewayConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{GatewayRequest, GatewayResponse};
 use crate::log::LogRecord;
 use crate::ports::Host;
@@ -145,6 +145,22 @@ impl<H: Host> Gateway<H> {
             handled
         };
         (work.boxed_local(), row.boxed_local())
+    }
+
+    /// The row of a request that the host's HTTP layer refused before it was one (a head over its buffer, a
+    /// URI over its limit, bytes that are not HTTP): the host answered it itself with `code`'s status, and only
+    /// when it arrived is known.
+    pub fn unreadable(&self, code: ErrorCode) -> LogRecord {
+        let now = self.host.now_ms();
+        let id = request_id(now, self.host.random_u64(), self.host.random_u64());
+        let nothing = GatewayRequest {
+            method: String::new(),
+            path: String::new(),
+            headers: Vec::new(),
+            body: crate::http::RequestBody::Bytes(Vec::new()),
+        };
+        let why = ApiError::new(code, "refused by the HTTP layer");
+        Trace::begin(id, now, &nothing).refused(&why, now)
     }
 
     async fn handle_traced(

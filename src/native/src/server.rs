@@ -294,6 +294,7 @@ fn worker_thread(
             };
             let _ = stream.set_nodelay(true);
             let (gateway, log_tx, logs) = (gateway.clone(), log_tx.clone(), logs.clone());
+            let (refusals, refusals_log) = (gateway.clone(), log_tx.clone());
             let stopping = shutdown.stopping();
             connections.spawn(async move {
                 let _permit = permit;
@@ -311,13 +312,17 @@ fn worker_thread(
                         service,
                     );
                 let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
+                let ended = tokio::select! {
+                    ended = conn.as_mut() => ended,
                     _ = stopping => {
                         // Finish the request in flight (its stream too), then close instead of keeping alive.
                         conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                        conn.await
                     }
+                };
+                // A request hyper could not parse never reached `handle`; hyper answered it (431, 414, 400).
+                if let Some(code) = ended.err().as_ref().and_then(unparsed) {
+                    let _ = refusals_log.send(refusals.unreadable(code));
                 }
             });
         }
@@ -325,6 +330,22 @@ fn worker_thread(
         connections.idle().await;
         logs.idle().await;
         Ok(())
+    })
+}
+
+/// What hyper answered a request it could not parse (its own automatic response), as the row's error.
+fn unparsed(e: &hyper::Error) -> Option<gateway_core::ErrorCode> {
+    use gateway_core::ErrorCode;
+    if !e.is_parse() {
+        return None; // a timeout, a reset, a client that left: no request was made
+    }
+    Some(if !e.is_parse_too_large() {
+        ErrorCode::MalformedRequest
+    } else if e.to_string().contains("URI") {
+        // hyper tells a URI over its limit (414) from a head over its buffer (431) only in its message.
+        ErrorCode::UriTooLong
+    } else {
+        ErrorCode::HeadersTooLarge
     })
 }
 
