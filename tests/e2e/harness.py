@@ -141,6 +141,11 @@ class Mock:
                                      headers={"content-type": "application/json"}, method="POST")
         urllib.request.urlopen(req, timeout=5).read()
 
+    def abandoned(self) -> int:
+        """How many requests were abandoned by their caller (the gateway) while they waited out their latency."""
+        with urllib.request.urlopen(f"{self.url}/__mock/stats", timeout=5) as r:
+            return json.loads(r.read())["abandoned"]
+
     def reset_faults(self) -> None:
         req = urllib.request.Request(f"{self.url}/__mock/faults?reset", data=b"{}",
                                      headers={"content-type": "application/json"}, method="POST")

@@ -1,6 +1,7 @@
 """A hostile upstream and a careless client, on both hosts: what the gateway must not relay, follow or accept."""
 
 import json
+import socket
 import time
 
 import httpx
@@ -135,3 +136,63 @@ def test_decision_headers_over_their_limits_are_a_431_not_stored(gw, headers, sa
     assert err["code"] == "request_header_fields_too_large" and says in err["message"]
     row = gw.log_row(r.headers["x-request-id"])
     assert row["status"] == 431 and row["attempts"] == 0
+
+
+def raw_chat(gw, body: dict) -> socket.socket:
+    data = json.dumps(body)
+    host, port = gw.url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\ncontent-type: application/json\r\n"
+              f"authorization: Bearer {gw.key}\r\ncontent-length: {len(data)}\r\n\r\n{data}".encode())
+    return s
+
+
+def only_row(gw, started_ms: int, model: str) -> dict:
+    deadline = time.monotonic() + 10
+    while not (rows := [r for r in gw.rows_since(started_ms) if r["requested_model"] == model]):
+        assert time.monotonic() < deadline, "no log row for a request whose client hung up"
+        time.sleep(0.2)
+    (row,) = rows
+    return row
+
+
+def wait_abandoned(mock, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while mock.abandoned() < count:
+        assert time.monotonic() < deadline, "the upstream call went on after the client left"
+        time.sleep(0.1)
+    assert mock.abandoned() == count
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_before_the_answer_cancels_the_upstream_call(gw, mock, stream):
+    if gw.name == "workerd":
+        pytest.skip("workerd notices a client gone over HTTP only when it writes to it: the Worker's side of this is "
+                    "tests/workerd/hang_up.test.mjs, where the client aborts through a service binding")
+    # The provider takes 3 s to answer; the client leaves after 0.5 s. The gateway must stop waiting (cancel its
+    # upstream call, so a provider that bills per generated token stops generating) and log what happened.
+    model = f"mock-latency-{3000 + int(stream)}"
+    started_ms, abandoned = int(time.time() * 1000) - 1, mock.abandoned()
+    s = raw_chat(gw, {"model": model, "stream": stream, "messages": msgs()})
+    time.sleep(0.5)
+    s.close()
+    row = only_row(gw, started_ms, model)
+    assert (row["status"], row["error_code"], row["provider"]) == (499, "client_closed", "openai"), row
+    assert row["latency_ms"] < 2500, row
+    wait_abandoned(mock, abandoned + 1)
+
+
+def test_a_client_that_hangs_up_mid_stream_cancels_the_upstream_stream(gw, mock):
+    # ~20 chunks 300 ms apart; the client leaves after the first.
+    model = "mock-slow-300"
+    started_ms, abandoned = int(time.time() * 1000) - 1, mock.abandoned()
+    s = raw_chat(gw, {"model": model, "stream": True, "messages": msgs()})
+    head = b""
+    while b"data: " not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    s.close()
+    row = only_row(gw, started_ms, model)
+    assert (row["status"], row["error_code"], row["truncated"]) == (499, "client_closed", 1), row
+    assert row["latency_ms"] < 3000, row
+    wait_abandoned(mock, abandoned + 1)

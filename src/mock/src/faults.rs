@@ -2,6 +2,8 @@
 //! OpenAI's error bodies for them; the mock's own key check.
 
 use crate::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What the model name (and knobs) ask this request to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +31,8 @@ pub(crate) enum Fault {
 
 pub(crate) struct Plan {
     pub(crate) fault: Fault,
+    /// Counts the answer if its caller hangs up before it is complete (`GET /__mock/stats`).
+    pub(crate) abandoned: Arc<AtomicU64>,
     pub(crate) latency_ms: u64,
     pub(crate) chunk_delay_ms: u64,
 }
@@ -67,11 +71,40 @@ pub(crate) async fn get_faults(State(state): State<Shared>) -> Response {
 /// Waits the plan's latency before returning it, so every route delays its response headers alike.
 pub(crate) async fn plan(model: &str, headers: &HeaderMap, state: &Mock, route: &str) -> Plan {
     let forced = state.faults.lock().ok().and_then(|f| f.get(route).cloned());
-    let plan = plan_for(forced.as_deref().unwrap_or(model), headers, &state.args);
+    let mut plan = plan_for(forced.as_deref().unwrap_or(model), headers, &state.args);
+    plan.abandoned = state.abandoned.clone();
     if plan.latency_ms > 0 {
+        // Dropped before the sleep ends: the caller hung up (hyper drops the handler's future).
+        let waiting = Unfinished::new(&plan);
         tokio::time::sleep(Duration::from_millis(plan.latency_ms)).await;
+        waiting.done();
     }
     plan
+}
+
+/// Counted as abandoned if dropped before [`Unfinished::done`].
+pub(crate) struct Unfinished(Option<Arc<AtomicU64>>);
+
+impl Unfinished {
+    pub(crate) fn new(plan: &Plan) -> Self {
+        Self(Some(plan.abandoned.clone()))
+    }
+
+    pub(crate) fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) async fn stats(State(state): State<Shared>) -> Response {
+    Json(json!({"abandoned": state.abandoned.load(Ordering::Relaxed)})).into_response()
 }
 
 pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
@@ -82,6 +115,7 @@ pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {
             .and_then(|v| v.parse::<u64>().ok())
     };
     let mut p = Plan {
+        abandoned: Arc::default(),
         fault: Fault::None,
         latency_ms: header_ms("x-mock-latency-ms").unwrap_or(args.latency_ms),
         chunk_delay_ms: header_ms("x-mock-chunk-delay-ms").unwrap_or(args.chunk_delay_ms),

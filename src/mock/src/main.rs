@@ -17,6 +17,8 @@
 //! `POST /__mock/faults` `{"deepseek": "mock-500"}` forces a fault on a provider's whole route (every model),
 //! for tests of routing policies that name real models; `{"deepseek": null}` clears it.
 //!
+//! `GET /__mock/stats` says how many answers their caller abandoned (hung up on before they were complete).
+//!
 //! `--latency-ms` and `--chunk-delay-ms` (or the `x-mock-latency-ms` / `x-mock-chunk-delay-ms` request
 //! headers) set the same knobs for every request.
 
@@ -65,6 +67,9 @@ pub(crate) struct Mock {
     pub(crate) counter: AtomicU64,
     /// Faults forced on a whole provider route (`POST /__mock/faults`), whatever model a request names.
     pub(crate) faults: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Answers whose caller hung up before they were complete, while waiting out their latency or mid-stream
+    /// (`GET /__mock/stats`): how a test sees that the gateway cancelled its upstream call.
+    pub(crate) abandoned: Arc<AtomicU64>,
 }
 
 pub(crate) type Shared = Arc<Mock>;
@@ -81,10 +86,12 @@ async fn main() -> std::io::Result<()> {
         args,
         counter: AtomicU64::new(0),
         faults: Default::default(),
+        abandoned: Arc::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/__mock/faults", post(set_faults).get(get_faults))
+        .route("/__mock/stats", get(stats))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))

@@ -147,7 +147,20 @@ pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> 
         Fault::None | Fault::Status(_) | Fault::Redirect | Fault::EchoKey => {}
     }
     let delay = plan.chunk_delay_ms;
-    let body = stream::iter(frames.into_iter().enumerate()).then(move |(i, frame)| async move {
+    let unfinished = crate::faults::Unfinished::new(&plan);
+    let frames = stream::unfold(
+        (frames.into_iter(), unfinished),
+        |(mut rest, unfinished)| async move {
+            match rest.next() {
+                Some(frame) => Some((frame, (rest, unfinished))),
+                None => {
+                    unfinished.done();
+                    None
+                }
+            }
+        },
+    );
+    let body = frames.enumerate().then(move |(i, frame)| async move {
         if i > 0 {
             crate::faults::pace(delay).await;
         }

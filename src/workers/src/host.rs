@@ -162,6 +162,55 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Resolves when the client hangs up: workerd aborts the incoming request's signal then (the
+/// `enable_request_signal` compatibility flag; without it, never). Unregisters itself when dropped.
+struct HangUp {
+    signal: web_sys::AbortSignal,
+    _on_abort: wasm_bindgen::closure::Closure<dyn FnMut()>,
+    gone: futures::channel::oneshot::Receiver<()>,
+}
+
+impl HangUp {
+    fn new(signal: web_sys::AbortSignal) -> Self {
+        let (tx, gone) = futures::channel::oneshot::channel();
+        let mut tx = Some(tx);
+        if signal.aborted() {
+            tx.take().map(|tx| tx.send(()));
+        }
+        let on_abort = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+            tx.take().map(|tx| tx.send(()));
+        });
+        signal.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+        Self {
+            signal,
+            _on_abort: on_abort,
+            gone,
+        }
+    }
+}
+
+impl std::future::Future for HangUp {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        match self.gone.poll_unpin(cx) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(()),
+            // The closure (and its sender) lives as long as this future: never cancelled while it is polled.
+            _ => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        // A later abort must not call the closure freed with this value.
+        self.signal.set_onabort(None);
+    }
+}
+
 impl KeyStore for WorkerHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.keys
@@ -265,6 +314,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
         Ok(i) => i,
         Err(e) => return respond_error(&e),
     };
+    let signal = req.signal();
     let request = read_request(req, isolate.config.max_body_bytes).await;
     let gateway = Gateway::new(
         WorkerHost {
@@ -275,17 +325,30 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
         isolate.config.clone(),
     )
     .with_shared(SHARED.with(Rc::clone));
+    // The row is written whatever happens: the answer's row, or a 499 row if the client hangs up first.
+    let (work, row) = gateway.begin(request);
+    match isolate.db.clone() {
+        Some(db) => ctx.wait_until(async move {
+            if let Some(row) = row.await {
+                write_log(&db, row).await;
+            }
+        }),
+        None => worker::console_error!("D1 binding DB missing, log row lost"),
+    }
     let Handled {
         response,
-        record,
         background,
-    } = gateway.handle(request).await;
+        ..
+    } = match futures::future::select(work, HangUp::new(signal)).await {
+        futures::future::Either::Left((handled, _)) => handled,
+        // workerd runs the handler on after its client left: dropping the work cancels the upstream call
+        // (`AbortOnDrop`) and sends the 499 row. Nobody reads this answer.
+        futures::future::Either::Right(((), _work)) => {
+            return Ok(Response::empty()?.with_status(499))
+        }
+    };
     if let Some(work) = background {
         ctx.wait_until(work);
-    }
-    match isolate.db.clone() {
-        Some(db) => ctx.wait_until(async move { write_log(&db, record.await).await }),
-        None => worker::console_error!("D1 binding DB missing, log row lost"),
     }
     let mut out = match response.body {
         Body::Full(bytes) => Response::from_bytes(bytes)?,
