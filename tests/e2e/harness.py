@@ -214,13 +214,18 @@ def policy_cli(*args: str, env: dict | None = None) -> str:
 class NativeGateway(Gateway):
     name = "native"
 
-    def __init__(self, mock: Mock, policy: Path | None = None, threads: int = 2, settings: dict | None = None):
-        self.dir = Path(tempfile.mkdtemp(prefix="gateway-native-"))
-        self.db = self.dir / "gateway.sqlite"
-        self.key = self.create_key()
+    def __init__(self, mock: Mock, policy: Path | None = None, threads: int = 2, settings: dict | None = None,
+                 after: "NativeGateway | None" = None):
+        """`after`: a stopped gateway whose database (keys, log) this one takes over, as a restart would."""
+        if after is not None:
+            self.dir, self.db, self.key = after.dir, after.db, after.key
+        else:
+            self.dir = Path(tempfile.mkdtemp(prefix="gateway-native-"))
+            self.db = self.dir / "gateway.sqlite"
+            self.key = self.create_key()
         # Without a compiled policy file, a directory `publish --dir` writes to (empty until then).
         self.policy_dir = self.dir / "policy"
-        self.policy_dir.mkdir()
+        self.policy_dir.mkdir(exist_ok=True)
         env = dict(os.environ, **mock.bases(), **SETTINGS, **(settings or {}))
         args = [str(BIN_DIR / "gateway"), "serve", "--listen", "127.0.0.1:0", "--db", str(self.db),
                 "--threads", str(threads), "--policy", str(policy or self.policy_dir)]
