@@ -1,7 +1,9 @@
 //! Gateway configuration, read from named settings: Worker vars and secrets, or environment variables natively.
 //! Both hosts pass a lookup function, so the names and defaults are defined once, here.
 
-use crate::providers::{self, ProviderConfig, ProviderSpec};
+use std::sync::Arc;
+
+use crate::providers::Providers;
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -9,28 +11,26 @@ pub enum ConfigError {
     #[error("{name} must be a positive whole number, got `{value}`")]
     NotANumber { name: String, value: String },
     #[error("{prefix}_BASE_URL must start with http:// or https://, got `{url}`")]
-    BadBaseUrl { prefix: &'static str, url: String },
+    BadBaseUrl { prefix: String, url: String },
     #[error("{prefix}_ACCOUNT_ID (or {prefix}_BASE_URL) is required for `{provider}`")]
-    NoAccount {
-        prefix: &'static str,
-        provider: &'static str,
-    },
+    NoAccount { prefix: String, provider: String },
     #[error("{prefix}_HEADERS: `{pair}` is not {why}")]
     BadHeader {
-        prefix: &'static str,
+        prefix: String,
         pair: String,
         why: &'static str,
     },
+    #[error("provider `{provider}`: unknown dialect `{dialect}`")]
+    UnknownDialect { provider: String, dialect: String },
     #[error("DEFAULT_PROVIDER `{0}` is not a configured provider")]
     UnknownDefaultProvider(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
-    /// Providers with a key or a base URL configured, in catalog order.
-    pub providers: Vec<ProviderConfig>,
-    /// Provider for bare model ids (`gpt-4o-mini`) and `auto`.
-    pub default_provider: Option<&'static str>,
+    /// The built-in catalog's providers with this deployment's settings: the table while no policy is
+    /// published (a published policy carries its own catalog, read with the same settings).
+    pub providers: Arc<Providers>,
     pub max_body_bytes: usize,
     /// Time allowed for an upstream's response headers (and, for JSON, its whole body).
     pub upstream_timeout_ms: u64,
@@ -58,59 +58,27 @@ pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
 pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
 
 impl GatewayConfig {
-    /// Reads `<PROVIDER>_API_KEY`, `<PROVIDER>_BASE_URL`, `<PROVIDER>_DEFAULT_MODEL`, `DEFAULT_PROVIDER`,
-    /// `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`, `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`,
-    /// `KEY_CACHE_MS` and `GATEWAY_ADMIN_TOKEN`.
+    /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
+    /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
+    /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS` and `GATEWAY_ADMIN_TOKEN`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let mut configured = Vec::new();
-        for spec in providers::CATALOG {
-            let prefix = spec.env_prefix;
-            let api_key = get(&format!("{prefix}_API_KEY"));
-            // On Workers, Workers AI is reached through its binding rather than the REST API.
-            let binding = (prefix == "WORKERS_AI")
-                .then(|| get("WORKERS_AI_BINDING"))
-                .flatten();
-            let base_url = binding
-                .map(|b| format!("{BINDING_SCHEME}{b}"))
-                .or_else(|| get(&format!("{prefix}_BASE_URL")));
-            if api_key.is_none() && base_url.is_none() {
-                continue;
-            }
-            let account = get(&format!("{prefix}_ACCOUNT_ID"));
-            let mut p = provider_config(
-                spec,
-                api_key,
-                base_url,
-                get(&format!("{prefix}_DEFAULT_MODEL")),
-                account,
-            )?;
-            if let Some(h) = get(&format!("{prefix}_HEADERS")) {
-                p.headers = parse_headers(&h).map_err(|(pair, why)| ConfigError::BadHeader {
-                    prefix,
-                    pair,
-                    why,
-                })?;
-            }
-            configured.push(p);
+        let providers =
+            Providers::from_catalog(&gateway_policy::catalog::Catalog::builtin_json(), get);
+        if let Some(e) = providers.misconfigured() {
+            return Err(e.clone());
         }
-        let default_provider = match get("DEFAULT_PROVIDER") {
-            Some(name) => Some(
-                configured
-                    .iter()
-                    .find(|p| p.name == name)
-                    .map(|p| p.name)
-                    .ok_or(ConfigError::UnknownDefaultProvider(name))?,
-            ),
-            None => configured.first().map(|p| p.name),
-        };
+        if let Some(name) = get("DEFAULT_PROVIDER") {
+            if providers.get(&name).is_none() {
+                return Err(ConfigError::UnknownDefaultProvider(name));
+            }
+        }
         Ok(Self {
-            providers: configured,
-            default_provider,
+            providers: Arc::new(providers),
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_timeout_ms: number(
@@ -124,54 +92,10 @@ impl GatewayConfig {
             admin_token: get("GATEWAY_ADMIN_TOKEN"),
         })
     }
-
-    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
-        self.providers.iter().find(|p| p.name == name)
-    }
-}
-
-fn provider_config(
-    spec: &'static ProviderSpec,
-    api_key: Option<String>,
-    base_url: Option<String>,
-    default_model: Option<String>,
-    account: Option<String>,
-) -> Result<ProviderConfig, ConfigError> {
-    let base_url = match base_url {
-        Some(b) => b,
-        None if spec.base_url.contains("{account}") => match account {
-            Some(a) => spec.base_url.replace("{account}", &a),
-            None => {
-                return Err(ConfigError::NoAccount {
-                    prefix: spec.env_prefix,
-                    provider: spec.name,
-                })
-            }
-        },
-        None => spec.base_url.to_owned(),
-    };
-    if !(base_url.starts_with("https://")
-        || base_url.starts_with("http://")
-        || base_url.starts_with(BINDING_SCHEME))
-    {
-        return Err(ConfigError::BadBaseUrl {
-            prefix: spec.env_prefix,
-            url: base_url,
-        });
-    }
-    Ok(ProviderConfig {
-        name: spec.name,
-        base_url: base_url.trim_end_matches('/').to_owned(),
-        api_key,
-        default_model: default_model.unwrap_or_else(|| spec.default_model.to_owned()),
-        models: spec.models,
-        dialect: spec.dialect,
-        headers: Vec::new(),
-    })
 }
 
 /// `Name: value; Name2: value2`; an unusable pair is returned with what is wrong with it.
-fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (String, &'static str)> {
+pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (String, &'static str)> {
     text.split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -225,10 +149,10 @@ mod tests {
     #[test]
     fn a_provider_is_configured_by_key_or_base_url() {
         let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")]).unwrap();
-        assert_eq!(c.providers.len(), 1);
-        assert_eq!(c.providers[0].base_url, "http://127.0.0.1:9/v1");
-        assert_eq!(c.default_provider, Some("openai"));
-        assert!(cfg(&[]).unwrap().providers.is_empty());
+        assert_eq!(c.providers.configured.len(), 1);
+        assert_eq!(c.providers.configured[0].base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.providers.default.as_deref(), Some("openai"));
+        assert!(cfg(&[]).unwrap().providers.configured.is_empty());
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod route;
 mod upstream;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 
@@ -36,6 +37,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::{GatewayRequest, GatewayResponse};
 use crate::log::LogRecord;
 use crate::ports::Host;
+use crate::providers::Providers;
 use crate::state::{Freshness, Shared};
 use gateway_policy::Policy;
 use record::Trace;
@@ -198,19 +200,38 @@ impl<H: Host> Gateway<H> {
         let key = self.find_key(&req.headers).await?;
         trace.authenticated(&key);
         authenticate::admit(&key, self.host.now_ms())?;
+        // One policy and its provider table for the whole request, whatever a refresh installs meanwhile.
+        let policy = self.shared.policy();
+        let providers = self.providers(policy.as_deref());
         let call = match endpoint {
             Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,
             Endpoint::Embeddings => request::embeddings(&req.body, self.config.max_body_bytes)?,
-            _ => return Ok(admin::models(&self.config)),
+            _ => return Ok(admin::models(&providers)),
         };
+        request::known_provider(&call, &providers)?;
         trace.requested(&call);
-        let requested = resolve::resolve(&self.config, &call);
+        let requested = resolve::resolve(&providers, &call);
         trace.resolved(&requested);
-        let plan = self.plan(req, &key, &call, requested, trace.id());
+        let plan = self.plan(
+            req,
+            (&key, &call),
+            requested,
+            trace.id(),
+            (policy.as_deref(), &providers),
+        );
         trace.planned(&plan);
         let plan = plan.ready()?;
-        let dispatched = self.dispatch(&call, &plan, trace.start()).await;
+        let dispatched = self.dispatch(&call, &plan, trace.start(), &providers).await;
         Ok(trace.dispatched(dispatched)?.reply)
+    }
+
+    /// The providers requests can go to: the policy's catalog with this deployment's settings, or the built-in
+    /// catalog's while no policy is published.
+    fn providers(&self, policy: Option<&Policy>) -> Arc<Providers> {
+        match policy {
+            Some(p) => self.shared.providers_of(p, |name| self.host.setting(name)),
+            None => self.config.providers.clone(),
+        }
     }
 
     /// The policy in use, checked against the store: the first request of an isolate waits for it once; later a

@@ -32,7 +32,8 @@ pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
 pub use log::{Attempt, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, PolicyStore, Upstream, UpstreamError, UpstreamRequest,
-    UpstreamResponse,
+    ByteStream, Clock, Host, KeyStore, PolicyStore, Settings, Upstream, UpstreamError,
+    UpstreamRequest, UpstreamResponse,
 };
+pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable};
 pub use state::{Cooldowns, LogStats, PolicyLoadError, Shared, BUILTIN_POLICY};

@@ -84,6 +84,12 @@ pub trait Clock {
 }
 
 /// Everything the request path needs from its host. Cheap to clone (handles, not data).
-pub trait Host: Upstream + KeyStore + PolicyStore + Clock + Clone + 'static {}
+/// The deployment's settings and secrets by name (Worker vars and secrets, or environment variables natively):
+/// a published catalog names the secrets of its providers' keys, read when the policy is loaded.
+pub trait Settings {
+    fn setting(&self, name: &str) -> Option<String>;
+}
 
-impl<T: Upstream + KeyStore + PolicyStore + Clock + Clone + 'static> Host for T {}
+pub trait Host: Upstream + KeyStore + PolicyStore + Clock + Settings + Clone + 'static {}
+
+impl<T: Upstream + KeyStore + PolicyStore + Clock + Settings + Clone + 'static> Host for T {}

@@ -52,12 +52,13 @@ mod tests {
 
     fn provider() -> ProviderConfig {
         ProviderConfig {
-            name: "openai",
+            name: "openai".into(),
             base_url: "http://10.1.2.3:8080/v1".into(),
             api_key: Some("sk-live-0123456789".into()),
             default_model: "gpt-4o-mini".into(),
-            models: &[],
+            models: Vec::new(),
             dialect: Dialect::OpenAi,
+            quirks: Default::default(),
             headers: vec![
                 ("x-short".into(), "abc".into()),
                 (

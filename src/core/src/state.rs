@@ -17,6 +17,7 @@ use crate::auth::KeyRecord;
 use crate::error::StoreError;
 use crate::health::Snapshot;
 use crate::ports::{Clock, PolicyStore};
+use crate::providers::Providers;
 
 /// The policy hash in headers and log rows when no policy has been published: route to what was requested.
 pub const BUILTIN_POLICY: &str = "builtin";
@@ -42,6 +43,8 @@ pub struct Shared {
     refreshing: Cell<bool>,
     /// The host's log writer's counters, when it keeps them (the native host), shown by `/admin/status`.
     log_stats: Option<std::sync::Arc<LogStats>>,
+    /// The provider table of the policy in use (by its hash), built from its catalog when it was first needed.
+    providers: RefCell<Option<(String, Arc<Providers>)>>,
 }
 
 /// What a host's log writer did with the rows it was given: written, write attempts retried (the database was
@@ -136,6 +139,22 @@ impl Shared {
 
     pub fn policy(&self) -> Option<Rc<Policy>> {
         self.policy.borrow().policy.clone()
+    }
+
+    /// The provider table of `policy`'s catalog with the settings `setting` reads: built once per policy.
+    pub fn providers_of(
+        &self,
+        policy: &Policy,
+        setting: impl Fn(&str) -> Option<String>,
+    ) -> Arc<Providers> {
+        if let Some((hash, table)) = &*self.providers.borrow() {
+            if hash == policy.hash() {
+                return table.clone();
+            }
+        }
+        let table = Arc::new(Providers::from_catalog(&policy.artifact().catalog, setting));
+        *self.providers.borrow_mut() = Some((policy.hash().to_owned(), table.clone()));
+        table
     }
 
     pub fn health(&self) -> Rc<BTreeMap<String, HealthAttrs>> {
@@ -260,7 +279,7 @@ impl Shared {
     }
 
     /// What the admin endpoint shows.
-    pub fn status(&self, now_ms: f64) -> serde_json::Value {
+    pub fn status(&self, now_ms: f64, providers: &Providers) -> serde_json::Value {
         let policy = self.policy.borrow();
         let rules = policy
             .policy
@@ -280,6 +299,15 @@ impl Shared {
                 "loaded_at_ms": policy.loaded_at_ms,
                 "checked_at_ms": self.checked_at_ms.get(),
                 "last_error": policy.last_error.as_ref().map(ToString::to_string),
+            },
+            "providers": {
+                "configured": providers.configured.iter().map(|p| serde_json::json!({
+                    "name": p.name, "dialect": p.dialect.name(), "models": p.models.len(),
+                    "default": providers.default.as_deref() == Some(p.name.as_str()),
+                })).collect::<Vec<_>>(),
+                "unconfigured": providers.unconfigured.iter().map(|u| serde_json::json!({
+                    "name": u.name, "why": u.why.to_string(),
+                })).collect::<Vec<_>>(),
             },
             "health": self.health.borrow().snapshot,
             "cooling_down_seconds": cooling,

@@ -56,6 +56,8 @@ pub struct FakeHost {
     pub timers: Timers,
     /// Keep the requests in `sent` (off in benchmarks, where they would pile up).
     pub record_sent: bool,
+    /// Settings and secrets beyond [`setting`]'s (a custom provider's key).
+    pub settings: Rc<RefCell<HashMap<String, String>>>,
 }
 
 /// A plain key record: not revoked, never expires.
@@ -90,7 +92,13 @@ impl FakeHost {
             now: Rc::new(Cell::new(1_700_000_000_000.0)),
             timers: Timers::Immediate,
             record_sent: true,
+            settings: Rc::default(),
         }
+    }
+
+    /// Sets a setting or secret, as `wrangler secret put` or an environment variable would.
+    pub fn set(&self, name: &str, value: &str) {
+        self.settings.borrow_mut().insert(name.into(), value.into());
     }
 
     /// Knows `key` as `record` too.
@@ -167,6 +175,16 @@ impl PolicyStore for FakeHost {
     }
 }
 
+impl crate::ports::Settings for FakeHost {
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings
+            .borrow()
+            .get(name)
+            .cloned()
+            .or_else(|| setting(name))
+    }
+}
+
 impl Clock for FakeHost {
     fn now_ms(&self) -> f64 {
         self.now.get()
@@ -185,7 +203,12 @@ impl Clock for FakeHost {
 /// Every provider configured, each at its own fake base URL (`http://mock/v1` for OpenAI, `http://ds` for
 /// DeepSeek, `http://sf/v1`, `http://or/api/v1`, `http://gm/v1beta`, `http://cf/…`); 1,000-byte bodies.
 pub fn config() -> GatewayConfig {
-    GatewayConfig::from_lookup(|k| match k {
+    GatewayConfig::from_lookup(setting).unwrap()
+}
+
+/// The settings of [`config`].
+pub fn setting(name: &str) -> Option<String> {
+    match name {
         "OPENAI_BASE_URL" => Some("http://mock/v1".into()),
         "OPENAI_API_KEY" => Some("sk-upstream".into()),
         "MAX_BODY_BYTES" => Some("1000".into()),
@@ -197,8 +220,7 @@ pub fn config() -> GatewayConfig {
         "GATEWAY_ADMIN_TOKEN" => Some("admin-secret".into()),
         "POLICY_REFRESH_MS" => Some("1000".into()),
         _ => None,
-    })
-    .unwrap()
+    }
 }
 
 pub fn gateway(host: &FakeHost) -> Gateway<FakeHost> {

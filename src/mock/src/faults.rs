@@ -104,7 +104,13 @@ impl Drop for Unfinished {
 }
 
 pub(crate) async fn stats(State(state): State<Shared>) -> Response {
-    Json(json!({"abandoned": state.abandoned.load(Ordering::Relaxed)})).into_response()
+    let last_auth = state
+        .last_auth
+        .lock()
+        .map(|m| json!(*m))
+        .unwrap_or(Value::Null);
+    Json(json!({"abandoned": state.abandoned.load(Ordering::Relaxed), "last_auth": last_auth}))
+        .into_response()
 }
 
 pub(crate) fn plan_for(model: &str, headers: &HeaderMap, args: &Args) -> Plan {

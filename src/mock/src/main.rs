@@ -17,7 +17,9 @@
 //! `POST /__mock/faults` `{"deepseek": "mock-500"}` forces a fault on a provider's whole route (every model),
 //! for tests of routing policies that name real models; `{"deepseek": null}` clears it.
 //!
-//! `GET /__mock/stats` says how many answers their caller abandoned (hung up on before they were complete).
+//! `GET /__mock/stats` says how many answers their caller abandoned (hung up on before they were complete), and
+//! which `authorization` header each `/compat/<shape>` route (OpenAI-compatible services that differ from
+//! OpenAI: `providers/compat.rs`) last received.
 //!
 //! `--latency-ms` and `--chunk-delay-ms` (or the `x-mock-latency-ms` / `x-mock-chunk-delay-ms` request
 //! headers) set the same knobs for every request.
@@ -70,6 +72,8 @@ pub(crate) struct Mock {
     /// Answers whose caller hung up before they were complete, while waiting out their latency or mid-stream
     /// (`GET /__mock/stats`): how a test sees that the gateway cancelled its upstream call.
     pub(crate) abandoned: Arc<AtomicU64>,
+    /// The `authorization` header each `/compat/<shape>` route last received (`None`: none was sent).
+    pub(crate) last_auth: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
 }
 
 pub(crate) type Shared = Arc<Mock>;
@@ -87,12 +91,15 @@ async fn main() -> std::io::Result<()> {
         counter: AtomicU64::new(0),
         faults: Default::default(),
         abandoned: Arc::default(),
+        last_auth: Default::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/__mock/faults", post(set_faults).get(get_faults))
         .route("/__mock/stats", get(stats))
         .route("/v1/models", get(openai::models))
+        .route("/compat/{shape}/v1/chat/completions", post(compat::chat))
+        .route("/compat/{shape}/v1/models", get(compat::models))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/deepseek/chat/completions", post(deepseek::chat))

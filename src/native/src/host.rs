@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
 use gateway_core::{
-    Clock, KeyRecord, KeyStore, PolicyStore, StoreError, Upstream, UpstreamError, UpstreamRequest,
-    UpstreamResponse,
+    Clock, KeyRecord, KeyStore, PolicyStore, Settings, StoreError, Upstream, UpstreamError,
+    UpstreamRequest, UpstreamResponse,
 };
 use rusqlite::Connection;
 
@@ -26,6 +26,13 @@ pub struct NativeHost {
     policy: Option<Rc<PolicySource>>,
     health: Arc<RwLock<Option<String>>>,
     shutdown: crate::shutdown::Shutdown,
+}
+
+/// Settings and secrets are the process's environment variables.
+impl Settings for NativeHost {
+    fn setting(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }
 
 impl NativeHost {

@@ -122,9 +122,6 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let config =
                 GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-            if config.providers.is_empty() {
-                eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL)");
-            }
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.

@@ -113,11 +113,23 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let names: Vec<&str> = opts.config.providers.iter().map(|p| p.name).collect();
     let start_policy = match &opts.policy_json {
         Some(json) => Some(gateway_policy::Policy::from_json(json).map_err(|e| e.to_string())?),
         None => None,
     };
+    let table = start_policy.as_ref().map_or_else(
+        || (*opts.config.providers).clone(),
+        |p| gateway_core::Providers::from_catalog(&p.artifact().catalog, |k| std::env::var(k).ok()),
+    );
+    if table.configured.is_empty() {
+        eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL, or declare one in the catalog)");
+    }
+    for u in &table.unconfigured {
+        if let gateway_core::Unusable::Misconfigured(e) = &u.why {
+            eprintln!("gateway: warning: provider `{}` is not usable: {e}", u.name);
+        }
+    }
+    let names: Vec<&str> = table.configured.iter().map(|p| p.name.as_str()).collect();
     let policy = start_policy
         .as_ref()
         .map_or("builtin (route to what was requested)", |p| &p.hash()[..12]);

@@ -252,6 +252,14 @@ impl PolicyStore for WorkerHost {
     }
 }
 
+/// Settings and secrets are the Worker's secrets, then its vars: a catalog's provider key is one
+/// `wrangler secret put <NAME>` away.
+impl gateway_core::Settings for WorkerHost {
+    fn setting(&self, name: &str) -> Option<String> {
+        setting(&self.env, name)
+    }
+}
+
 impl Clock for WorkerHost {
     fn now_ms(&self) -> f64 {
         Date::now().as_millis() as f64

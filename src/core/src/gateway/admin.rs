@@ -4,10 +4,10 @@
 use super::route::no_route;
 use super::{Gateway, Reply};
 use crate::auth;
-use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::http::GatewayRequest;
 use crate::ports::Host;
+use crate::providers::Providers;
 
 impl<H: Host> Gateway<H> {
     /// `GET /admin/status`, behind its own token (`GATEWAY_ADMIN_TOKEN`); 404 when no token is configured.
@@ -22,7 +22,8 @@ impl<H: Host> Gateway<H> {
                 "the admin endpoints need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`",
             ));
         }
-        let status = self.shared.status(self.host.now_ms());
+        let providers = self.providers(self.shared.policy().as_deref());
+        let status = self.shared.status(self.host.now_ms(), &providers);
         Ok(Reply::local(
             serde_json::to_vec(&status).unwrap_or_default(),
         ))
@@ -30,10 +31,10 @@ impl<H: Host> Gateway<H> {
 }
 
 /// `GET /v1/models`: every model of every configured provider, as `provider/model`.
-pub(super) fn models(config: &GatewayConfig) -> Reply {
+pub(super) fn models(providers: &Providers) -> Reply {
     let mut data = Vec::new();
-    for p in &config.providers {
-        for m in p.models {
+    for p in &providers.configured {
+        for m in &p.models {
             data.push(serde_json::json!({"id": format!("{}/{m}", p.name), "object": "model", "created": 0, "owned_by": p.name}));
         }
     }

@@ -4,6 +4,7 @@
 //! stream is handed over once its first content token has arrived.
 
 use gateway_policy::artifact::Options;
+use std::sync::Arc;
 
 use super::plan::AttemptPlan;
 use super::request::ApiCall;
@@ -12,6 +13,7 @@ use super::Gateway;
 use crate::error::{ApiError, FailureClass};
 use crate::log::Attempt;
 use crate::ports::Host;
+use crate::providers::Providers;
 
 /// A retry waits at most this long; a longer `Retry-After` moves on to the next target instead.
 const MAX_RETRY_WAIT_MS: f64 = 5_000.0;
@@ -31,6 +33,7 @@ impl<H: Host> Gateway<H> {
         call: &ApiCall,
         plan: &AttemptPlan<'_>,
         started: f64,
+        providers: &Arc<Providers>,
     ) -> Dispatched {
         let options = &plan.options;
         let retries = options.retries.unwrap_or(0);
@@ -42,7 +45,9 @@ impl<H: Host> Gateway<H> {
             let mut retry = 0;
             loop {
                 let began = self.host.now_ms();
-                let result = self.attempt(call, target, options, started).await;
+                let result = self
+                    .attempt(call, target, options, (started, providers))
+                    .await;
                 let now = self.host.now_ms();
                 let mut attempt = Attempt {
                     provider: target.provider.name.to_owned(),

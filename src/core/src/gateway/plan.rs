@@ -11,10 +11,10 @@ use super::resolve::{Requested, Target};
 use super::Gateway;
 use crate::attributes::{request_attrs, RequestFacts};
 use crate::auth::KeyRecord;
-use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::GatewayRequest;
 use crate::ports::Host;
+use crate::providers::Providers;
 use crate::state::BUILTIN_POLICY;
 
 /// What the plan stage decided: which policy and rule, what the policy saw, and the attempts to make.
@@ -90,18 +90,17 @@ impl<'c> AttemptPlan<'c> {
 }
 
 impl<H: Host> Gateway<H> {
-    /// Gathers what the plan depends on (the active policy, the request's attributes with the latest health,
-    /// the cooldowns) and plans.
+    /// Gathers what the plan depends on (the request's attributes with the latest health, the cooldowns) and
+    /// plans with the request's policy and provider table.
     pub(super) fn plan<'c>(
-        &'c self,
+        &self,
         req: &GatewayRequest,
-        key: &KeyRecord,
-        call: &ApiCall,
+        (key, call): (&KeyRecord, &ApiCall),
         requested: Requested<'c>,
         request_id: &str,
+        (policy, providers): (Option<&Policy>, &'c Providers),
     ) -> AttemptPlan<'c> {
-        let policy = self.shared.policy();
-        let attrs = policy.as_ref().map(|_| {
+        let attrs = policy.map(|_| {
             let mut attrs = request_attrs(&RequestFacts {
                 body: call.body(),
                 headers: &req.headers,
@@ -117,7 +116,7 @@ impl<H: Host> Gateway<H> {
         });
         let now = self.host.now_ms();
         let cooling = |t: &Target<'_>| self.shared.cooling(&t.name(), now);
-        plan(policy.as_deref(), attrs, requested, &self.config, cooling)
+        plan(policy, attrs, requested, providers, cooling)
     }
 }
 
@@ -128,7 +127,7 @@ pub(super) fn plan<'c>(
     policy: Option<&Policy>,
     attrs: Option<Attrs>,
     requested: Requested<'c>,
-    config: &'c GatewayConfig,
+    providers: &'c Providers,
     cooling: impl Fn(&Target<'c>) -> bool,
 ) -> AttemptPlan<'c> {
     let (Some(policy), Some(attrs)) = (policy, attrs) else {
@@ -172,8 +171,8 @@ pub(super) fn plan<'c>(
         let next = match target {
             PolicyTarget::Requested => requested.target.as_ref().ok().cloned(),
             // A target whose provider this gateway has no settings for is skipped.
-            PolicyTarget::Model { provider, model } => config
-                .provider(&provider)
+            PolicyTarget::Model { provider, model } => providers
+                .get(&provider)
                 .map(|provider| Target { provider, model }),
         };
         if let Some(n) = next.filter(|n| {
@@ -230,7 +229,7 @@ pub(super) fn plan<'c>(
 
 /// Why a model cannot take this request by the catalog (`None` when it can, or the catalog does not know it).
 fn incapable(catalog: &Catalog, target: &Target<'_>, attrs: &Attrs) -> Option<Why> {
-    let m = catalog.model(target.provider.name, &target.model)?;
+    let m = catalog.model(&target.provider.name, &target.model)?;
     if attrs.endpoint == "embeddings" {
         return (!m.embeddings).then_some(Why::NotEmbeddings);
     }

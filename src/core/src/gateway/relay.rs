@@ -7,7 +7,7 @@
 //! never lets a stream that did not finish look finished: a cut, a stall or a read error ends the client's
 //! stream with a terminal `data: {"error": …}` event and no `[DONE]`.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt, LocalBoxFuture};
@@ -15,10 +15,10 @@ use futures::stream::{self, LocalBoxStream, StreamExt};
 use serde_json::Value;
 
 use super::record::Trace;
-use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorCode};
 use crate::log::{LogRecord, Usage};
 use crate::ports::{ByteStream, Clock};
+use crate::providers::Providers;
 use crate::providers::{StreamEvent, StreamTranslator};
 use crate::redact::redact;
 use crate::sse::{encode_data, Decoder, MAX_EVENT_BYTES};
@@ -44,8 +44,9 @@ pub(super) struct Source {
     content_seen: bool,
     end: Option<End>,
     usage: Option<Usage>,
-    /// The configuration and the provider's name: to mask its secrets and location in error events it sends.
-    provider: (Rc<GatewayConfig>, &'static str),
+    /// The request's provider table and the provider's name: to mask its secrets and location in error
+    /// events it sends.
+    provider: (Arc<Providers>, String),
 }
 
 impl Source {
@@ -53,7 +54,7 @@ impl Source {
         upstream: ByteStream,
         translator: StreamTranslator,
         client_wants_usage: bool,
-        provider: (Rc<GatewayConfig>, &'static str),
+        provider: (Arc<Providers>, String),
     ) -> Self {
         Self {
             provider,
@@ -160,8 +161,8 @@ impl Source {
                 self.end = Some(End::Done);
             }
             StreamEvent::Error(data) => {
-                let (config, name) = &self.provider;
-                let data = match config.provider(name) {
+                let (providers, name) = &self.provider;
+                let data = match providers.get(name) {
                     Some(p) => redact(p, &data),
                     None => data,
                 };

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::http::RequestBody;
+use crate::providers::Providers;
 
 /// A validated API request.
 pub(super) enum ApiCall {
@@ -162,8 +163,7 @@ pub(super) fn gateway_headers(headers: &[(String, String)]) -> Result<(), ApiErr
 const MAX_MODEL_BYTES: usize = 256;
 
 /// `model`, checked before any provider is called: it becomes a header and a log value, so it must be short
-/// and free of control characters; and a `provider` string must name a provider the gateway knows, whether or
-/// not a policy then routes the request.
+/// and free of control characters.
 fn model_field(body: &Map<String, Value>) -> Result<String, ApiError> {
     let model = required_string(body, "model")?;
     if model.len() > MAX_MODEL_BYTES {
@@ -175,15 +175,19 @@ fn model_field(body: &Map<String, Value>) -> Result<String, ApiError> {
     if model.chars().any(char::is_control) {
         return Err(invalid("`model` contains control characters", "model"));
     }
-    if let Some(Value::String(p)) = body.get("provider") {
-        if crate::providers::spec(p).is_none() {
-            return Err(invalid(
-                &format!("unknown provider `{}`", shown(p)),
-                "provider",
-            ));
-        }
-    }
     Ok(model)
+}
+
+/// A `provider` string must name a provider the catalog declares, whether or not a policy then routes the
+/// request.
+pub(super) fn known_provider(call: &ApiCall, providers: &Providers) -> Result<(), ApiError> {
+    match call.body().get("provider") {
+        Some(Value::String(p)) if !providers.declared(p) => Err(invalid(
+            &format!("unknown provider `{}`", shown(p)),
+            "provider",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A client-supplied name as an error message shows it: at most 64 characters, control characters as `?`

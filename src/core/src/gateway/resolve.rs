@@ -4,9 +4,8 @@
 use serde_json::Value;
 
 use super::request::ApiCall;
-use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorCode};
-use crate::providers::{self, ProviderConfig};
+use crate::providers::{ProviderConfig, Providers};
 
 /// A provider model to try.
 #[derive(Clone)]
@@ -30,13 +29,13 @@ pub(super) struct Requested<'c> {
     pub model: String,
 }
 
-pub(super) fn resolve<'c>(config: &'c GatewayConfig, call: &ApiCall) -> Requested<'c> {
+pub(super) fn resolve<'c>(providers: &'c Providers, call: &ApiCall) -> Requested<'c> {
     let model = call.model();
-    let target = target(config, call);
+    let target = target(providers, call);
     let (provider, upstream) = match &target {
         Ok(t) => (t.provider.name.to_owned(), t.model.clone()),
         Err(_) => match model.split_once('/') {
-            Some((p, m)) if providers::spec(p).is_some() => (p.to_owned(), m.to_owned()),
+            Some((p, m)) if providers.declared(p) => (p.to_owned(), m.to_owned()),
             _ => (String::new(), model.to_owned()),
         },
     };
@@ -47,7 +46,7 @@ pub(super) fn resolve<'c>(config: &'c GatewayConfig, call: &ApiCall) -> Requeste
     }
 }
 
-fn target<'c>(config: &'c GatewayConfig, call: &ApiCall) -> Result<Target<'c>, ApiError> {
+fn target<'c>(providers: &'c Providers, call: &ApiCall) -> Result<Target<'c>, ApiError> {
     let model = call.model();
     let explicit = match call.body().get("provider") {
         Some(Value::String(p)) => Some(p.as_str()),
@@ -57,8 +56,8 @@ fn target<'c>(config: &'c GatewayConfig, call: &ApiCall) -> Result<Target<'c>, A
     let (name, upstream_model) = match (explicit, model.split_once('/')) {
         (Some(p), Some((prefix, rest))) if prefix == p => (p, rest),
         (Some(p), _) => (p, model),
-        (None, Some((prefix, rest))) if providers::spec(prefix).is_some() => (prefix, rest),
-        (None, _) => match config.default_provider {
+        (None, Some((prefix, rest))) if providers.declared(prefix) => (prefix, rest),
+        (None, _) => match providers.default.as_deref() {
             Some(p) => (p, model),
             None => return Err(ApiError::new(
                 ErrorCode::NoProviderConfigured,
@@ -66,12 +65,12 @@ fn target<'c>(config: &'c GatewayConfig, call: &ApiCall) -> Result<Target<'c>, A
             )),
         },
     };
-    if providers::spec(name).is_none() {
+    if !providers.declared(name) {
         return Err(
             ApiError::invalid_request(format!("unknown provider `{name}`")).with_param("provider"),
         );
     }
-    let Some(provider) = config.provider(name) else {
+    let Some(provider) = providers.get(name) else {
         return Err(ApiError::model_not_found(format!(
             "provider `{name}` is not configured on this gateway, so model `{model}` is not available"
         )));

@@ -3,6 +3,7 @@
 //! Connection failures, timeouts and error statuses become the attempt's [`Failure`].
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::future::{self, Either};
 use futures::stream::StreamExt;
@@ -16,7 +17,7 @@ use super::{Gateway, Reply};
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig};
+use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig, Providers};
 use crate::redact::redact;
 
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
@@ -57,7 +58,7 @@ impl<H: Host> Gateway<H> {
         call: &ApiCall,
         target: &Target<'_>,
         options: &Options,
-        request_start: f64,
+        (request_start, providers): (f64, &Arc<Providers>),
     ) -> Result<Answer, Failure> {
         let (p, model) = (target.provider, target.model.as_str());
         let dialect = p.dialect;
@@ -86,7 +87,7 @@ impl<H: Host> Gateway<H> {
                 resp.body,
                 translator,
                 chat.include_usage,
-                (self.config.clone(), p.name),
+                (providers.clone(), p.name.clone()),
             );
             let first_token_ms = options
                 .first_token_timeout_ms
@@ -113,7 +114,7 @@ impl<H: Host> Gateway<H> {
         deadline: f64,
         timeout_ms: u64,
     ) -> Result<UpstreamResponse, Failure> {
-        let provider = p.name;
+        let provider = p.name.as_str();
         let resp = match self.within(deadline, self.host.send(req)).await {
             None => return Err(upstream_timeout(provider, timeout_ms).into()),
             Some(Err(e)) => {
@@ -221,7 +222,7 @@ impl<H: Host> Gateway<H> {
     ) -> Result<JsonAnswer, ApiError> {
         let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
         let bytes = json_answer(
-            self.read_body(body, limit, deadline, timeout_ms, p.name)
+            self.read_body(body, limit, deadline, timeout_ms, &p.name)
                 .await?,
         );
         let parsed = serde_json::from_slice(&bytes).map_err(|_| {

@@ -1,19 +1,35 @@
-//! OpenAI and any OpenAI-compatible upstream (the mock, proxies): `/chat/completions`, `/embeddings`.
-//! The client's body is forwarded nearly as is; this connector only sets the model, asks for usage on
-//! streams, and reads usage and errors back.
+//! OpenAI and any OpenAI-compatible upstream (Moonshot, Zhipu, DashScope, vLLM, Ollama, SGLang, llama.cpp's
+//! server, proxies): `/chat/completions`, `/embeddings`. The client's body is forwarded nearly as is; this
+//! connector sets the model, asks for usage on streams, applies the provider's declared quirks (catalog
+//! `quirks`: the answer-limit field's name, how streams report usage, fields to strip, a model-id prefix, the
+//! key's header), and reads usage and errors back.
 
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::{Connector, ErrorResponse, ProviderConfig, StreamEvent};
+use crate::providers::{
+    Auth, Connector, ErrorResponse, MaxTokens, ProviderConfig, StreamEvent, StreamUsage,
+};
 
 /// OpenAI's own API, and the default dialect of any OpenAI-compatible service.
 pub struct OpenAi;
 
 impl Connector for OpenAi {
     type StreamState = ();
+
+    /// A chunk is forwarded unchanged, except that usage on a chunk with choices (services that send it on the
+    /// finish chunk, unasked) becomes OpenAI's own `choices: []` usage chunk, which the relay drops when the
+    /// client did not ask for usage.
+    fn stream_event(&self, _state: &mut (), data: &str, out: &mut Vec<StreamEvent>) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            out.push(StreamEvent::Malformed(data.to_owned()));
+            return;
+        };
+        let u = usage(&v);
+        crate::providers::move_usage_off_chunk(v, data, u, out);
+    }
 
     fn chat_request(
         &self,
@@ -22,11 +38,30 @@ impl Connector for OpenAi {
         model: &str,
         stream: bool,
     ) -> Result<UpstreamRequest, ApiError> {
-        prepare_body(&mut body, model);
+        prepare_body(&mut body, &upstream_model(p, model));
         body.remove("provider");
         // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
         strip_message_field(&mut body, "reasoning_content");
-        ask_for_usage(&mut body, stream);
+        let q = &p.quirks;
+        match q.stream_usage {
+            StreamUsage::Request => ask_for_usage(&mut body, stream),
+            // Sent unasked, or not at all: a service that does not know `stream_options` may reject it.
+            StreamUsage::Always | StreamUsage::Never => {
+                body.remove("stream_options");
+            }
+        }
+        if let Some(field) = q.max_tokens {
+            let (to, from) = match field {
+                MaxTokens::MaxTokens => ("max_tokens", "max_completion_tokens"),
+                MaxTokens::MaxCompletionTokens => ("max_completion_tokens", "max_tokens"),
+            };
+            if let Some(n) = body.remove(from) {
+                body.entry(to).or_insert(n);
+            }
+        }
+        for field in &q.strip {
+            body.remove(field);
+        }
         Ok(post(p, "/chat/completions", &body))
     }
 
@@ -36,7 +71,24 @@ impl Connector for OpenAi {
         body: Map<String, Value>,
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        Ok(embeddings_request(p, body, model))
+        let mut req = embeddings_request(p, body, &upstream_model(p, model));
+        if !p.quirks.strip.is_empty() {
+            if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&req.body) {
+                for field in &p.quirks.strip {
+                    body.remove(field);
+                }
+                req.body = serde_json::to_vec(&body).unwrap_or_default();
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// The model id the service knows: the declared prefix (`accounts/fireworks/models/`) before the catalog's id.
+fn upstream_model(p: &ProviderConfig, model: &str) -> String {
+    match &p.quirks.model_prefix {
+        Some(prefix) if !model.starts_with(prefix.as_str()) => format!("{prefix}{model}"),
+        _ => model.to_owned(),
     }
 }
 
@@ -115,7 +167,10 @@ pub(crate) fn rename_developer_role(body: &mut Map<String, Value>) {
 pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if let Some(key) = &p.api_key {
-        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+        headers.push(match p.quirks.auth {
+            Auth::Bearer => ("authorization".to_owned(), format!("Bearer {key}")),
+            Auth::XApiKey => ("x-api-key".to_owned(), key.clone()),
+        });
     }
     headers.extend(p.headers.iter().cloned());
     UpstreamRequest {
@@ -218,6 +273,70 @@ mod tests {
             "m",
             crate::providers::Dialect::OpenAi,
         )
+    }
+
+    #[test]
+    fn usage_on_a_finish_chunk_becomes_a_usage_chunk() {
+        let events = stream_events(
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            matches!(&events[0], StreamEvent::Chunk { usage: None, content: true, data } if !data.contains("usage"))
+        );
+        assert!(matches!(&events[1], StreamEvent::UsageOnly(u, _) if u.total_tokens == 5));
+    }
+
+    #[test]
+    fn declared_quirks_shape_the_request() {
+        let mut p = provider();
+        p.quirks = crate::providers::Quirks {
+            max_tokens: Some(MaxTokens::MaxTokens),
+            stream_usage: StreamUsage::Never,
+            strip: vec!["user".into(), "logit_bias".into()],
+            model_prefix: Some("accounts/fw/models/".into()),
+            auth: Auth::XApiKey,
+        };
+        let Value::Object(body) = serde_json::json!({"model": "m", "stream": true, "user": "u1",
+            "logit_bias": {"1": 2}, "max_completion_tokens": 50,
+            "stream_options": {"include_usage": true}, "messages": []})
+        else {
+            unreachable!()
+        };
+        let req = OpenAi.chat_request(&p, body, "llama-3", true).unwrap();
+        let sent: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(sent["model"], "accounts/fw/models/llama-3");
+        assert_eq!(sent["max_tokens"], 50);
+        for gone in [
+            "max_completion_tokens",
+            "user",
+            "logit_bias",
+            "stream_options",
+        ] {
+            assert!(sent.get(gone).is_none(), "{gone} was sent");
+        }
+        assert!(req
+            .headers
+            .contains(&("x-api-key".into(), "sk-test".into())));
+        assert!(!req.headers.iter().any(|(k, _)| k == "authorization"));
+
+        p.quirks.max_tokens = Some(MaxTokens::MaxCompletionTokens);
+        p.quirks.stream_usage = StreamUsage::Request;
+        let Value::Object(body) =
+            serde_json::json!({"model": "m", "stream": true, "max_tokens": 7, "messages": []})
+        else {
+            unreachable!()
+        };
+        let sent: Value = serde_json::from_slice(
+            &OpenAi
+                .chat_request(&p, body, "accounts/fw/models/x", true)
+                .unwrap()
+                .body,
+        )
+        .unwrap();
+        assert_eq!(sent["model"], "accounts/fw/models/x");
+        assert_eq!(sent["max_completion_tokens"], 7);
+        assert_eq!(sent["stream_options"]["include_usage"], true);
     }
 
     #[test]

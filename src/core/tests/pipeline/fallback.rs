@@ -169,7 +169,8 @@ fn a_stream_that_fails_before_its_first_token_falls_back_and_the_client_sees_one
 fn a_provider_error_that_echoes_the_key_or_the_address_is_masked_for_the_client_and_the_log() {
     let config = config();
     let key = config
-        .provider("openai")
+        .providers
+        .get("openai")
         .unwrap()
         .api_key
         .as_deref()
