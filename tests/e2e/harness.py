@@ -141,10 +141,14 @@ class Mock:
                                      headers={"content-type": "application/json"}, method="POST")
         urllib.request.urlopen(req, timeout=5).read()
 
-    def abandoned(self) -> int:
-        """How many requests were abandoned by their caller (the gateway) while they waited out their latency."""
+    def stats(self) -> dict:
+        """`abandoned`: answers whose caller (the gateway) hung up before they were complete; `last_auth`: the
+        `authorization` header each `/compat/<shape>` route last received."""
         with urllib.request.urlopen(f"{self.url}/__mock/stats", timeout=5) as r:
-            return json.loads(r.read())["abandoned"]
+            return json.loads(r.read())
+
+    def abandoned(self) -> int:
+        return self.stats()["abandoned"]
 
     def reset_faults(self) -> None:
         req = urllib.request.Request(f"{self.url}/__mock/faults?reset", data=b"{}",

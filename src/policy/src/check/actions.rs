@@ -281,7 +281,7 @@ impl<'a, 'p> Cx<'a, 'p> {
         );
         let d = self.suggest(d, name, candidates.iter().copied());
         self.report(d.with_help_if_none(format!(
-                "a target is a provider ({}), a declared target or group, or `requested`",
+                "a target is a provider the catalog declares ({}; declare others under `[providers.NAME]` in catalog.toml), a declared target or group, or `requested`",
                 self.catalog
                     .providers
                     .keys()
