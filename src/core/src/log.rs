@@ -10,8 +10,12 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Of `prompt_tokens`, read from the provider's cache.
     pub cached_tokens: Option<u64>,
+    /// Of `completion_tokens`, spent on reasoning.
     pub reasoning_tokens: Option<u64>,
+    /// Of `prompt_tokens`, written to the provider's cache (billed apart where the provider charges for it).
+    pub cache_write_tokens: Option<u64>,
 }
 
 /// One row per request that reached the gateway, whatever its outcome. Never holds prompt or completion text.
@@ -78,8 +82,9 @@ pub enum SqlValue {
 pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, method, path, endpoint, \
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
-attempt_log, decision_attrs) \
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+attempt_log, decision_attrs, cache_write_tokens) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+?26)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -126,6 +131,7 @@ impl LogRecord {
                 serde_json::to_string(&self.attempt_log).map_or(SqlValue::Null, SqlValue::Text)
             },
             text(&self.decision_attrs),
+            int(u.and_then(|u| u.cache_write_tokens)),
         ]
     }
 }

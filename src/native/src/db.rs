@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_attempts.sql",
         include_str!("../../../migrations/0003_attempts.sql"),
     ),
+    (
+        "0004_cache_writes.sql",
+        include_str!("../../../migrations/0004_cache_writes.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -235,7 +239,12 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            vec!["0001_init.sql", "0002_policy.sql", "0003_attempts.sql"]
+            vec![
+                "0001_init.sql",
+                "0002_policy.sql",
+                "0003_attempts.sql",
+                "0004_cache_writes.sql"
+            ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());
         let rec = LogRecord {

@@ -197,6 +197,11 @@ pub fn usage(response: &Value) -> Option<Usage> {
         reasoning_tokens: n(u
             .get("completion_tokens_details")
             .and_then(|d| d.get("reasoning_tokens"))),
+        // Not OpenAI's: the gateway's own field for the prompt tokens a provider wrote to its cache
+        // (Anthropic), sent in the OpenAI answers it builds.
+        cache_write_tokens: n(u
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cache_write_tokens"))),
     })
 }
 
@@ -375,7 +380,8 @@ mod tests {
                 completion_tokens: 46,
                 total_tokens: 1163,
                 cached_tokens: Some(0),
-                reasoning_tokens: Some(0)
+                reasoning_tokens: Some(0),
+                cache_write_tokens: None,
             })
         );
         assert_eq!(usage(&serde_json::json!({"usage": null})), None);

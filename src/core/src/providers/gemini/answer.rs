@@ -20,6 +20,7 @@ pub(super) fn usage(response: &Value) -> Option<Usage> {
         total_tokens: n("totalTokenCount").unwrap_or(prompt + completion),
         cached_tokens: n("cachedContentTokenCount"),
         reasoning_tokens: thoughts,
+        cache_write_tokens: None,
     })
 }
 
