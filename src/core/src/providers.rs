@@ -6,6 +6,7 @@
 //! is a module implementing the trait, one line in that list, its name in `gateway_policy::catalog::DIALECTS`
 //! and a mock module. Adding a provider that speaks an existing dialect is a catalog declaration only.
 
+pub mod anthropic;
 pub mod catalog;
 pub mod deepseek;
 pub mod gemini;
@@ -262,6 +263,19 @@ pub fn has_content(v: &Value) -> bool {
     })
 }
 
+/// The text of a message's `content`: the string, or its `text` parts joined.
+pub(crate) fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
 /// A chunk that carries usage next to its choices (DeepSeek, SiliconFlow, some OpenRouter upstreams) becomes
 /// the chunk without usage, then an OpenAI `choices: []` usage chunk. Other chunks pass unchanged.
 pub(crate) fn move_usage_off_chunk(
@@ -413,6 +427,7 @@ dialects! {
     SiliconFlow = "siliconflow" => siliconflow::SiliconFlow,
     Gemini = "gemini" => gemini::Gemini,
     WorkersAi = "workers_ai" => workers_ai::WorkersAi,
+    Anthropic = "anthropic" => anthropic::Anthropic,
 }
 
 impl StreamTranslator {

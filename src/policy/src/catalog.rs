@@ -84,6 +84,7 @@ pub const DIALECTS: &[&str] = &[
     "openrouter",
     "gemini",
     "workers_ai",
+    "anthropic",
 ];
 
 /// Words of the policy language: a provider cannot be named like one (`-> fallback` would not parse).

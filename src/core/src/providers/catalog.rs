@@ -267,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn the_builtin_catalog_declares_the_six_providers_as_before() {
+    fn the_builtin_catalog_declares_its_providers_and_only_keyed_ones_are_configured() {
         let t = Providers::from_catalog(&Catalog::builtin_json(), |k| {
             (k == "OPENAI_API_KEY" || k == "DEEPSEEK_API_KEY").then(|| "k".to_owned())
         });
@@ -278,7 +278,7 @@ mod tests {
             t.get("openai").unwrap().base_url,
             "https://api.openai.com/v1"
         );
-        assert_eq!(t.unconfigured.len(), 4);
+        assert_eq!(t.unconfigured.len(), 5);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Gemini requests: OpenAI messages, tools and sampling options as `generateContent`'s contents,
 //! `systemInstruction`, `tools`, `toolConfig` and `generationConfig`.
 
+use crate::providers::text_of;
 use serde_json::{json, Map, Value};
 
 use super::SIGNATURE_MARK;
@@ -237,18 +238,6 @@ fn generation_config(
 }
 
 /// The text of a message's content (a string, or the text parts of an array).
-pub(super) fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        _ => String::new(),
-    }
-}
-
 fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ApiError> {
     let Some(Value::Array(parts)) = content else {
         return Ok(vec![json!({"text": text_of(content)})]);
