@@ -29,6 +29,7 @@ SETTINGS = {
     "OPENROUTER_API_KEY": "sk-mock-upstream",
     "GEMINI_API_KEY": "sk-mock-upstream",
     "WORKERS_AI_API_KEY": "sk-mock-upstream",
+    "ANTHROPIC_API_KEY": "sk-mock-upstream",
     "OPENROUTER_HEADERS": "HTTP-Referer: https://example.com/app; X-OpenRouter-Title: Gateway E2E",
     "MAX_BODY_BYTES": "65536",
     "UPSTREAM_TIMEOUT_MS": "3000",
@@ -133,7 +134,8 @@ class Mock:
                 "SILICONFLOW_BASE_URL": f"{self.url}/siliconflow/v1",
                 "OPENROUTER_BASE_URL": f"{self.url}/openrouter/api/v1",
                 "GEMINI_BASE_URL": f"{self.url}/gemini/v1beta",
-                "WORKERS_AI_BASE_URL": f"{self.url}/workers-ai/client/v4/accounts/acc123/ai"}
+                "WORKERS_AI_BASE_URL": f"{self.url}/workers-ai/client/v4/accounts/acc123/ai",
+                "ANTHROPIC_BASE_URL": f"{self.url}/anthropic/v1"}
 
     def faults(self, **routes: str | None) -> None:
         """Forces a fault model on whole provider routes (`deepseek="mock-500"`); `None` clears one."""

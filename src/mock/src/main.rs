@@ -98,6 +98,7 @@ async fn main() -> std::io::Result<()> {
         .route("/__mock/faults", post(set_faults).get(get_faults))
         .route("/__mock/stats", get(stats))
         .route("/v1/models", get(openai::models))
+        .route("/anthropic/v1/messages", post(anthropic::messages))
         .route("/compat/{shape}/v1/chat/completions", post(compat::chat))
         .route("/compat/{shape}/v1/models", get(compat::models))
         .route("/v1/chat/completions", post(openai::chat))

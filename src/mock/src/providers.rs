@@ -1,5 +1,6 @@
 //! One module per provider dialect, mirroring `src/core/src/providers/`.
 
+pub(crate) mod anthropic;
 pub(crate) mod compat;
 pub(crate) mod deepseek;
 pub(crate) mod gemini;

@@ -90,15 +90,30 @@ pub(crate) fn tool_turn(body: &Value, id: &str) -> Option<Value> {
 /// The events as SSE frames (after `prefix`, e.g. comments), ending in `[DONE]`, shaped by the plan's fault
 /// and paced by its chunk delay.
 pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> Response {
-    // Faults count events after the prefix: `mock-stall-mid` sends a role and a content chunk on every route.
     let pre = prefix.len();
-    let mut frames: Vec<Result<Bytes, std::io::Error>> = prefix.into_iter().map(Ok).collect();
-    frames.extend(
-        events
-            .iter()
-            .map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))),
-    );
-    frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    let mut frames = prefix;
+    frames.extend(events.iter().map(|e| Bytes::from(format!("data: {e}\n\n"))));
+    let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
+    let error_frame = Bytes::from(format!("data: {err}\n\n"));
+    sse_frames(
+        frames,
+        (pre, Some(Bytes::from_static(b"data: [DONE]\n\n"))),
+        error_frame,
+        plan,
+    )
+}
+
+/// Ready SSE frames (the first `pre` of them not counted by faults), then `done` if any; `error_frame` is what
+/// `mock-error-mid` sends in the dialect's own shape.
+pub(crate) fn sse_frames(
+    frames: Vec<Bytes>,
+    (pre, done): (usize, Option<Bytes>),
+    error_frame: Bytes,
+    plan: Plan,
+) -> Response {
+    // Faults count events after the prefix: `mock-stall-mid` sends a role and a content chunk on every route.
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = frames.into_iter().map(Ok).collect();
+    frames.extend(done.map(Ok));
     let stall = Err(std::io::Error::other("stall"));
     match plan.fault {
         Fault::Stall => frames = vec![stall],
@@ -113,8 +128,7 @@ pub(crate) fn sse_response(prefix: Vec<Bytes>, events: &[Value], plan: Plan) -> 
         Fault::Eof => frames.truncate(pre + 3),
         Fault::ErrorMid => {
             frames.truncate(pre + 2);
-            let err = json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}});
-            frames.push(Ok(Bytes::from(format!("data: {err}\n\n"))));
+            frames.push(Ok(error_frame));
         }
         Fault::HtmlFirst => {
             frames = vec![Ok(Bytes::from_static(

@@ -102,6 +102,11 @@ pub(super) fn chat_request(
             json!({"format": {"type": "json_schema", "schema": schema}}),
         );
     }
+    // Anthropic's prompt caching, asked for as Anthropic takes it (a top-level breakpoint): OpenAI has no field
+    // for it, so a client sends it as an extra field.
+    if let Some(c) = body.get("cache_control").filter(|c| c.is_object()) {
+        out.insert("cache_control".into(), c.clone());
+    }
     if stream {
         out.insert("stream".into(), json!(true));
     }
