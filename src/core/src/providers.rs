@@ -7,6 +7,7 @@
 //! and a mock module. Adding a provider that speaks an existing dialect is a catalog declaration only.
 
 pub mod anthropic;
+pub mod azure_openai;
 pub mod catalog;
 pub mod deepseek;
 pub mod gemini;
@@ -428,6 +429,7 @@ dialects! {
     Gemini = "gemini" => gemini::Gemini,
     WorkersAi = "workers_ai" => workers_ai::WorkersAi,
     Anthropic = "anthropic" => anthropic::Anthropic,
+    AzureOpenAi = "azure_openai" => azure_openai::AzureOpenAi,
 }
 
 impl StreamTranslator {

@@ -99,6 +99,11 @@ async fn main() -> std::io::Result<()> {
         .route("/__mock/stats", get(stats))
         .route("/v1/models", get(openai::models))
         .route("/anthropic/v1/messages", post(anthropic::messages))
+        .route(
+            "/azure/openai/deployments/{deployment}/chat/completions",
+            post(azure::dated),
+        )
+        .route("/azure/openai/v1/chat/completions", post(azure::v1))
         .route("/compat/{shape}/v1/chat/completions", post(compat::chat))
         .route("/compat/{shape}/v1/models", get(compat::models))
         .route("/v1/chat/completions", post(openai::chat))

@@ -1,6 +1,7 @@
 //! One module per provider dialect, mirroring `src/core/src/providers/`.
 
 pub(crate) mod anthropic;
+pub(crate) mod azure;
 pub(crate) mod compat;
 pub(crate) mod deepseek;
 pub(crate) mod gemini;

@@ -85,6 +85,7 @@ pub const DIALECTS: &[&str] = &[
     "gemini",
     "workers_ai",
     "anthropic",
+    "azure_openai",
 ];
 
 /// Words of the policy language: a provider cannot be named like one (`-> fallback` would not parse).
