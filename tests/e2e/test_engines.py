@@ -33,6 +33,14 @@ quirks = {{ max_tokens = "max_tokens" }}
 context = 32768
 tools = true
 
+[providers.vllm_open]
+dialect = "openai"
+base_url = "{mock}/compat/vllm-open/v1"
+default_model = "qwen3-8b"
+
+[providers.vllm_open.models."qwen3-8b"]
+context = 32768
+
 [providers.ollama_box]
 dialect = "openai"
 base_url = "{mock}/compat/ollama/v1"
@@ -66,6 +74,7 @@ context = 131072
 POLICY = """
 rule private: when tags contains "private" -> ollama_box:"qwen3:8b"
 rule vllm: when tags contains "vllm" -> vllm_box:"qwen3-8b"
+rule vllm_open: when tags contains "vllm-open" -> vllm_open:"qwen3-8b"
 rule strict: when tags contains "strict" -> strict_co:"llama-4"
 rule chain: when tags contains "chain" -> vllm_box:"qwen3-8b" fallback openai:gpt-4o-mini
 rule chain_back: when tags contains "chain-back" -> openai:gpt-4o-mini fallback ollama_box:"qwen3:8b"
@@ -157,6 +166,15 @@ def test_a_keyless_private_server_serves_a_rule_and_gets_no_key(gw, mock):
     assert row["prompt_tokens"] > 0
 
 
+def test_a_keyless_vllm_serves_a_rule(gw, mock):
+    r = chat(gw, "vllm-open", stream=True)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-gateway-provider"] == "vllm_open"
+    events = [json.loads(e) for e in sse_events(r.text)[:-1]]
+    assert any(e["choices"] and e["choices"][0]["delta"].get("reasoning") for e in events)
+    assert mock.stats()["last_auth"]["vllm-open"] is None
+
+
 def test_a_keyed_vllm_streams_through_the_sdk_with_its_declared_secret(gw, mock):
     stream = client(gw, "vllm").chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi vllm"}], stream=True,
@@ -246,3 +264,32 @@ def test_a_provider_taken_out_and_published_is_gone_without_a_restart(gw, mock):
     assert r.status_code == 400, r.text
     names = {p["name"] for p in gw.admin_status()["providers"]["configured"]}
     assert "strict_co" not in names and "ollama_box" in names
+
+
+@pytest.mark.skipif("native" not in SELECTED_HOSTS, reason="the native host's secrets file")
+def test_a_key_added_to_the_secrets_file_takes_effect_without_a_restart(mock, tmp_path):
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("# provider keys\n")
+    declarations = """
+[providers.kimi_box]
+dialect = "openai"
+base_url = "{mock}/compat/vllm/v1"
+key = "KIMI_BOX_KEY"
+default_model = "qwen3-8b"
+
+[providers.kimi_box.models."qwen3-8b"]
+context = 32768
+"""
+    policy = 'rule kimi: when tags contains "kimi" -> kimi_box:"qwen3-8b" fallback openai:gpt-4o-mini\ndefault -> requested\n'
+    gw = NativeGateway(mock, threads=1, settings={"GATEWAY_SECRETS_FILE": str(secrets)})
+    try:
+        wait_for(gw, gw.publish(policy_dir(mock, declarations, policy)))
+        assert chat(gw, "kimi").headers["x-gateway-provider"] == "openai"  # no key yet: skipped
+        secrets.write_text("# provider keys\nexport KIMI_BOX_KEY='sk-vllm'\n")
+        deadline = time.monotonic() + 10
+        while (r := chat(gw, "kimi")).headers["x-gateway-provider"] != "kimi_box":
+            assert time.monotonic() < deadline, r.headers
+            time.sleep(0.2)
+        assert r.status_code == 200 and mock.stats()["last_auth"]["vllm"] == "Bearer sk-vllm"
+    finally:
+        gw.stop()

@@ -43,7 +43,8 @@ pub struct Shared {
     refreshing: Cell<bool>,
     /// The host's log writer's counters, when it keeps them (the native host), shown by `/admin/status`.
     log_stats: Option<std::sync::Arc<LogStats>>,
-    /// The provider table of the policy in use (by its hash), built from its catalog when it was first needed.
+    /// The provider table of the policy in use (by its hash), built from its catalog when it was first needed
+    /// after the last refresh.
     providers: RefCell<Option<(String, Arc<Providers>)>>,
 }
 
@@ -187,6 +188,9 @@ impl Shared {
                 slot.snapshot = Some(snapshot);
             }
         }
+        // Settings and secrets are read again with the next request: a key set since (a secrets file, a new
+        // Worker secret) takes effect within the refresh interval, without a new policy.
+        *self.providers.borrow_mut() = None;
         self.checked_at_ms.set(Some(host.now_ms()));
     }
 

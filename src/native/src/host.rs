@@ -25,13 +25,14 @@ pub struct NativeHost {
     counter: Rc<AtomicU64>,
     policy: Option<Rc<PolicySource>>,
     health: Arc<RwLock<Option<String>>>,
+    secrets: crate::secrets::Secrets,
     shutdown: crate::shutdown::Shutdown,
 }
 
-/// Settings and secrets are the process's environment variables.
+/// Settings and secrets are the process's environment variables, then the secrets file.
 impl Settings for NativeHost {
     fn setting(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        self.secrets.get(name)
     }
 }
 
@@ -41,7 +42,7 @@ impl NativeHost {
     pub fn new(
         db_path: &Path,
         policy: Option<PathBuf>,
-        health: Arc<RwLock<Option<String>>>,
+        (health, secrets): (Arc<RwLock<Option<String>>>, crate::secrets::Secrets),
         shutdown: crate::shutdown::Shutdown,
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
@@ -63,6 +64,7 @@ impl NativeHost {
             counter: Rc::default(),
             policy: policy.map(|p| Rc::new(PolicySource::new(p))),
             health,
+            secrets,
             shutdown,
         })
     }

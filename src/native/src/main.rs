@@ -4,6 +4,7 @@
 mod db;
 mod host;
 mod policy_source;
+mod secrets;
 mod server;
 mod shutdown;
 mod write_timeout;
@@ -65,6 +66,10 @@ enum Command {
         /// call is cancelled).
         #[arg(long, env = "GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
         write_timeout_ms: u64,
+        /// `NAME=value` lines read after the environment for settings and secrets, re-read when the file
+        /// changes: a provider added to the catalog finds its key here without a restart.
+        #[arg(long, env = "GATEWAY_SECRETS_FILE")]
+        secrets_file: Option<PathBuf>,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -119,9 +124,11 @@ fn run(cli: Cli) -> Result<(), String> {
             body_timeout_ms,
             max_connections,
             write_timeout_ms,
+            secrets_file,
         } => {
+            let secrets = secrets::Secrets::new(secrets_file);
             let config =
-                GatewayConfig::from_lookup(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+                GatewayConfig::from_lookup(|k| secrets.get(k)).map_err(|e| e.to_string())?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // Checked (format, hash, regexes) before serving: a broken policy never starts.
@@ -138,6 +145,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 config,
                 policy,
                 policy_json,
+                secrets,
                 drain: std::time::Duration::from_millis(drain_ms),
                 limits: server::ClientLimits {
                     header_timeout: std::time::Duration::from_millis(header_timeout_ms),

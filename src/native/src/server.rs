@@ -72,6 +72,8 @@ pub struct ServeOptions {
     /// What the startup check loaded from `policy`: every worker thread starts with it, so none of them ever
     /// runs without the policy that was good at start (a later broken file is then ignored by all).
     pub policy_json: Option<String>,
+    /// Where settings and secrets are read: the environment, then the secrets file.
+    pub secrets: crate::secrets::Secrets,
     /// How long requests and streams may go on after SIGTERM / SIGINT.
     pub drain: Duration,
     pub limits: ClientLimits,
@@ -119,7 +121,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     };
     let table = start_policy.as_ref().map_or_else(
         || (*opts.config.providers).clone(),
-        |p| gateway_core::Providers::from_catalog(&p.artifact().catalog, |k| std::env::var(k).ok()),
+        |p| gateway_core::Providers::from_catalog(&p.artifact().catalog, |k| opts.secrets.get(k)),
     );
     if table.configured.is_empty() {
         eprintln!("gateway: warning: no provider configured (set OPENAI_API_KEY or OPENAI_BASE_URL, or declare one in the catalog)");
@@ -160,6 +162,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             log_stats: log_stats.clone(),
             shutdown: shutdown.clone(),
             connections: connections.clone(),
+            secrets: opts.secrets.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -245,6 +248,7 @@ struct ThreadShared {
     shutdown: crate::shutdown::Shutdown,
     /// One permit per open client connection.
     connections: std::sync::Arc<tokio::sync::Semaphore>,
+    secrets: crate::secrets::Secrets,
 }
 
 fn worker_thread(
@@ -259,6 +263,7 @@ fn worker_thread(
         log_stats,
         shutdown,
         connections: permits,
+        secrets,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -268,7 +273,7 @@ fn worker_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let host = NativeHost::new(&db, policy, health, shutdown.clone())?;
+        let host = NativeHost::new(&db, policy, (health, secrets), shutdown.clone())?;
         let start_policy = match start_policy {
             Some(json) => Some(Rc::new(
                 gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,

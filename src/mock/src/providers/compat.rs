@@ -6,6 +6,7 @@
 //! | `vllm`   | vLLM with `--api-key`      | serves `qwen3-8b` only (404 ``The model `x` does not exist.``); a   |
 //! |          |                            | wrong or missing Bearer key is a flat 401 `{"error":"Unauthorized"}`; |
 //! |          |                            | reasoning as `delta.reasoning`; usage only with `include_usage`     |
+//! | `vllm-open` | vLLM without `--api-key` | as `vllm`, but any key or none is accepted                     |
 //! | `ollama` | Ollama's `/v1`             | no key (any is ignored); serves `qwen3:8b` (404 `not_found_error`); |
 //! |          |                            | `id` is `chatcmpl-<0..998>`, `fp_ollama`; usage chunk only when     |
 //! |          |                            | asked                                                               |
@@ -21,7 +22,10 @@ use crate::*;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    Vllm,
+    /// `keyed`: started with `--api-key`.
+    Vllm {
+        keyed: bool,
+    },
     Ollama,
     Strict,
 }
@@ -32,7 +36,8 @@ const STRICT_PREFIX: &str = "accounts/acme/models/";
 
 fn shape(name: &str) -> Option<Shape> {
     match name {
-        "vllm" => Some(Shape::Vllm),
+        "vllm" => Some(Shape::Vllm { keyed: true }),
+        "vllm-open" => Some(Shape::Vllm { keyed: false }),
         "ollama" => Some(Shape::Ollama),
         "strict" => Some(Shape::Strict),
         _ => None,
@@ -41,7 +46,7 @@ fn shape(name: &str) -> Option<Shape> {
 
 fn served(shape: Shape, model: &str) -> bool {
     match shape {
-        Shape::Vllm => model == "qwen3-8b" || model.starts_with("mock-"),
+        Shape::Vllm { .. } => model == "qwen3-8b" || model.starts_with("mock-"),
         Shape::Ollama => model == "qwen3:8b" || model.starts_with("mock-"),
         Shape::Strict => model.starts_with(STRICT_PREFIX),
     }
@@ -51,7 +56,9 @@ fn served(shape: Shape, model: &str) -> bool {
 fn refusal(shape: Shape, headers: &HeaderMap, body: &Value) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match shape {
-        Shape::Vllm if header("authorization") != Some(&format!("Bearer {VLLM_KEY}")) => {
+        Shape::Vllm { keyed: true }
+            if header("authorization") != Some(&format!("Bearer {VLLM_KEY}")) =>
+        {
             Some(raw_json(401, &json!({"error": "Unauthorized"})))
         }
         Shape::Strict if header("x-api-key") != Some(STRICT_KEY) => Some(error_response(
@@ -77,7 +84,7 @@ fn refusal(shape: Shape, headers: &HeaderMap, body: &Value) -> Option<Response> 
 
 fn not_found(shape: Shape, model: &str) -> Response {
     match shape {
-        Shape::Vllm => raw_json(
+        Shape::Vllm { .. } => raw_json(
             404,
             &json!({"error": {"message": format!("The model `{model}` does not exist."),
                 "type": "NotFoundError", "param": "model", "code": 404}}),
@@ -120,7 +127,7 @@ pub(crate) async fn models(
         return r;
     }
     let id = match shape {
-        Shape::Vllm => "qwen3-8b".to_owned(),
+        Shape::Vllm { .. } => "qwen3-8b".to_owned(),
         Shape::Ollama => "qwen3:8b".to_owned(),
         Shape::Strict => format!("{STRICT_PREFIX}llama-4"),
     };
@@ -189,7 +196,7 @@ pub(crate) async fn chat(
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
-    if shape == Shape::Vllm {
+    if matches!(shape, Shape::Vllm { .. }) {
         events.push(chunk(
             json!({"reasoning": "Thinking briefly. "}),
             Value::Null,
