@@ -123,5 +123,14 @@ fn pipeline(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, pipeline);
+/// What a provider table costs to build (once per policy refresh, on the next request): the built-in catalog
+/// with every provider configured, as the test settings configure them.
+fn provider_table(c: &mut Criterion) {
+    let catalog = gateway_policy::catalog::Catalog::builtin_json();
+    c.bench_function("provider table from the built-in catalog", |b| {
+        b.iter(|| gateway_core::Providers::from_catalog(&catalog, gateway_core::testing::setting))
+    });
+}
+
+criterion_group!(benches, pipeline, provider_table);
 criterion_main!(benches);
