@@ -350,7 +350,20 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
             .and_then(Value::as_str),
         Some("json_object" | "json_schema")
     );
+    let system: Vec<String> = messages
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("system" | "developer")
+            )
+        })
+        .map(text_of)
+        .collect();
     gateway_policy::Attrs {
+        reasoning: asks_for_reasoning(f.body),
+        prompt: clip_text(&user_text),
+        system: clip_text(&system.join("\n")),
         tokens: tokens as i64,
         max_tokens,
         messages: messages.len() as i64,
@@ -388,9 +401,99 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
     }
 }
 
+/// How much of the prompt and system texts `contains` and `matches` read: the regex engine runs in time linear in
+/// its input, so this bounds every pattern's time per request.
+pub const MAX_PATTERN_TEXT: usize = 16 * 1024;
+
+fn clip_text(s: &str) -> String {
+    if s.len() <= MAX_PATTERN_TEXT {
+        return s.to_owned();
+    }
+    let mut end = MAX_PATTERN_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// The client asked for reasoning: `reasoning_effort` other than `none` (OpenAI, and the Gemini and Anthropic
+/// connectors' input), a `thinking` object whose `type` is not `disabled` (DeepSeek, Anthropic), a `reasoning`
+/// object with an effort (OpenRouter), or Gemini's thinking options passed through `extra_body`.
+fn asks_for_reasoning(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    use serde_json::Value;
+    let effort = |v: Option<&Value>| v.and_then(Value::as_str).is_some_and(|e| e != "none");
+    effort(body.get("reasoning_effort"))
+        || body
+            .get("thinking")
+            .and_then(|t| t.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "disabled")
+        || effort(body.get("reasoning").and_then(|r| r.get("effort")))
+        || body
+            .get("reasoning")
+            .and_then(|r| r.get("enabled"))
+            .and_then(Value::as_bool)
+            == Some(true)
+        || body
+            .get("google")
+            .or_else(|| body.get("extra_body").and_then(|e| e.get("google")))
+            .and_then(|g| g.get("thinking_config"))
+            .and_then(|t| t.get("thinking_budget").or_else(|| t.get("thinking_level")))
+            .is_some_and(|b| b.as_i64() != Some(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasoning_is_asked_in_each_providers_way() {
+        let asks = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => asks_for_reasoning(&m),
+            _ => unreachable!(),
+        };
+        assert!(asks(serde_json::json!({"reasoning_effort": "high"})));
+        assert!(!asks(serde_json::json!({"reasoning_effort": "none"})));
+        assert!(asks(serde_json::json!({"thinking": {"type": "enabled"}})));
+        assert!(!asks(serde_json::json!({"thinking": {"type": "disabled"}})));
+        assert!(asks(serde_json::json!({"reasoning": {"effort": "low"}})));
+        assert!(asks(
+            serde_json::json!({"google": {"thinking_config": {"thinking_budget": 1024}}})
+        ));
+        assert!(!asks(
+            serde_json::json!({"google": {"thinking_config": {"thinking_budget": 0}}})
+        ));
+        assert!(!asks(serde_json::json!({"model": "m"})));
+    }
+
+    #[test]
+    fn pattern_texts_are_the_last_user_turn_and_the_system_prompt_clipped() {
+        let long = "é".repeat(MAX_PATTERN_TEXT);
+        let body = serde_json::json!({"messages": [{"role": "system", "content": "You are SQL-bot."},
+            {"role": "developer", "content": [{"type": "text", "text": "Answer in SQL."}]},
+            {"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": long}]});
+        let serde_json::Value::Object(body) = body else {
+            unreachable!()
+        };
+        let a = request_attrs(&RequestFacts {
+            body: &body,
+            headers: &[],
+            key: None,
+            endpoint: "chat",
+            provider: "",
+            model: "m",
+            now_ms: 0.0,
+            id_hash: 0,
+        });
+        assert_eq!(a.system, "You are SQL-bot.\nAnswer in SQL.");
+        assert!(a.prompt.len() <= MAX_PATTERN_TEXT && a.prompt.len() > MAX_PATTERN_TEXT - 2);
+        let logged = serde_json::to_string(&a).unwrap();
+        assert!(
+            !logged.contains("SQL-bot") && !logged.contains("\"prompt\""),
+            "{logged}"
+        );
+    }
 
     #[test]
     fn scripts_decide_first() {

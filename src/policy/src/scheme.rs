@@ -21,6 +21,8 @@ pub enum Ty {
     Bool,
     /// Free text.
     Str,
+    /// Prompt text: tested with `contains` and `matches` only (never stored in the decision log).
+    Text,
     /// Text from a known vocabulary.
     Sym(Vocab),
     /// A set of strings, tested with `contains`.
@@ -47,6 +49,7 @@ impl Ty {
             Ty::Float { .. } => "a number",
             Ty::Bool => "a boolean",
             Ty::Str => "a string",
+            Ty::Text => "prompt text (tested with `contains` or `matches`)",
             Ty::Sym(Vocab::Lang) => "a language code",
             Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat` or `embeddings`)",
             Ty::Sym(Vocab::Provider) => "a provider name",
@@ -70,6 +73,9 @@ pub enum FieldId {
     HasImages,
     HasTools,
     JsonMode,
+    Reasoning,
+    Prompt,
+    System,
     KeyId,
     KeyName,
     KeyTeam,
@@ -158,6 +164,24 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
         FieldId::JsonMode,
         Ty::Bool,
         "response_format asks for JSON",
+    ),
+    (
+        "reasoning",
+        FieldId::Reasoning,
+        Ty::Bool,
+        "the client asked for reasoning: `reasoning_effort` other than `none`, or `thinking` enabled",
+    ),
+    (
+        "prompt",
+        FieldId::Prompt,
+        Ty::Text,
+        "the last user message's text (its first 16 KiB), with `contains` / `matches` only",
+    ),
+    (
+        "system",
+        FieldId::System,
+        Ty::Text,
+        "the system and developer messages' text (the first 16 KiB), with `contains` / `matches` only",
     ),
     ("key.id", FieldId::KeyId, Ty::Str, "the API key's id"),
     ("key.name", FieldId::KeyName, Ty::Str, "the API key's name"),
@@ -318,6 +342,14 @@ pub struct Attrs {
     pub has_images: bool,
     pub has_tools: bool,
     pub json_mode: bool,
+    pub reasoning: bool,
+    /// The last user message's text: read by `contains` / `matches`, never written out (the decision log keeps
+    /// the attributes, not the prompt).
+    #[serde(skip_serializing)]
+    pub prompt: String,
+    /// The system and developer messages' text; never written out either.
+    #[serde(skip_serializing)]
+    pub system: String,
     pub key: KeyAttrs,
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
@@ -409,6 +441,9 @@ impl Attrs {
             FieldId::HasImages => AttrValue::Bool(self.has_images),
             FieldId::HasTools => AttrValue::Bool(self.has_tools),
             FieldId::JsonMode => AttrValue::Bool(self.json_mode),
+            FieldId::Reasoning => AttrValue::Bool(self.reasoning),
+            FieldId::Prompt => AttrValue::Str(&self.prompt),
+            FieldId::System => AttrValue::Str(&self.system),
             FieldId::KeyId => AttrValue::Str(&self.key.id),
             FieldId::KeyName => AttrValue::Str(&self.key.name),
             FieldId::KeyTeam => AttrValue::Str(&self.key.team),

@@ -300,3 +300,27 @@ fn a_rendered_diagnostic_shows_the_source_line_and_a_caret() {
 ";
     assert_eq!(out, expected, "\n{out}");
 }
+
+#[test]
+fn prompt_text_is_tested_with_contains_or_matches_only() {
+    for text in [
+        "rule p: when prompt == \"hi\" -> openai\n",
+        "rule p: when system in {\"a\", \"b\"} -> openai\n",
+    ] {
+        let (d, _, under) = only(text);
+        assert_eq!(d.code, "E003", "{text}");
+        assert!(
+            d.message.contains("tested with `contains` or `matches`"),
+            "{}",
+            d.message
+        );
+        assert!(
+            under.starts_with("prompt") || under.starts_with("system"),
+            "{under}"
+        );
+    }
+    let ok = "rule sql: when prompt matches \"(?i)\\\\bselect\\\\b\" and not (system contains \"no sql\") -> openai\n\
+              rule hard: when reasoning -> deepseek\n";
+    let c = checked(&format!("{ok}{OK_TAIL}"));
+    assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
+}

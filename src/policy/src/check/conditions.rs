@@ -123,6 +123,11 @@ impl<'a, 'p> Cx<'a, 'p> {
                     "compare it with something, e.g. `tokens > 1000` or `lang == zh`",
                 ),
             },
+            Test::Compare(..) | Test::In { .. } if ty == Ty::Text => mismatch(
+                p.span,
+                format!("`{}` is {}", p.field, ty.describe()),
+                "write `prompt contains \"SELECT\"` or `prompt matches \"(?i)\\bsql\\b\"`",
+            ),
             Test::Compare(op, lit) => {
                 let ordered = matches!(
                     op,
@@ -226,7 +231,7 @@ impl<'a, 'p> Cx<'a, 'p> {
                 })
             }
             Test::Matches(lit) => {
-                if !matches!(ty, Ty::Str | Ty::Sym(_)) {
+                if !matches!(ty, Ty::Str | Ty::Text | Ty::Sym(_)) {
                     return mismatch(
                         p.span,
                         format!("`{}` is {}; `matches` needs text", p.field, ty.describe()),
@@ -261,7 +266,7 @@ impl<'a, 'p> Cx<'a, 'p> {
                 })
             }
             Test::Contains(lit) => {
-                if !matches!(ty, Ty::Str | Ty::StrSet | Ty::Sym(_)) {
+                if !matches!(ty, Ty::Str | Ty::Text | Ty::StrSet | Ty::Sym(_)) {
                     return mismatch(
                         p.span,
                         format!(
@@ -326,6 +331,7 @@ impl<'a, 'p> Cx<'a, 'p> {
             }
             (Ty::Sym(_), _) => wrong(format!("write {}", ty.describe())),
             (Ty::StrSet, _) => wrong("test membership with `contains`".into()),
+            (Ty::Text, _) => wrong(format!("test `{field}` with `contains` or `matches`")),
         }
     }
 

@@ -1,0 +1,65 @@
+"""Routing by what is asked, on both hosts: `reasoning`, and `prompt` / `system` patterns, from a published
+policy; the decision log keeps the rule and the attributes, never the prompt or system text."""
+
+import json
+
+import httpx
+import pytest
+
+from harness import SELECTED_HOSTS, NativeGateway, WorkerdGateway, policy_sources
+from test_engines import wait_for
+
+HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
+
+POLICY = r"""
+rule hard: when reasoning -> deepseek:deepseek-v4-pro
+rule sql: when prompt matches "(?i)\bselect\b.+\bfrom\b" -> siliconflow:"Qwen/Qwen3-8B"
+rule support: when system contains "support agent" and not (prompt contains "refund") -> openai:gpt-4o-mini
+default -> requested
+"""
+
+SECRET_PROMPT = "SELECT card_number FROM customers WHERE name = 'Zhang Wei'"
+SECRET_SYSTEM = "You are a support agent for ACME-7731 internal systems."
+
+
+@pytest.fixture(scope="module", params=SELECTED_HOSTS)
+def gw(request, mock):
+    gateway = HOSTS[request.param](mock, **({"threads": 1} if request.param == "native" else {}))
+    wait_for(gateway, gateway.publish(policy_sources(POLICY)))
+    yield gateway
+    gateway.stop()
+
+
+def chat(gw, messages, **extra):
+    return httpx.post(gw.url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {gw.key}"},
+                      json={"model": "gpt-4o-mini", "messages": messages, **extra})
+
+
+@pytest.mark.parametrize("extra", [{"reasoning_effort": "high"}, {"thinking": {"type": "enabled"}}])
+def test_a_request_that_asks_for_reasoning_goes_to_the_reasoning_model(gw, extra):
+    r = chat(gw, [{"role": "user", "content": "Prove that there are infinitely many primes."}], **extra)
+    assert r.status_code == 200, r.text
+    assert (r.headers["x-gateway-rule"], r.headers["x-gateway-model"]) == ("hard", "deepseek-v4-pro")
+    decision = json.loads(gw.log_row(r.headers["x-request-id"])["decision_attrs"])
+    assert decision["attrs"]["reasoning"] is True
+
+
+def test_prompt_and_system_patterns_route_and_their_text_is_not_logged(gw):
+    r = chat(gw, [{"role": "user", "content": SECRET_PROMPT}])
+    assert (r.headers["x-gateway-rule"], r.headers["x-gateway-provider"]) == ("sql", "siliconflow"), r.text
+    row = gw.log_row(r.headers["x-request-id"])
+    r2 = chat(gw, [{"role": "system", "content": SECRET_SYSTEM}, {"role": "user", "content": "My printer is broken"}])
+    assert r2.headers["x-gateway-rule"] == "support", r2.text
+    row2 = gw.log_row(r2.headers["x-request-id"])
+    for logged in (row, row2):
+        text = json.dumps(logged)
+        assert "card_number" not in text and "Zhang Wei" not in text and "ACME-7731" not in text
+    assert row["rule_id"] == "sql"
+    # `not (prompt contains …)` excludes it; nothing else matches: the default.
+    r3 = chat(gw, [{"role": "system", "content": SECRET_SYSTEM}, {"role": "user", "content": "I want a refund"}])
+    assert r3.headers["x-gateway-rule"] == "default"
+
+
+def test_a_plain_request_is_decided_by_the_default(gw):
+    r = chat(gw, [{"role": "user", "content": "Hello there"}], reasoning_effort="none")
+    assert r.headers["x-gateway-rule"] == "default"
