@@ -360,14 +360,15 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         })
         .map(text_of)
         .collect();
+    let lang = detect_language(&user_text).to_owned();
     gateway_policy::Attrs {
         reasoning: asks_for_reasoning(f.body),
-        prompt: clip_text(&user_text),
-        system: clip_text(&system.join("\n")),
+        prompt: clip_text(user_text),
+        system: clip_text(system.join("\n")),
         tokens: tokens as i64,
         max_tokens,
         messages: messages.len() as i64,
-        lang: detect_language(&user_text).to_owned(),
+        lang,
         model: f.model.to_owned(),
         provider: f.provider.to_owned(),
         endpoint: f.endpoint.to_owned(),
@@ -405,15 +406,15 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
 /// its input, so this bounds every pattern's time per request.
 pub const MAX_PATTERN_TEXT: usize = 16 * 1024;
 
-fn clip_text(s: &str) -> String {
-    if s.len() <= MAX_PATTERN_TEXT {
-        return s.to_owned();
+fn clip_text(mut s: String) -> String {
+    if s.len() > MAX_PATTERN_TEXT {
+        let mut end = MAX_PATTERN_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
-    let mut end = MAX_PATTERN_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    s
 }
 
 /// The client asked for reasoning: `reasoning_effort` other than `none` (OpenAI, and the Gemini and Anthropic
