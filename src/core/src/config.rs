@@ -3,28 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::error::ConfigError;
 use crate::providers::Providers;
-
-/// A setting that cannot be used, named as the operator wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name} must be a positive whole number, got `{value}`")]
-    NotANumber { name: String, value: String },
-    #[error("{prefix}_BASE_URL must start with http:// or https://, got `{url}`")]
-    BadBaseUrl { prefix: String, url: String },
-    #[error("{prefix}_ACCOUNT_ID (or {prefix}_BASE_URL) is required for `{provider}`")]
-    NoAccount { prefix: String, provider: String },
-    #[error("{prefix}_HEADERS: `{pair}` is not {why}")]
-    BadHeader {
-        prefix: String,
-        pair: String,
-        why: &'static str,
-    },
-    #[error("provider `{provider}`: unknown dialect `{dialect}`")]
-    UnknownDialect { provider: String, dialect: String },
-    #[error("DEFAULT_PROVIDER `{0}` is not a configured provider")]
-    UnknownDefaultProvider(String),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -45,10 +25,6 @@ pub struct GatewayConfig {
     /// The bearer token of the admin endpoints (`/admin/…`); without one they answer 404.
     pub admin_token: Option<String>,
 }
-
-/// A base URL with this scheme names a Worker binding (`binding://AI`): the Workers host calls the binding
-/// instead of fetching.
-pub const BINDING_SCHEME: &str = "binding://";
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
@@ -92,28 +68,6 @@ impl GatewayConfig {
             admin_token: get("GATEWAY_ADMIN_TOKEN"),
         })
     }
-}
-
-/// `Name: value; Name2: value2`; an unusable pair is returned with what is wrong with it.
-pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (String, &'static str)> {
-    text.split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair
-                .split_once(':')
-                .ok_or_else(|| (pair.to_owned(), "`Name: value`"))?;
-            let name = name.trim().to_ascii_lowercase();
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid || value.contains(['\r', '\n']) {
-                return Err((pair.to_owned(), "a valid header"));
-            }
-            Ok((name, value.trim().to_owned()))
-        })
-        .collect()
 }
 
 fn number(

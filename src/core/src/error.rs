@@ -453,6 +453,27 @@ impl StoreError {
     }
 }
 
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} must be a positive whole number, got `{value}`")]
+    NotANumber { name: String, value: String },
+    #[error("{prefix}_BASE_URL must start with http:// or https://, got `{url}`")]
+    BadBaseUrl { prefix: String, url: String },
+    #[error("{prefix}_ACCOUNT_ID (or {prefix}_BASE_URL) is required for `{provider}`")]
+    NoAccount { prefix: String, provider: String },
+    #[error("{prefix}_HEADERS: `{pair}` is not {why}")]
+    BadHeader {
+        prefix: String,
+        pair: String,
+        why: &'static str,
+    },
+    #[error("provider `{provider}`: unknown dialect `{dialect}`")]
+    UnknownDialect { provider: String, dialect: String },
+    #[error("DEFAULT_PROVIDER `{0}` is not a configured provider")]
+    UnknownDefaultProvider(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

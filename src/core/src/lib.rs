@@ -24,8 +24,8 @@ pub mod testing;
 
 pub use attributes::{detect_language, estimate_tokens, request_attrs, RequestFacts};
 pub use auth::KeyRecord;
-pub use config::{ConfigError, GatewayConfig, BINDING_SCHEME};
-pub use error::{ApiError, ErrorCode, FailureClass, StoreError};
+pub use config::GatewayConfig;
+pub use error::{ApiError, ConfigError, ErrorCode, FailureClass, StoreError};
 pub use gateway::{Gateway, Handled};
 /// Where published policies live (one layout for the CLI and both hosts).
 pub use gateway_policy::store as policy_store;
@@ -35,5 +35,5 @@ pub use ports::{
     ByteStream, Clock, Host, KeyStore, PolicyStore, Settings, Upstream, UpstreamError,
     UpstreamRequest, UpstreamResponse,
 };
-pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable};
+pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable, BINDING_SCHEME};
 pub use state::{Cooldowns, LogStats, PolicyLoadError, Shared, BUILTIN_POLICY};

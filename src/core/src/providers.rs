@@ -23,7 +23,7 @@ use crate::http::find_header;
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
 
-pub use catalog::{settings_prefix, Providers, Unconfigured, Unusable};
+pub use catalog::{settings_prefix, Providers, Unconfigured, Unusable, BINDING_SCHEME};
 
 /// A configured provider: its catalog declaration with this gateway's settings (URL, key, headers).
 #[derive(Debug, Clone, PartialEq, Eq)]

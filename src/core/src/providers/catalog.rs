@@ -4,7 +4,7 @@
 use gateway_policy::catalog::{Catalog, ProviderEntry};
 
 use super::{Dialect, ProviderConfig, Quirks};
-use crate::config::{parse_headers, ConfigError, BINDING_SCHEME};
+use crate::error::ConfigError;
 
 /// The providers a request can be sent to, and those declared but not usable here (and why).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -191,6 +191,32 @@ fn configure(
         headers,
         quirks: Quirks::from_entry(&entry.quirks),
     }))
+}
+
+/// A base URL with this scheme names a Worker binding (`binding://AI`): the Workers host calls the binding
+/// instead of fetching.
+pub const BINDING_SCHEME: &str = "binding://";
+
+/// `Name: value; Name2: value2`; an unusable pair is returned with what is wrong with it.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (String, &'static str)> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once(':')
+                .ok_or_else(|| (pair.to_owned(), "`Name: value`"))?;
+            let name = name.trim().to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid || value.contains(['\r', '\n']) {
+                return Err((pair.to_owned(), "a valid header"));
+            }
+            Ok((name, value.trim().to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
