@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from harness import SELECTED_HOSTS, NativeGateway, WorkerdGateway, policy_sources
+from harness import ROOT, SELECTED_HOSTS, NativeGateway, WorkerdGateway, policy_sources
 from test_engines import wait_for
 
 HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
@@ -15,6 +15,7 @@ POLICY = r"""
 rule hard: when reasoning -> deepseek:deepseek-v4-pro
 rule sql: when prompt matches "(?i)\bselect\b.+\bfrom\b" -> siliconflow:"Qwen/Qwen3-8B"
 rule support: when system contains "support agent" and not (prompt contains "refund") -> openai:gpt-4o-mini
+rule coding: when task == code -> deepseek:deepseek-v4-pro fallback openai:gpt-4o-mini
 default -> requested
 """
 
@@ -63,3 +64,33 @@ def test_prompt_and_system_patterns_route_and_their_text_is_not_logged(gw):
 def test_a_plain_request_is_decided_by_the_default(gw):
     r = chat(gw, [{"role": "user", "content": "Hello there"}], reasoning_effort="none")
     assert r.headers["x-gateway-rule"] == "default"
+
+
+def held_out():
+    rows = [json.loads(line) for line in (ROOT / "tests" / "data" / "tasks.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == "test"]
+
+
+def test_coding_prompts_in_english_and_chinese_go_to_the_coding_target(gw):
+    """The issue's rule, on the held-out labelled prompts: code goes to the coding model, at the accuracy the
+    classifier measured on the same set (docs/policy-language.md); other tasks stay on the default."""
+    routed = {}
+    for r in held_out():
+        if "select" in r["prompt"].lower() and "from" in r["prompt"].lower():
+            continue  # the `sql` rule above takes SQL first
+        resp = chat(gw, [{"role": "user", "content": r["prompt"]}])
+        assert resp.status_code == 200, resp.text
+        routed.setdefault((r["task"] == "code", r["lang"]), []).append(resp.headers["x-gateway-rule"] == "coding")
+        if resp.headers["x-gateway-rule"] == "coding":
+            assert resp.headers["x-gateway-model"] == "deepseek-v4-pro"
+    for lang in ("en", "zh"):
+        code = routed[(True, lang)]
+        other = routed[(False, lang)]
+        assert sum(code) / len(code) >= 0.9, (lang, code)
+        assert sum(other) / len(other) <= 0.1, (lang, other)
+    # The row says what the decision saw, not what was asked.
+    r = chat(gw, [{"role": "user", "content": "用 Python 写一个判断素数的函数，变量名用 zhang_secret_name"}])
+    row = gw.log_row(r.headers["x-request-id"])
+    attrs = json.loads(row["decision_attrs"])["attrs"]
+    assert (attrs["task"], row["rule_id"]) == ("code", "coding")
+    assert "zhang_secret_name" not in json.dumps(row)

@@ -361,10 +361,13 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         .map(text_of)
         .collect();
     let lang = detect_language(&user_text).to_owned();
+    let (prompt, system) = (clip_text(user_text), clip_text(system.join("\n")));
     gateway_policy::Attrs {
         reasoning: asks_for_reasoning(f.body),
-        prompt: clip_text(user_text),
-        system: clip_text(system.join("\n")),
+        task: crate::task::classify(&prompt, &system, json_mode).to_owned(),
+        has_code: crate::task::has_code(&prompt) || crate::task::has_code(&system),
+        prompt,
+        system,
         tokens: tokens as i64,
         max_tokens,
         messages: messages.len() as i64,

@@ -19,6 +19,7 @@ pub mod providers;
 mod redact;
 pub mod sse;
 mod state;
+pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 

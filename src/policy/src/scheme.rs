@@ -37,7 +37,20 @@ pub enum Vocab {
     /// A provider name from the catalog.
     Provider,
     Weekday,
+    /// What a request asks for ([`TASKS`]).
+    Task,
 }
+
+/// The tasks the gateway tells apart (`task == code`); docs/policy-language.md says how each is recognised.
+pub const TASKS: &[&str] = &[
+    "code",
+    "math",
+    "translation",
+    "summarization",
+    "extraction",
+    "creative",
+    "chat",
+];
 
 pub const ENDPOINTS: &[&str] = &["chat", "embeddings"];
 pub const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -54,6 +67,7 @@ impl Ty {
             Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat` or `embeddings`)",
             Ty::Sym(Vocab::Provider) => "a provider name",
             Ty::Sym(Vocab::Weekday) => "a weekday (`mon` … `sun`)",
+            Ty::Sym(Vocab::Task) => "a task (`code`, `math`, `translation`, `summarization`, `extraction`, `creative`, `chat`)",
             Ty::StrSet => "a set of strings",
         }
     }
@@ -74,6 +88,8 @@ pub enum FieldId {
     HasTools,
     JsonMode,
     Reasoning,
+    Task,
+    HasCode,
     Prompt,
     System,
     KeyId,
@@ -170,6 +186,18 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
         FieldId::Reasoning,
         Ty::Bool,
         "the client asked for reasoning: `reasoning_effort` other than `none`, or `thinking` enabled",
+    ),
+    (
+        "task",
+        FieldId::Task,
+        Ty::Sym(Vocab::Task),
+        "what the request asks for: code, math, translation, summarization, extraction, creative or chat",
+    ),
+    (
+        "has_code",
+        FieldId::HasCode,
+        Ty::Bool,
+        "the last user turn or the system prompt contains code (a fenced block or code-like lines)",
     ),
     (
         "prompt",
@@ -343,6 +371,8 @@ pub struct Attrs {
     pub has_tools: bool,
     pub json_mode: bool,
     pub reasoning: bool,
+    pub task: String,
+    pub has_code: bool,
     /// The last user message's text: read by `contains` / `matches`, never written out (the decision log keeps
     /// the attributes, not the prompt).
     #[serde(skip_serializing)]
@@ -442,6 +472,8 @@ impl Attrs {
             FieldId::HasTools => AttrValue::Bool(self.has_tools),
             FieldId::JsonMode => AttrValue::Bool(self.json_mode),
             FieldId::Reasoning => AttrValue::Bool(self.reasoning),
+            FieldId::Task => AttrValue::Str(&self.task),
+            FieldId::HasCode => AttrValue::Bool(self.has_code),
             FieldId::Prompt => AttrValue::Str(&self.prompt),
             FieldId::System => AttrValue::Str(&self.system),
             FieldId::KeyId => AttrValue::Str(&self.key.id),

@@ -366,6 +366,12 @@ impl<'a, 'p> Cx<'a, 'p> {
                 WEEKDAYS,
                 "weekdays are `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`",
             ),
+            Vocab::Task if scheme::TASKS.contains(&s) => Some(()),
+            Vocab::Task => bad(
+                "a task",
+                scheme::TASKS,
+                "tasks are `code`, `math`, `translation`, `summarization`, `extraction`, `creative`, `chat`",
+            ),
             Vocab::Provider if self.catalog.providers.contains_key(s) || s.is_empty() => Some(()),
             Vocab::Provider => {
                 let providers: Vec<&str> =

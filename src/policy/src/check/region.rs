@@ -48,6 +48,7 @@ pub fn full(key: &Key) -> Dom {
             Ty::Bool => Dom::Bools { t: true, f: true },
             Ty::Sym(Vocab::Endpoint) => finite(ENDPOINTS),
             Ty::Sym(Vocab::Weekday) => finite(WEEKDAYS),
+            Ty::Sym(Vocab::Task) => finite(crate::scheme::TASKS),
             Ty::Str | Ty::Text | Ty::Sym(_) | Ty::StrSet => Dom::Strs {
                 cofinite: true,
                 items: BTreeSet::new(),
