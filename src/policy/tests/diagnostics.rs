@@ -324,3 +324,13 @@ fn prompt_text_is_tested_with_contains_or_matches_only() {
     let c = checked(&format!("{ok}{OK_TAIL}"));
     assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
 }
+
+#[test]
+fn a_misspelt_task_gets_a_did_you_mean() {
+    let (d, _, under) = only("rule c: when task == cod -> openai\n");
+    assert_eq!((d.code, under.as_str()), ("E013", "cod"));
+    assert!(d.message.contains("`cod` is not a task"), "{}", d.message);
+    assert!(format!("{:?}", d).contains("did you mean `code`"), "{d:?}");
+    let c = checked("rule c: when task == code and has_code -> openai\nrule m: when task in {math, chat} -> openai\ndefault -> requested\n");
+    assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
+}
