@@ -107,6 +107,21 @@ fn pipeline(c: &mut Criterion) {
             RequestBody::TooLarge | RequestBody::TimedOut => &[][..],
         })
         .unwrap();
+    c.bench_function("request attributes, task and has_code too", |b| {
+        b.iter(|| {
+            request_attrs(&RequestFacts {
+                body: &attrs_body,
+                headers: &[],
+                key: None,
+                endpoint: "chat",
+                provider: "openai",
+                model: "gpt-4o-mini",
+                now_ms: 1.0,
+                id_hash: 3,
+                classify: true,
+            })
+        })
+    });
     c.bench_function("request attributes", |b| {
         b.iter(|| {
             request_attrs(&RequestFacts {
@@ -118,6 +133,7 @@ fn pipeline(c: &mut Criterion) {
                 model: "gpt-4o-mini",
                 now_ms: 1.0,
                 id_hash: 3,
+                classify: false,
             })
         })
     });

@@ -267,6 +267,8 @@ pub struct RequestFacts<'a> {
     pub now_ms: f64,
     /// A hash of the request id: `sample` and `split_sample` are stable per request.
     pub id_hash: u64,
+    /// Compute `task` and `has_code` (the policy tests one of them); otherwise they stay `""` and false.
+    pub classify: bool,
 }
 
 pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
@@ -364,8 +366,12 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
     let (prompt, system) = (clip_text(user_text), clip_text(system.join("\n")));
     gateway_policy::Attrs {
         reasoning: asks_for_reasoning(f.body),
-        task: crate::task::classify(&prompt, &system, json_mode).to_owned(),
-        has_code: crate::task::has_code(&prompt) || crate::task::has_code(&system),
+        task: if f.classify {
+            crate::task::classify(&prompt, &system, json_mode).to_owned()
+        } else {
+            String::new()
+        },
+        has_code: f.classify && (crate::task::has_code(&prompt) || crate::task::has_code(&system)),
         prompt,
         system,
         tokens: tokens as i64,
@@ -489,6 +495,7 @@ mod tests {
             model: "m",
             now_ms: 0.0,
             id_hash: 0,
+            classify: true,
         });
         assert_eq!(a.system, "You are SQL-bot.\nAnswer in SQL.");
         assert!(a.prompt.len() <= MAX_PATTERN_TEXT && a.prompt.len() > MAX_PATTERN_TEXT - 2);
@@ -552,6 +559,7 @@ mod tests {
             model: "gpt-4o-mini",
             now_ms: 1_795_851_000_000.0,
             id_hash: (42u64 << 32) | 7,
+            classify: false,
         });
         assert_eq!(
             (

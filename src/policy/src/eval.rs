@@ -17,6 +17,8 @@ pub struct Policy {
     pub artifact: Artifact,
     regexes: Vec<(String, Regex)>,
     index: Bitsets,
+    /// Every attribute some condition tests: an attribute nobody tests need not be computed.
+    tested: HashSet<FieldId>,
 }
 
 /// The artifact's index as bitsets over rule positions: one AND per indexed attribute narrows the candidates.
@@ -200,12 +202,14 @@ impl Policy {
         }
         let mut regexes = Vec::new();
         let mut seen = HashSet::new();
+        let mut tested = HashSet::new();
         let all = artifact
             .deny
             .iter()
             .chain(&artifact.rules)
             .chain(std::iter::once(&artifact.default));
         for rule in all {
+            fields(&rule.when, &mut tested);
             for pattern in patterns(&rule.when) {
                 if seen.insert(pattern.to_owned()) {
                     let re = compile_regex(pattern)
@@ -219,7 +223,13 @@ impl Policy {
             artifact,
             regexes,
             index,
+            tested,
         })
+    }
+
+    /// Whether some condition of the policy tests `field`.
+    pub fn tests(&self, field: &FieldId) -> bool {
+        self.tested.contains(field)
     }
 
     pub fn hash(&self) -> &str {
@@ -439,6 +449,21 @@ impl Policy {
             },
             _ => self.test(cond, attrs),
         }
+    }
+}
+
+/// Every attribute a condition tests, added to `out`.
+fn fields(cond: &Cond, out: &mut HashSet<FieldId>) {
+    match cond {
+        Cond::Cmp { field, .. }
+        | Cond::In { field, .. }
+        | Cond::Matches { field, .. }
+        | Cond::Contains { field, .. } => {
+            out.insert(field.clone());
+        }
+        Cond::Not { cond } => fields(cond, out),
+        Cond::And { all: cs } | Cond::Or { any: cs } => cs.iter().for_each(|c| fields(c, out)),
+        _ => {}
     }
 }
 

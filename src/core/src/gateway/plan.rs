@@ -4,6 +4,7 @@
 
 use gateway_policy::artifact::Options;
 use gateway_policy::catalog::Catalog;
+use gateway_policy::scheme::FieldId;
 use gateway_policy::{Attrs, Outcome, Policy, Target as PolicyTarget};
 
 use super::request::ApiCall;
@@ -100,8 +101,9 @@ impl<H: Host> Gateway<H> {
         request_id: &str,
         (policy, providers): (Option<&Policy>, &'c Providers),
     ) -> AttemptPlan<'c> {
-        let attrs = policy.map(|_| {
+        let attrs = policy.map(|p| {
             let mut attrs = request_attrs(&RequestFacts {
+                classify: p.tests(&FieldId::Task) || p.tests(&FieldId::HasCode),
                 body: call.body(),
                 headers: &req.headers,
                 key: Some(key),
