@@ -353,3 +353,12 @@ def compile_policy(text: str) -> Path:
     subprocess.run([str(BIN_DIR / "gateway-policy"), "compile", str(d), "-o", str(out)], check=True,
                    capture_output=True, text=True)
     return out
+
+
+HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
+
+
+def start_gateway(host: str, mock: Mock, settings: dict | None = None) -> Gateway:
+    """A gateway of its own for one test module (one worker thread natively, so per-thread state such as
+    cooldowns is seen by every request)."""
+    return HOSTS[host](mock, settings=settings, **({"threads": 1} if host == "native" else {}))

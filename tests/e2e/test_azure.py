@@ -2,17 +2,13 @@
 official OpenAI SDK: chat, streams without Azure's filter-only chunks, a tool-call round trip, and Azure's
 errors (content filter, unknown deployment, a 429 whose delay is only in its message)."""
 
-import tempfile
-from pathlib import Path
-
 import httpx
 import openai
 import pytest
 
-from harness import ROOT, SELECTED_HOSTS, SETTINGS, NativeGateway, WorkerdGateway
-from test_engines import wait_for
+from harness import SELECTED_HOSTS, SETTINGS, start_gateway
+from test_engines import policy_dir, wait_for
 
-HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
 
 DECLARATIONS = """
 [providers.azure]
@@ -41,12 +37,8 @@ tools = true
 @pytest.fixture(scope="module", params=SELECTED_HOSTS)
 def gw(request, mock):
     settings = {"AZURE_OPENAI_API_KEY": SETTINGS["OPENAI_API_KEY"]}
-    gateway = HOSTS[request.param](mock, settings=settings, **({"threads": 1} if request.param == "native" else {}))
-    d = Path(tempfile.mkdtemp(prefix="gateway-azure-"))
-    (d / "catalog.toml").write_text((ROOT / "policies" / "catalog.toml").read_text()
-                                    + DECLARATIONS.format(mock=mock.url))
-    (d / "main.policy").write_text("default -> requested\n")
-    wait_for(gateway, gateway.publish(d))
+    gateway = start_gateway(request.param, mock, settings)
+    wait_for(gateway, gateway.publish(policy_dir(mock, DECLARATIONS, "default -> requested\n")))
     yield gateway
     gateway.stop()
 

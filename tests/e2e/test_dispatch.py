@@ -10,14 +10,12 @@ Tests in this module run in file order for each host; they share the gateway (an
 
 import json
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from harness import ROOT, SELECTED_HOSTS, NativeGateway, WorkerdGateway, policy_sources
+from harness import ROOT, SELECTED_HOSTS, policy_sources, start_gateway
 
-HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
 # Short enough that a cooled-down model is back within a test's patience.
 SETTINGS = {"COOLDOWN_MS": "2000"}
 
@@ -38,7 +36,7 @@ default -> requested
 
 @pytest.fixture(scope="module", params=SELECTED_HOSTS)
 def gw(request, mock):
-    gateway = HOSTS[request.param](mock, settings=SETTINGS, **({"threads": 1} if request.param == "native" else {}))
+    gateway = start_gateway(request.param, mock, SETTINGS)
     gateway.example_hash = None
     yield gateway
     gateway.stop()

@@ -14,10 +14,9 @@ import httpx
 import openai
 import pytest
 
-from harness import BIN_DIR, ROOT, SELECTED_HOSTS, NativeGateway, WorkerdGateway
+from harness import BIN_DIR, ROOT, SELECTED_HOSTS, NativeGateway, start_gateway
 from test_gateway import sse_events
 
-HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
 # The secrets the declarations name, set before any catalog declares them (`wrangler secret put` on Workers).
 SECRETS = {"VLLM_BOX_KEY": "sk-vllm", "STRICT_CO_KEY": "sk-strict"}
 
@@ -94,7 +93,7 @@ def policy_dir(mock, declarations: str = DECLARATIONS, policy: str = POLICY) -> 
 
 @pytest.fixture(scope="module", params=SELECTED_HOSTS)
 def gw(request, mock):
-    gateway = HOSTS[request.param](mock, settings=SECRETS, **({"threads": 1} if request.param == "native" else {}))
+    gateway = start_gateway(request.param, mock, SECRETS)
     yield gateway
     gateway.stop()
 

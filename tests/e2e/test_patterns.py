@@ -6,10 +6,9 @@ import json
 import httpx
 import pytest
 
-from harness import ROOT, SELECTED_HOSTS, NativeGateway, WorkerdGateway, policy_sources
+from harness import ROOT, SELECTED_HOSTS, policy_sources, start_gateway
 from test_engines import wait_for
 
-HOSTS = {"native": NativeGateway, "workerd": WorkerdGateway}
 
 POLICY = r"""
 rule hard: when reasoning -> deepseek:deepseek-v4-pro
@@ -25,7 +24,7 @@ SECRET_SYSTEM = "You are a support agent for ACME-7731 internal systems."
 
 @pytest.fixture(scope="module", params=SELECTED_HOSTS)
 def gw(request, mock):
-    gateway = HOSTS[request.param](mock, **({"threads": 1} if request.param == "native" else {}))
+    gateway = start_gateway(request.param, mock)
     wait_for(gateway, gateway.publish(policy_sources(POLICY)))
     yield gateway
     gateway.stop()

@@ -107,35 +107,22 @@ fn pipeline(c: &mut Criterion) {
             RequestBody::TooLarge | RequestBody::TimedOut => &[][..],
         })
         .unwrap();
+    let facts = |classify| RequestFacts {
+        body: &attrs_body,
+        headers: &[],
+        key: None,
+        endpoint: "chat",
+        provider: "openai",
+        model: "gpt-4o-mini",
+        now_ms: 1.0,
+        id_hash: 3,
+        classify,
+    };
     c.bench_function("request attributes, task and has_code too", |b| {
-        b.iter(|| {
-            request_attrs(&RequestFacts {
-                body: &attrs_body,
-                headers: &[],
-                key: None,
-                endpoint: "chat",
-                provider: "openai",
-                model: "gpt-4o-mini",
-                now_ms: 1.0,
-                id_hash: 3,
-                classify: true,
-            })
-        })
+        b.iter(|| request_attrs(&facts(true)))
     });
     c.bench_function("request attributes", |b| {
-        b.iter(|| {
-            request_attrs(&RequestFacts {
-                body: &attrs_body,
-                headers: &[],
-                key: None,
-                endpoint: "chat",
-                provider: "openai",
-                model: "gpt-4o-mini",
-                now_ms: 1.0,
-                id_hash: 3,
-                classify: false,
-            })
-        })
+        b.iter(|| request_attrs(&facts(false)))
     });
 }
 

@@ -264,6 +264,28 @@ pub fn has_content(v: &Value) -> bool {
     })
 }
 
+/// A JSON `POST` to `url`: `content-type`, the provider's key in the header the dialect uses (`key_header`,
+/// built from the key by the caller), then the provider's extra headers.
+pub(crate) fn json_post(
+    p: &ProviderConfig,
+    url: String,
+    key_header: impl FnOnce(&str) -> (&'static str, String),
+    body: &impl serde::Serialize,
+) -> UpstreamRequest {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(key) = &p.api_key {
+        let (name, value) = key_header(key);
+        headers.push((name.to_owned(), value));
+    }
+    headers.extend(p.headers.iter().cloned());
+    UpstreamRequest {
+        method: "POST",
+        url,
+        headers,
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
 /// The text of a message's `content`: the string, or its `text` parts joined.
 pub(crate) fn text_of(content: Option<&Value>) -> String {
     match content {

@@ -126,17 +126,7 @@ fn request(
         url.push('?');
         url.push_str(q);
     }
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(key) = &p.api_key {
-        headers.push(("api-key".to_owned(), key.clone()));
-    }
-    headers.extend(p.headers.iter().cloned());
-    UpstreamRequest {
-        method: "POST",
-        url,
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
+    crate::providers::json_post(p, url, |key| ("api-key", key.to_owned()), body)
 }
 
 /// "Please retry after 6 seconds" / "Try again in 6 seconds": the 6.

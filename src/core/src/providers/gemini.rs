@@ -18,10 +18,15 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::{Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent};
+use crate::providers::{json_post, Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent};
 pub use answer::StreamState;
 use answer::{normalize_answer, usage};
 use request::chat_request;
+
+/// Gemini takes the key in `x-goog-api-key`.
+fn google_key(key: &str) -> (&'static str, String) {
+    ("x-goog-api-key", key.to_owned())
+}
 
 /// Separates a synthesized tool-call id from the thought signature it carries.
 const SIGNATURE_MARK: &str = "~ts~";
@@ -121,16 +126,13 @@ fn embeddings_request(
             r
         })
         .collect();
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(key) = &p.api_key {
-        headers.push(("x-goog-api-key".to_owned(), key.clone()));
-    }
-    Ok(UpstreamRequest {
-        method: "POST",
-        url: format!("{}/models/{model}:batchEmbedContents", p.base_url),
-        headers,
-        body: serde_json::to_vec(&json!({"requests": requests})).unwrap_or_default(),
-    })
+    let url = format!("{}/models/{model}:batchEmbedContents", p.base_url);
+    Ok(json_post(
+        p,
+        url,
+        google_key,
+        &json!({"requests": requests}),
+    ))
 }
 
 /// The OpenAI error for a parsed `google.rpc.Status` body (`{"error": {...}}`) seen with `status`.

@@ -165,20 +165,16 @@ pub(crate) fn rename_developer_role(body: &mut Map<String, Value>) {
 }
 
 pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(key) = &p.api_key {
-        headers.push(match p.quirks.auth {
-            Auth::Bearer => ("authorization".to_owned(), format!("Bearer {key}")),
-            Auth::XApiKey => ("x-api-key".to_owned(), key.clone()),
-        });
-    }
-    headers.extend(p.headers.iter().cloned());
-    UpstreamRequest {
-        method: "POST",
-        url: format!("{}{path}", p.base_url),
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
+    let url = format!("{}{path}", p.base_url);
+    crate::providers::json_post(
+        p,
+        url,
+        |key| match p.quirks.auth {
+            Auth::Bearer => ("authorization", format!("Bearer {key}")),
+            Auth::XApiKey => ("x-api-key", key.to_owned()),
+        },
+        body,
+    )
 }
 
 /// Reads `usage` (providers.md §7.2, OpenAI row). `None` when absent or null.

@@ -110,20 +110,13 @@ pub(super) fn chat_request(
     if stream {
         out.insert("stream".into(), json!(true));
     }
-    let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
+    let url = format!("{}/messages", p.base_url);
+    let mut req = crate::providers::json_post(p, url, |key| ("x-api-key", key.to_owned()), &out);
+    req.headers.insert(
+        1,
         ("anthropic-version".to_owned(), ANTHROPIC_VERSION.to_owned()),
-    ];
-    if let Some(key) = &p.api_key {
-        headers.push(("x-api-key".to_owned(), key.clone()));
-    }
-    headers.extend(p.headers.iter().cloned());
-    Ok(UpstreamRequest {
-        method: "POST",
-        url: format!("{}/messages", p.base_url),
-        headers,
-        body: serde_json::to_vec(&Value::Object(out)).unwrap_or_default(),
-    })
+    );
+    Ok(req)
 }
 
 /// `thinking` as Anthropic takes it: the client's own Anthropic-shaped `thinking` object (also DeepSeek's

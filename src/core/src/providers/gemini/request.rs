@@ -156,17 +156,8 @@ pub(super) fn chat_request(
     } else {
         "generateContent"
     };
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(key) = &p.api_key {
-        headers.push(("x-goog-api-key".to_owned(), key.clone()));
-    }
-    headers.extend(p.headers.iter().cloned());
-    Ok(UpstreamRequest {
-        method: "POST",
-        url: format!("{}/models/{model}:{action}", p.base_url),
-        headers,
-        body: serde_json::to_vec(&Value::Object(out)).unwrap_or_default(),
-    })
+    let url = format!("{}/models/{model}:{action}", p.base_url);
+    Ok(crate::providers::json_post(p, url, super::google_key, &out))
 }
 
 fn generation_config(
