@@ -367,7 +367,7 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
     gateway_policy::Attrs {
         reasoning: asks_for_reasoning(f.body),
         task: if f.classify {
-            crate::task::classify(&prompt, &system, json_mode).to_owned()
+            crate::task::classify(&prompt, &system, &tools_text(f.body), json_mode).to_owned()
         } else {
             String::new()
         },
@@ -409,6 +409,22 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         split_sample: ((f.id_hash >> 32) % 100) as i64,
         health: Default::default(),
     }
+}
+
+/// The names and descriptions of the functions a chat request offers as tools, for the classifier.
+fn tools_text(body: &serde_json::Map<String, serde_json::Value>) -> String {
+    use serde_json::Value;
+    let functions = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("function"));
+    crate::task::tools_text(functions.flat_map(|f| {
+        ["name", "description"]
+            .into_iter()
+            .filter_map(|k| f.get(k).and_then(Value::as_str))
+    }))
 }
 
 /// How much of the prompt and system texts `contains` and `matches` read: the regex engine runs in time linear in
