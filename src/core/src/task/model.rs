@@ -96,7 +96,7 @@ fn parse(tsv: &'static str) -> Model {
         };
         let mut row = [0f32; 7];
         for (slot, v) in row.iter_mut().zip(values.split(' ')) {
-            *slot = v.parse().unwrap_or(0.0);
+            *slot = v.parse::<u32>().map_or(0.0, |n| n as f32);
         }
         if name == "prior" {
             prior = row;
