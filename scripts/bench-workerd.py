@@ -9,7 +9,7 @@ authenticated, decided by the policy and logged (the stand-in counts rows). Late
 on core 1, loadgen and the mock on core 0 (median of three runs); CPU per request: workerd's user + system time over
 a run with 8 connections divided by the requests served (median of three runs).
 
-    python3 scripts/bench-workerd.py [--seconds 6]
+    python3 scripts/bench-workerd.py [--seconds 6] [--policies DIR] [--bundle DIR]
 
 Needs release builds of `gateway-policy`, `mock-provider` and `loadgen` and a built Worker (scripts/build-worker.sh).
 """
@@ -27,6 +27,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--bundle", type=Path, default=ROOT / "src" / "workers" / "build",
                     help="the built Worker to serve (index.js and index_bg.wasm), to compare two builds")
+    ap.add_argument("--policies", type=Path, default=ROOT / "policies",
+                    help="the policy directory to publish (default: the example policies), to compare two policies")
     ap.add_argument("--profile", metavar="OUT.cpuprofile",
                     help="only sample the gateway's CPU (V8 profiler through workerd's inspector) under the chat load "
                          "and print where it goes; writes the profile for Chrome DevTools")
@@ -44,7 +46,7 @@ def main():
     try:
         murl = f"http://127.0.0.1:{mp}"; wait_healthy(murl, mock, 30)
         pdir = work / "policy"
-        subprocess.run([str(REL / "gateway-policy"), "publish", str(ROOT / "policies"), "--dir", str(pdir)], capture_output=True, check=True)
+        subprocess.run([str(REL / "gateway-policy"), "publish", str(args.policies), "--dir", str(pdir)], capture_output=True, check=True)
         active = (pdir / "active").read_text().strip()
         key = "gw-" + "ab" * 32
         record = {"id": "key_bench", "name": "bench", "created_at_ms": 0}

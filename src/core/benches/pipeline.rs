@@ -124,6 +124,32 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("request attributes", |b| {
         b.iter(|| request_attrs(&facts(false)))
     });
+    // The longest text the classifier reads: a 16 KiB code paste (it reads the instruction and 4 KiB of the rest).
+    let paste = format!(
+        "Why does this fail?\n```python\n{}```",
+        "def total(items):\n    return sum(i.price * i.qty for i in items)\n".repeat(250)
+    );
+    let long_body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": paste}]});
+    let long_body = long_body.as_object().cloned().unwrap_or_default();
+    c.bench_function(
+        "request attributes, task and has_code too, 16 KiB prompt",
+        |b| {
+            b.iter(|| {
+                request_attrs(&RequestFacts {
+                    body: &long_body,
+                    ..facts(true)
+                })
+            })
+        },
+    );
+    c.bench_function("request attributes, 16 KiB prompt", |b| {
+        b.iter(|| {
+            request_attrs(&RequestFacts {
+                body: &long_body,
+                ..facts(false)
+            })
+        })
+    });
 }
 
 /// What a provider table costs to build (once per policy refresh, on the next request): the built-in catalog

@@ -73,9 +73,18 @@ fn cjk_weight(c: char) -> f64 {
     }
 }
 
+/// How much of a text `detect_language` reads.
+const LANGUAGE_BYTES: usize = 4096;
+
 /// The language of `text` as an ISO 639-1 code, or `und`. Scripts decide first (Hangul, kana, Han, Cyrillic,
 /// Arabic, …); Latin-script text is told apart by its most common words.
 pub fn detect_language(text: &str) -> &'static str {
+    // The first 4 KiB tell the language as well as the whole text would, at a bounded cost.
+    let mut end = text.len().min(LANGUAGE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
     let mut counts = [0usize; SCRIPTS];
     for c in text.chars() {
         if let Some(s) = script(c) {
@@ -245,14 +254,36 @@ fn latin_language(text: &str) -> Option<&'static str> {
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
         .collect();
+    let mut hits = [0usize; STOPWORDS.len()];
+    for w in words {
+        if let Some(langs) = stopword_languages().get(w) {
+            for (i, h) in hits.iter_mut().enumerate() {
+                *h += usize::from(langs & (1 << i) != 0);
+            }
+        }
+    }
     let mut best = (None, 0usize);
-    for (lang, list) in STOPWORDS {
-        let hits = words.iter().filter(|w| list.contains(w)).count();
-        if hits > best.1 {
-            best = (Some(*lang), hits);
+    for (i, (lang, _)) in STOPWORDS.iter().enumerate() {
+        if hits[i] > best.1 {
+            best = (Some(*lang), hits[i]);
         }
     }
     best.0
+}
+
+/// Each stop word with the languages (bits, in `STOPWORDS` order) that have it: one lookup per word.
+fn stopword_languages() -> &'static crate::fixed_map::FixedMap<&'static str, u32> {
+    static MAP: std::sync::OnceLock<crate::fixed_map::FixedMap<&'static str, u32>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = crate::fixed_map::FixedMap::default();
+        for (i, (_, words)) in STOPWORDS.iter().enumerate() {
+            for w in *words {
+                *map.entry(*w).or_insert(0) |= 1 << i;
+            }
+        }
+        map
+    })
 }
 
 /// What the policy needs to know about one request (design.md §5 attributes), from its body, headers and key.

@@ -10,6 +10,7 @@ mod attributes;
 pub mod auth;
 mod config;
 mod error;
+mod fixed_map;
 mod gateway;
 pub mod health;
 mod http;

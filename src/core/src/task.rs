@@ -4,8 +4,9 @@
 //! text (translate, summarise, extract, recommend) weigh more there than words that name a subject (Python, a
 //! poem, an integral). Measured on tests/data/tasks.jsonl (docs/policy-language.md, "Attributes").
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use crate::fixed_map::FixedMap;
 
 mod model;
 
@@ -105,11 +106,32 @@ struct Word {
     id: usize,
 }
 
+/// The words by their first character.
+struct Lexicon {
+    ascii: [Vec<Word>; 128],
+    other: FixedMap<char, Vec<Word>>,
+    count: usize,
+}
+
+impl Lexicon {
+    fn words(&self, first: char) -> Option<&[Word]> {
+        match self.ascii.get(first as usize) {
+            Some(list) if list.is_empty() => None,
+            Some(list) => Some(list),
+            None => self.other.get(&first).map(Vec::as_slice),
+        }
+    }
+}
+
 /// The words by their first character, built once.
-fn lexicon() -> &'static (HashMap<char, Vec<Word>>, usize) {
-    static LEXICON: OnceLock<(HashMap<char, Vec<Word>>, usize)> = OnceLock::new();
+fn lexicon() -> &'static Lexicon {
+    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
     LEXICON.get_or_init(|| {
-        let mut by_first: HashMap<char, Vec<Word>> = HashMap::new();
+        let mut lexicon = Lexicon {
+            ascii: std::array::from_fn(|_| Vec::new()),
+            other: FixedMap::default(),
+            count: 0,
+        };
         let mut count = 0;
         for (task, (_, words)) in WORDS.iter().enumerate() {
             for w in words.split('|').map(str::trim).filter(|w| !w.is_empty()) {
@@ -122,7 +144,11 @@ fn lexicon() -> &'static (HashMap<char, Vec<Word>>, usize) {
                     None => (w, false),
                 };
                 if let Some(first) = text.chars().next() {
-                    by_first.entry(first).or_default().push(Word {
+                    let list = match lexicon.ascii.get_mut(first as usize) {
+                        Some(list) => list,
+                        None => lexicon.other.entry(first).or_default(),
+                    };
+                    list.push(Word {
                         text,
                         task,
                         stem,
@@ -133,7 +159,8 @@ fn lexicon() -> &'static (HashMap<char, Vec<Word>>, usize) {
                 }
             }
         }
-        (by_first, count)
+        lexicon.count = count;
+        lexicon
     })
 }
 
@@ -233,7 +260,8 @@ fn add_words(scores: &mut [f32; 7], text: &str, weight: f32, operation: f32) {
     if text.is_empty() {
         return;
     }
-    let (by_first, count) = lexicon();
+    let lexicon = lexicon();
+    let count = &lexicon.count;
     let mut seen = vec![false; *count];
     let lower = text.to_lowercase();
     let mut prev_alnum = false;
@@ -243,7 +271,7 @@ fn add_words(scores: &mut [f32; 7], text: &str, weight: f32, operation: f32) {
         if !word_start {
             continue;
         }
-        let Some(words) = by_first.get(&c) else {
+        let Some(words) = lexicon.words(c) else {
             continue;
         };
         let rest = &lower[i..];

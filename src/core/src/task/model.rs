@@ -3,8 +3,9 @@
 //! (tests/data/tasks.jsonl) and kept in `model.tsv` beside this file. A test retrains it from the set and fails
 //! when the file is stale (`UPDATE_TASK_MODEL=1` rewrites it).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use crate::fixed_map::FixedMap;
 
 /// A feature must be seen this many times in training to be kept: rarer ones say little and cost bundle bytes.
 #[cfg(test)]
@@ -59,7 +60,7 @@ fn is_cjk(c: char) -> bool {
 
 pub(super) struct Model {
     prior: [f32; 7],
-    weights: HashMap<&'static str, [f32; 7]>,
+    weights: FixedMap<&'static str, [f32; 7]>,
 }
 
 impl Model {
