@@ -99,14 +99,14 @@ def test_coding_prompts_in_english_and_chinese_go_to_the_coding_target(gw):
                 assert resp.headers["x-gateway-model"] == "deepseek-v4-pro"
     rate = lambda key: sum(routed[key]) / len(routed[key])  # noqa: E731
     for lang in ("en", "zh"):
-        # Measured on dev: 138 of 140 coding requests are code, 2 of 582 others are taken for code.
+        # Measured on dev: 140 of 142 coding requests are code, 2 of 602 others are taken for code.
         assert rate(("dev", True, lang)) >= 0.95, (lang, routed[("dev", True, lang)])
         assert rate(("dev", False, lang)) <= 0.02, lang
-    # Held out: 9 of 12 coding requests (English 3 of 6, Chinese 6 of 6; one of them is SQL, taken by `sql`), 5 of
+    # Held out: 9 of 12 coding requests (English 3 of 6, Chinese 6 of 6; one of them is SQL, taken by `sql`), 2 of
     # 72 others.
     held_code = routed[("test", True, "en")] + routed[("test", True, "zh")]
     held_other = routed[("test", False, "en")] + routed[("test", False, "zh")]
-    assert sum(held_code) >= 8 and sum(held_other) <= 5, (held_code, held_other)
+    assert sum(held_code) >= 8 and sum(held_other) <= 2, (held_code, held_other)
     # The row says what the decision saw, not what was asked.
     r = chat(gw, [{"role": "user", "content": "用 Python 写一个判断素数的函数，变量名用 zhang_secret_name"}])
     row = gw.log_row(r.headers["x-request-id"])

@@ -512,8 +512,11 @@ mod tests {
         assert!(!has_code("Write a Python function that reverses a string."));
     }
 
-    /// The labelled set (tests/data/tasks.jsonl): accuracy on each split, the confusion matrix on `test`, and
-    /// `has_code`'s precision and recall (run with `--nocapture` to see them; the docs quote them).
+    /// The labelled set (tests/data/tasks.jsonl; a row is `task`, `lang`, `split`, `batch`, `has_code`, `prompt`
+    /// and, when the request has them, `system`, `tools` and `json_mode`): accuracy and the confusion matrix on each
+    /// split, the held-out split by language and batch, and `has_code`'s precision and recall (run with
+    /// `--nocapture` to see them and the misses; docs/policy-language.md quotes them). The floors sit just under
+    /// what was measured, so that a change that loses accuracy fails here.
     #[test]
     fn measured_on_the_labelled_set() {
         let rows: Vec<serde_json::Value> = include_str!("../../../tests/data/tasks.jsonl")
@@ -548,6 +551,9 @@ mod tests {
             );
             for (i, row) in confusion.iter().enumerate() {
                 report += &format!("  {:>13} {:?}\n", TASKS[i], row);
+            }
+            if split == "dev" {
+                assert!(accuracy >= 0.97, "{report}");
             }
             if split == "test" {
                 for lang in ["en", "zh"] {
