@@ -436,6 +436,7 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
             hour: secs.rem_euclid(86_400) / 3600,
             weekday: WEEKDAYS[days.rem_euclid(7) as usize].to_owned(),
         },
+        now_ms: f.now_ms as i64,
         sample: ((f.id_hash & 0xffff_ffff) % 100) as i64,
         split_sample: ((f.id_hash >> 32) % 100) as i64,
         health: Default::default(),

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::prices::PriceTable;
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
@@ -15,6 +17,9 @@ pub struct Catalog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_provider: Option<String>,
     pub providers: BTreeMap<String, ProviderEntry>,
+    /// What each model costs (`prices.toml` beside the catalog).
+    #[serde(default, skip_serializing_if = "PriceTable::is_empty")]
+    pub prices: PriceTable,
 }
 
 /// One provider: how the gateway reaches it, and what it serves.
@@ -113,18 +118,6 @@ pub struct ModelEntry {
     pub json: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub embeddings: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<Price>,
-}
-
-/// USD per million tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cached: Option<f64>,
-    pub output: f64,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -135,7 +128,11 @@ fn is_false(b: &bool) -> bool {
 #[cfg(feature = "compiler")]
 pub const BUILTIN: &str = include_str!("../../../policies/catalog.toml");
 
-/// The same catalog as JSON (converted by the build script): the gateway's provider table while no policy is
+/// The repository's price table, built in with the catalog.
+#[cfg(feature = "compiler")]
+pub const BUILTIN_PRICES: &str = include_str!("../../../policies/prices.toml");
+
+/// The same catalog and price table as JSON (converted by the build script): the gateway's provider table while no policy is
 /// published, read without a TOML parser.
 pub const BUILTIN_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog.json"));
 
@@ -149,6 +146,10 @@ pub enum CatalogError {
     UnknownDefaultModel { provider: String, model: String },
     #[error("provider `{provider}`: {what}")]
     BadProvider { provider: String, what: String },
+    #[error("prices.toml: {0}")]
+    PricesToml(String),
+    #[error("prices.toml:\n  {}", .0.join("\n  "))]
+    Prices(Vec<String>),
 }
 
 impl Catalog {
@@ -180,9 +181,24 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Adds the price table (`prices.toml`'s text), checked against this catalog.
+    #[cfg(feature = "compiler")]
+    pub fn with_prices(mut self, text: &str) -> Result<Self, CatalogError> {
+        let prices: PriceTable =
+            toml::from_str(text).map_err(|e| CatalogError::PricesToml(e.to_string()))?;
+        let problems = prices.problems(|p, m| self.model(p, m).is_some());
+        if !problems.is_empty() {
+            return Err(CatalogError::Prices(problems));
+        }
+        self.prices = prices;
+        Ok(self)
+    }
+
     #[cfg(feature = "compiler")]
     pub fn builtin() -> Self {
-        Self::from_toml(BUILTIN).unwrap_or_default()
+        Self::from_toml(BUILTIN)
+            .and_then(|c| c.with_prices(BUILTIN_PRICES))
+            .unwrap_or_default()
     }
 
     /// The built-in catalog, from its JSON form (no TOML parser needed).

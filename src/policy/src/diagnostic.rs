@@ -33,6 +33,7 @@ pub mod codes {
     pub const DUPLICATE_TARGET: &str = "W104";
     pub const CAPABILITY_MISMATCH: &str = "W105";
     pub const UNUSED_DECLARATION: &str = "W106";
+    pub const NO_PRICE: &str = "W107";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -8,13 +8,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::artifact::*;
-use crate::catalog::Catalog;
+use crate::prices::{PriceBook, Tokens};
 use crate::scheme::{AttrValue, Attrs, FieldId};
 
 /// A loaded, ready-to-evaluate policy: the artifact plus its compiled regular expressions.
 #[derive(Debug)]
 pub struct Policy {
     pub artifact: Artifact,
+    /// The artifact's price table, ready to price requests (`cheapest(…)`, and the gateway's cost of each one).
+    prices: PriceBook,
     regexes: Vec<(String, Regex)>,
     index: Bitsets,
     /// Every attribute some condition tests: an attribute nobody tests need not be computed.
@@ -220,6 +222,7 @@ impl Policy {
         }
         let index = Bitsets::build(&artifact.index, artifact.rules.len())?;
         Ok(Self {
+            prices: PriceBook::new(&artifact.catalog.prices),
             artifact,
             regexes,
             index,
@@ -234,6 +237,10 @@ impl Policy {
 
     pub fn hash(&self) -> &str {
         &self.artifact.hash
+    }
+
+    pub fn prices(&self) -> &PriceBook {
+        &self.prices
     }
 
     pub fn artifact(&self) -> &Artifact {
@@ -359,7 +366,7 @@ impl Policy {
                 message: message.clone(),
             },
             Action::Route { steps } => Outcome::Route {
-                attempts: plan(steps, attrs, &self.artifact.catalog),
+                attempts: plan(steps, attrs, &self.prices),
                 options: rule.options.clone(),
             },
         };
@@ -513,7 +520,7 @@ pub fn compare(v: AttrValue<'_>, cmp: Cmp, lit: &Val) -> bool {
 }
 
 /// Expands a chain into the ordered attempts for this request, without repeating a target.
-pub fn plan(steps: &[Step], attrs: &Attrs, catalog: &Catalog) -> Vec<Target> {
+pub fn plan(steps: &[Step], attrs: &Attrs, prices: &PriceBook) -> Vec<Target> {
     let mut targets: Vec<Target> = Vec::new();
     for step in steps {
         match step {
@@ -530,14 +537,10 @@ pub fn plan(steps: &[Step], attrs: &Attrs, catalog: &Catalog) -> Vec<Target> {
                 }
             }
             Step::Cheapest { targets: ts } => {
-                let mut ranked: Vec<(Option<f64>, &Target)> =
-                    ts.iter().map(|t| (cost(t, attrs, catalog), t)).collect();
-                ranked.sort_by(|a, b| match (a.0, b.0) {
-                    (Some(x), Some(y)) => x.total_cmp(&y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                });
+                // Unpriced targets last, in the order written (the sort is stable).
+                let mut ranked: Vec<(Option<u128>, &Target)> =
+                    ts.iter().map(|t| (cost(t, attrs, prices), t)).collect();
+                ranked.sort_by_key(|(cost, _)| cost.unwrap_or(u128::MAX));
                 targets.extend(ranked.into_iter().map(|(_, t)| t.clone()));
             }
             Step::Fastest { targets: ts } => {
@@ -575,19 +578,41 @@ fn resolve_requested(t: Target, attrs: &Attrs) -> Target {
     }
 }
 
-/// Estimated USD for this request on a target: prompt tokens at the input price, plus max_tokens (or 500 when
-/// unset) at the output price. `None` when the catalog has no price.
-fn cost(t: &Target, attrs: &Attrs, catalog: &Catalog) -> Option<f64> {
+/// What this request would cost on a target, in pico-dollars, at the prices the gateway bills with: the price in
+/// force when it arrived (its date, its hour's window, its prompt's tier), its prompt tokens at the input price and
+/// `max_tokens` (500 when unset) at the output price, converted from the provider's currency at the table's rate.
+/// `None` when the table has no price for it.
+fn cost(t: &Target, attrs: &Attrs, prices: &PriceBook) -> Option<u128> {
     let Target::Model { provider, model } = t else {
         return None;
     };
-    let price = catalog.model(provider, model)?.price?;
-    let output = if attrs.max_tokens > 0 {
-        attrs.max_tokens
+    let prompt = attrs.tokens.max(0) as u64;
+    let quote = prices.quote(provider, model, pricing_time(attrs), prompt)?;
+    let completion = if attrs.max_tokens > 0 {
+        attrs.max_tokens as u64
     } else {
         500
     };
-    Some((attrs.tokens.max(0) as f64 * price.input + output as f64 * price.output) / 1e6)
+    let cost = quote.cost(Tokens {
+        prompt,
+        completion,
+        ..Tokens::default()
+    });
+    prices.convert(cost.pico, &cost.currency, "USD")
+}
+
+/// When the request is priced: its arrival, or (a `test` case, `explain`) Monday 2026-01-05 plus its weekday and
+/// hour.
+fn pricing_time(attrs: &Attrs) -> i64 {
+    if attrs.now_ms != 0 {
+        return attrs.now_ms;
+    }
+    const MONDAY_2026_01_05_MS: i64 = 1_767_571_200_000;
+    let day = crate::scheme::WEEKDAYS
+        .iter()
+        .position(|d| *d == attrs.time.weekday)
+        .unwrap_or(0) as i64;
+    MONDAY_2026_01_05_MS + (day * 24 + attrs.time.hour.clamp(0, 23)) * 3_600_000
 }
 
 /// Sort key: providers that are up and measured first (by p50), then unmeasured, then down.

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod catalog;
 pub mod diagnostic;
 pub mod eval;
+pub mod prices;
 pub mod scheme;
 pub mod store;
 pub mod syntax;

@@ -46,7 +46,8 @@ fn read(path: &Path) -> Result<SourceFile, String> {
     })
 }
 
-/// The catalog: `explicit` if given, else `catalog.toml` in the first directory named, else the built-in one.
+/// The catalog: `explicit` if given, else `catalog.toml` in the first directory named, else the built-in one;
+/// with the price table beside it (`prices.toml`), if there is one.
 pub fn catalog(explicit: Option<&Path>, paths: &[PathBuf]) -> Result<Catalog, String> {
     let found = explicit.map(Path::to_path_buf).or_else(|| {
         paths
@@ -59,7 +60,17 @@ pub fn catalog(explicit: Option<&Path>, paths: &[PathBuf]) -> Result<Catalog, St
         Some(path) => {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Catalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+            let catalog =
+                Catalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let prices = path.with_file_name("prices.toml");
+            if !prices.is_file() {
+                return Ok(catalog);
+            }
+            let text = std::fs::read_to_string(&prices)
+                .map_err(|e| format!("{}: {e}", prices.display()))?;
+            catalog
+                .with_prices(&text)
+                .map_err(|e| format!("{}: {e}", prices.display()))
         }
         None => Ok(Catalog::builtin()),
     }

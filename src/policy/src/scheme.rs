@@ -384,6 +384,12 @@ pub struct Attrs {
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub time: TimeAttrs,
+    /// The request's arrival, milliseconds since the epoch: what `cheapest(…)` prices at (the price in force that
+    /// day, the window that hour). Not an attribute rules test, and not logged (the row has its own time). Where
+    /// it is 0 (a `test` case or `explain` that does not give it), a Monday in January 2026 at `time.weekday` and
+    /// `time.hour` stands in.
+    #[serde(skip_serializing)]
+    pub now_ms: i64,
     pub sample: i64,
     /// 0–99, stable per request and independent of `sample`: picks the arm of a `split`, so a rule can
     /// test `sample < 10` and still split the traffic it takes.

@@ -334,3 +334,59 @@ fn a_misspelt_task_gets_a_did_you_mean() {
     let c = checked("rule c: when task == code and has_code -> openai\nrule m: when task in {math, chat} -> openai\ndefault -> requested\n");
     assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
 }
+
+#[test]
+fn a_routed_model_without_a_price_is_a_warning() {
+    let mut catalog = Catalog::builtin();
+    catalog
+        .prices
+        .prices
+        .retain(|e| (e.provider.as_str(), e.model.as_str()) != ("openai", "gpt-4o-mini"));
+    let text = "rule r: when tokens < 5 -> openai:gpt-4o-mini fallback openai:gpt-6-luna\ndefault -> requested\n";
+    let files = vec![SourceFile {
+        name: "main.policy".into(),
+        text: text.into(),
+    }];
+    let c = check(files, &catalog);
+    let found: Vec<(&str, &str)> = c
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, &text[d.span.range()]))
+        .collect();
+    assert_eq!(found, [("W107", "openai:gpt-4o-mini")]);
+    assert_eq!(c.errors(), 0);
+}
+
+#[test]
+fn the_price_table_is_checked_with_the_catalog() {
+    let catalog = Catalog::builtin();
+    assert!(!catalog.prices.prices.is_empty());
+    let bad = r#"
+[exchange]
+USD = 1
+[[price]]
+provider = "deepseek"
+model = "deepseek-flash"
+currency = "CNY"
+source = "test"
+rates = { input = 1, output = 4 }
+windows = [{ name = "peak", timezone = "+8", days = ["mon-fri"], hours = ["09:00-12:00"], rates = { input = 2, output = 8 } }]
+[[price]]
+provider = "openai"
+model = "gpt-9"
+currency = "USD"
+source = "test"
+rates = { input = 1.0000001 }
+"#;
+    let err = catalog.clone().with_prices(bad).unwrap_err().to_string();
+    assert!(err.contains("1.0000001"), "{err}");
+    let bad = bad.replace("1.0000001", "1");
+    let err = catalog.with_prices(&bad).unwrap_err().to_string();
+    for expected in [
+        "currency `CNY` has no exchange rate",
+        "timezone `+8` is not an offset",
+        "price openai:gpt-9: not a model in the catalog",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}

@@ -255,6 +255,22 @@ impl<'a, 'p> Cx<'a, 'p> {
                 self.report(d.with_help_if_none("add the model to policies/catalog.toml"));
                 return None;
             }
+            let prices = &self.catalog.prices.prices;
+            if !prices.is_empty()
+                && !prices
+                    .iter()
+                    .any(|e| e.provider == *name && e.model == model)
+            {
+                self.report(
+                    Diagnostic::warning(
+                        codes::NO_PRICE,
+                        tr.span,
+                        format!("`{name}:{model}` has no price in prices.toml"),
+                        "no price",
+                    )
+                    .with_help("its requests are logged without a cost, and `cheapest(…)` ranks it last; add a [[price]] entry (0 for a free model)"),
+                );
+            }
             return Some(vec![Target::Model {
                 provider: name.clone(),
                 model,
