@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use gateway_policy::prices::PriceBook;
+
 use crate::error::ConfigError;
 use crate::providers::Providers;
 
@@ -11,6 +13,11 @@ pub struct GatewayConfig {
     /// The built-in catalog's providers with this deployment's settings: the table while no policy is
     /// published (a published policy carries its own catalog, read with the same settings).
     pub providers: Arc<Providers>,
+    /// The built-in price table, while no policy is published (a published policy carries its own).
+    pub prices: Arc<PriceBook>,
+    /// The currency every cost is also logged in (`REPORTING_CURRENCY`, USD unless set), at the price table's
+    /// exchange rate.
+    pub reporting_currency: String,
     pub max_body_bytes: usize,
     /// Time allowed for an upstream's response headers (and, for JSON, its whole body).
     pub upstream_timeout_ms: u64,
@@ -36,15 +43,16 @@ pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
 impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
-    /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS` and `GATEWAY_ADMIN_TOKEN`.
+    /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN` and
+    /// `REPORTING_CURRENCY`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let providers =
-            Providers::from_catalog(&gateway_policy::catalog::Catalog::builtin_json(), get);
+        let catalog = gateway_policy::catalog::Catalog::builtin_json();
+        let providers = Providers::from_catalog(&catalog, get);
         if let Some(e) = providers.misconfigured() {
             return Err(e.clone());
         }
@@ -53,8 +61,16 @@ impl GatewayConfig {
                 return Err(ConfigError::UnknownDefaultProvider(name));
             }
         }
+        let reporting_currency = get("REPORTING_CURRENCY").unwrap_or_else(|| "USD".into());
+        if reporting_currency.len() != 3
+            || !reporting_currency.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return Err(ConfigError::BadCurrency(reporting_currency));
+        }
         Ok(Self {
             providers: Arc::new(providers),
+            prices: Arc::new(PriceBook::new(&catalog.prices)),
+            reporting_currency,
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_timeout_ms: number(

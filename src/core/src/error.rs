@@ -472,6 +472,8 @@ pub enum ConfigError {
     UnknownDialect { provider: String, dialect: String },
     #[error("DEFAULT_PROVIDER `{0}` is not a configured provider")]
     UnknownDefaultProvider(String),
+    #[error("REPORTING_CURRENCY must be an ISO 4217 code such as USD or CNY, got `{0}`")]
+    BadCurrency(String),
 }
 
 #[cfg(test)]

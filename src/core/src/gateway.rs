@@ -17,6 +17,7 @@
 
 mod admin;
 mod authenticate;
+mod cost;
 mod dispatch;
 mod plan;
 mod record;
@@ -203,6 +204,12 @@ impl<H: Host> Gateway<H> {
         // One policy and its provider table for the whole request, whatever a refresh installs meanwhile.
         let policy = self.shared.policy();
         let providers = self.providers(policy.as_deref());
+        trace.priced_with(cost::Pricing {
+            book: policy
+                .as_deref()
+                .map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
+            reporting: self.config.reporting_currency.clone(),
+        });
         let call = match endpoint {
             Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,
             Endpoint::Embeddings => request::embeddings(&req.body, self.config.max_body_bytes)?,

@@ -32,7 +32,7 @@ pub use gateway::{Gateway, Handled};
 /// Where published policies live (one layout for the CLI and both hosts).
 pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
-pub use log::{Attempt, LogRecord, SqlValue, Usage, INSERT_SQL};
+pub use log::{Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
     ByteStream, Clock, Host, KeyStore, PolicyStore, Settings, Upstream, UpstreamError,
     UpstreamRequest, UpstreamResponse,

@@ -46,6 +46,23 @@ pub struct LogRecord {
     pub attempt_log: Vec<Attempt>,
     /// The request attributes the policy decided on, as JSON (`decision_attrs`); never prompt text.
     pub decision_attrs: Option<String>,
+    /// What it cost (none when nothing was charged for: no usage, or a model without a price).
+    pub cost: Option<CostRecord>,
+}
+
+/// A request's cost, priced with the published price table.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct CostRecord {
+    /// Whole pico-units (10⁻¹²) of `currency`, the provider's billing currency.
+    pub pico: u64,
+    pub currency: String,
+    /// The same in the reporting currency (none without an exchange rate for it).
+    pub reporting_pico: Option<u64>,
+    pub reporting_currency: String,
+    /// Priced from the gateway's estimate of the tokens: the provider reported no usage.
+    pub estimated: bool,
+    /// The price table's version.
+    pub price_version: String,
 }
 
 /// One upstream attempt of a request: which target, how it ended, how long it took.
@@ -82,9 +99,10 @@ pub enum SqlValue {
 pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, method, path, endpoint, \
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
-attempt_log, decision_attrs, cache_write_tokens) \
+attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
+cost_estimated, price_version) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26)";
+?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -132,6 +150,14 @@ impl LogRecord {
             },
             text(&self.decision_attrs),
             int(u.and_then(|u| u.cache_write_tokens)),
+            int(self.cost.as_ref().map(|c| c.pico)),
+            text(&self.cost.as_ref().map(|c| c.currency.clone())),
+            int(self.cost.as_ref().and_then(|c| c.reporting_pico)),
+            text(&self.cost.as_ref().map(|c| c.reporting_currency.clone())),
+            self.cost.as_ref().map_or(SqlValue::Null, |c| {
+                SqlValue::Integer(i64::from(c.estimated))
+            }),
+            text(&self.cost.as_ref().map(|c| c.price_version.clone())),
         ]
     }
 }

@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_cache_writes.sql",
         include_str!("../../../migrations/0004_cache_writes.sql"),
     ),
+    (
+        "0005_cost.sql",
+        include_str!("../../../migrations/0005_cost.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -243,7 +247,8 @@ mod tests {
                 "0001_init.sql",
                 "0002_policy.sql",
                 "0003_attempts.sql",
-                "0004_cache_writes.sql"
+                "0004_cache_writes.sql",
+                "0005_cost.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());
@@ -252,17 +257,37 @@ mod tests {
             method: "POST".into(),
             path: "/v1/chat/completions".into(),
             status: 200,
+            cost: Some(gateway_core::CostRecord {
+                pico: 2_424_000_000,
+                currency: "CNY".into(),
+                reporting_pico: Some(341_408_451),
+                reporting_currency: "USD".into(),
+                estimated: false,
+                price_version: "0123456789ab".into(),
+            }),
             ..Default::default()
         };
         write_batch(&mut conn, &[rec]).unwrap();
-        let status: i64 = conn
+        let row: (i64, i64, String, i64, String, i64, String) = conn
             .query_row(
-                "SELECT status FROM request_logs WHERE id = 'req_1'",
+                "SELECT status, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
+                 cost_estimated, price_version FROM request_logs WHERE id = 'req_1'",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
             )
             .unwrap();
-        assert_eq!(status, 200);
+        assert_eq!(
+            row,
+            (
+                200,
+                2_424_000_000,
+                "CNY".into(),
+                341_408_451,
+                "USD".into(),
+                0,
+                "0123456789ab".into()
+            )
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::scheme::{AttrValue, Attrs, FieldId};
 pub struct Policy {
     pub artifact: Artifact,
     /// The artifact's price table, ready to price requests (`cheapest(…)`, and the gateway's cost of each one).
-    prices: PriceBook,
+    prices: std::sync::Arc<PriceBook>,
     regexes: Vec<(String, Regex)>,
     index: Bitsets,
     /// Every attribute some condition tests: an attribute nobody tests need not be computed.
@@ -222,7 +222,7 @@ impl Policy {
         }
         let index = Bitsets::build(&artifact.index, artifact.rules.len())?;
         Ok(Self {
-            prices: PriceBook::new(&artifact.catalog.prices),
+            prices: std::sync::Arc::new(PriceBook::new(&artifact.catalog.prices)),
             artifact,
             regexes,
             index,
@@ -239,7 +239,7 @@ impl Policy {
         &self.artifact.hash
     }
 
-    pub fn prices(&self) -> &PriceBook {
+    pub fn prices(&self) -> &std::sync::Arc<PriceBook> {
         &self.prices
     }
 

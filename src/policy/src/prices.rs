@@ -121,7 +121,7 @@ impl<'de> Deserialize<'de> for Decimal {
 /// What a request is charged, per million tokens (and per request), in the entry's currency. Absent prices fall
 /// back: cached and cache-write input to the input price, reasoning to the output price, output to nothing (an
 /// embeddings model).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rates {
     pub input: Decimal,
@@ -153,7 +153,7 @@ pub struct Window {
 }
 
 /// Prices for requests whose prompt is larger than `above` tokens (Gemini's >200k, OpenAI's >272K).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     pub above: u64,
@@ -469,14 +469,14 @@ pub fn format_pico(pico: u128) -> String {
 
 /// The price table ready to price requests: per model, its dated entries with their windows in UTC minutes of the
 /// week; the exchange rates; the version.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PriceBook {
     models: BTreeMap<(String, String), Vec<Dated>>,
     exchange: BTreeMap<String, u64>,
     version: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Dated {
     /// Milliseconds since the epoch; `i64::MIN` / `i64::MAX` when open.
     from_ms: i64,
@@ -488,7 +488,7 @@ struct Dated {
 }
 
 /// A window as minutes of the week in UTC.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct UtcWindow {
     minutes: Vec<(u32, u32)>,
     rates: Rates,

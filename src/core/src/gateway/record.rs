@@ -1,5 +1,6 @@
 //! Record: the log row, assembled from what each stage returned. Nothing else writes a [`LogRecord`].
 
+use super::cost::{self, Pricing};
 use super::dispatch::Dispatched;
 use super::plan::AttemptPlan;
 use super::request::ApiCall;
@@ -15,6 +16,12 @@ use crate::log::{LogRecord, Usage};
 pub(super) struct Trace {
     rec: LogRecord,
     start: f64,
+    /// What the request is priced with, once the policy is known.
+    pricing: Option<Pricing>,
+    /// The gateway's estimates, for a stream cut before the provider reported usage: the prompt's tokens (from
+    /// the plan's attributes) and the bytes of text relayed.
+    prompt_estimate: u64,
+    relayed_bytes: usize,
     /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
     /// still waiting for a provider): see [`super::Gateway::begin`].
     abandoned: Option<Abandoned>,
@@ -31,6 +38,7 @@ impl Drop for Trace {
         if let Some(Abandoned { tx, clock }) = self.abandoned.take() {
             self.client_closed();
             self.rec.latency_ms = clock() - self.start;
+            self.price();
             let _ = tx.send(std::mem::take(&mut self.rec));
         }
     }
@@ -40,6 +48,9 @@ impl Trace {
     pub(super) fn begin(id: String, start: f64, req: &GatewayRequest) -> Self {
         Self {
             abandoned: None,
+            pricing: None,
+            prompt_estimate: 0,
+            relayed_bytes: 0,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -82,7 +93,14 @@ impl Trace {
         }
     }
 
+    pub(super) fn priced_with(&mut self, pricing: Pricing) {
+        self.pricing = Some(pricing);
+    }
+
     pub(super) fn planned(&mut self, plan: &AttemptPlan<'_>) {
+        if let Some(attrs) = &plan.attrs {
+            self.prompt_estimate = attrs.tokens.max(0) as u64;
+        }
         self.rec.policy_hash = Some(plan.policy.clone());
         self.rec.rule_id = Some(plan.rule.clone());
         self.rec.decision_attrs = plan.decision_json();
@@ -150,6 +168,38 @@ impl Trace {
         self.rec.usage = Some(usage);
     }
 
+    /// How many bytes of text the stream has relayed so far.
+    pub(super) fn relayed(&mut self, bytes: usize) {
+        self.relayed_bytes = bytes;
+    }
+
+    /// The cost, once the row is complete: of the usage the provider reported, else (a stream that was cut before
+    /// its usage, after sending something) of the gateway's estimate.
+    fn price(&mut self) {
+        let Some(pricing) = &self.pricing else {
+            return;
+        };
+        let (usage, estimated) = match self.rec.usage {
+            Some(u) => (u, false),
+            None if self.rec.stream && self.relayed_bytes > 0 => {
+                let completion = cost::tokens_of_bytes(self.relayed_bytes);
+                let usage = Usage {
+                    prompt_tokens: self.prompt_estimate,
+                    completion_tokens: completion,
+                    total_tokens: self.prompt_estimate + completion,
+                    ..Usage::default()
+                };
+                (usage, true)
+            }
+            None => return,
+        };
+        let target = (
+            self.rec.provider.as_deref().unwrap_or_default(),
+            self.rec.model.as_deref().unwrap_or_default(),
+        );
+        self.rec.cost = cost::price(pricing, target, self.rec.ts_ms, &usage, estimated);
+    }
+
     /// A stream failed after its first token: that is the provider's fault too.
     pub(super) fn stream_failed(&mut self, e: &ApiError) {
         self.rec.status = e.status();
@@ -181,6 +231,7 @@ impl Trace {
     pub(super) fn finish(mut self, now: f64) -> LogRecord {
         self.abandoned = None;
         self.rec.latency_ms = now - self.start;
+        self.price();
         std::mem::take(&mut self.rec)
     }
 }

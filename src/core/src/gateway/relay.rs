@@ -42,6 +42,8 @@ pub(super) struct Source {
     /// The events of the payload being translated (reused across events).
     events: Vec<StreamEvent>,
     content_seen: bool,
+    /// Bytes of text relayed (content, reasoning, tool-call arguments): the estimate of a cut stream's completion.
+    text_bytes: usize,
     end: Option<End>,
     usage: Option<Usage>,
     /// The request's provider table and the provider's name: to mask its secrets and location in error
@@ -65,6 +67,7 @@ impl Source {
             pending: Vec::new(),
             events: Vec::new(),
             content_seen: false,
+            text_bytes: 0,
             end: None,
             usage: None,
         }
@@ -190,6 +193,9 @@ impl Source {
                 if usage.is_some() {
                     self.usage = usage;
                 }
+                if content {
+                    self.text_bytes += super::cost::text_bytes(&data);
+                }
                 self.content_seen |= content;
                 out.extend_from_slice(&encode_data(&data));
             }
@@ -268,8 +274,11 @@ impl<H: Clock> Relay<H> {
             } else {
                 std::mem::take(&mut self.source.pending)
             };
-            if let (Some(usage), Some(trace)) = (self.source.usage, self.recorder.trace()) {
-                trace.stream_usage(usage);
+            if let Some(trace) = self.recorder.trace() {
+                if let Some(usage) = self.source.usage {
+                    trace.stream_usage(usage);
+                }
+                trace.relayed(self.source.text_bytes);
             }
             match self.source.end.take() {
                 Some(End::Done) => self.finish(None),

@@ -28,6 +28,14 @@ pub(super) fn respond<H: Host>(
             let mut headers = target_headers(&trace);
             headers.push(content_type(JSON));
             let record = trace.answered(200, host.now_ms());
+            if let Some(cost) = &record.cost {
+                // `0.002424 CNY`: the exact amount in the provider's currency.
+                let amount = gateway_policy::prices::format_pico(u128::from(cost.pico));
+                headers.push((
+                    "x-gateway-cost".into(),
+                    format!("{amount} {}", cost.currency),
+                ));
+            }
             (200, headers, Body::Full(body), ready(record))
         }
         Ok(Reply::Stream(source)) => {

@@ -1,0 +1,94 @@
+//! Cost: what a request cost, from the usage the provider reported (or, for a stream cut before its usage, the
+//! gateway's estimate, marked as such), at the prices of the published price table in force when it arrived, in
+//! the provider's currency and in the reporting currency. Failed attempts cost nothing: only the answer's usage
+//! is priced.
+
+use std::sync::Arc;
+
+use gateway_policy::prices::{PriceBook, Tokens};
+
+use crate::log::{CostRecord, Usage};
+
+/// The price table a request is priced with (the deciding policy's, else the built-in one) and the reporting
+/// currency.
+pub(super) struct Pricing {
+    pub book: Arc<PriceBook>,
+    pub reporting: String,
+}
+
+/// The cost of `usage` on `provider:model` for a request that arrived at `at_ms`; `None` when the table has no
+/// price for that model then.
+pub(super) fn price(
+    pricing: &Pricing,
+    (provider, model): (&str, &str),
+    at_ms: i64,
+    usage: &Usage,
+    estimated: bool,
+) -> Option<CostRecord> {
+    let quote = pricing
+        .book
+        .quote(provider, model, at_ms, usage.prompt_tokens)?;
+    let cost = quote.cost(Tokens {
+        prompt: usage.prompt_tokens,
+        cached: usage.cached_tokens.unwrap_or(0),
+        cache_write: usage.cache_write_tokens.unwrap_or(0),
+        completion: usage.completion_tokens,
+        reasoning: usage.reasoning_tokens.unwrap_or(0),
+    });
+    let reporting = pricing
+        .book
+        .convert(cost.pico, &cost.currency, &pricing.reporting);
+    let whole = |p: u128| u64::try_from(p).unwrap_or(u64::MAX);
+    Some(CostRecord {
+        pico: whole(cost.pico),
+        currency: cost.currency,
+        reporting_pico: reporting.map(whole),
+        reporting_currency: pricing.reporting.clone(),
+        estimated,
+        price_version: pricing.book.version().to_owned(),
+    })
+}
+
+/// The bytes of text a translated chunk carries (its content, reasoning and tool-call arguments): what an
+/// estimate of a cut stream's completion counts.
+pub(super) fn text_bytes(chunk: &str) -> usize {
+    let mut total = 0;
+    for key in [
+        "\"content\":\"",
+        "\"reasoning_content\":\"",
+        "\"arguments\":\"",
+    ] {
+        for (at, _) in chunk.match_indices(key) {
+            let value = &chunk.as_bytes()[at + key.len()..];
+            let mut i = 0;
+            while i < value.len() && value[i] != b'"' {
+                i += if value[i] == b'\\' { 2 } else { 1 };
+            }
+            total += i.min(value.len());
+        }
+    }
+    total
+}
+
+/// About four bytes of UTF-8 text per token (English words, and Chinese characters at three bytes each).
+pub(super) fn tokens_of_bytes(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_bytes_reads_the_strings_of_a_chunk() {
+        let chunk = r#"{"choices":[{"delta":{"content":"Hi \"you\""}}]}"#;
+        assert_eq!(text_bytes(chunk), 10);
+        let tool =
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}}]}"#;
+        assert_eq!(text_bytes(tool), 9);
+        assert_eq!(
+            text_bytes(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#),
+            0
+        );
+    }
+}
