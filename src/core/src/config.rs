@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub key_cache_ms: u64,
     /// The bearer token of the admin endpoints (`/admin/…`); without one they answer 404.
     pub admin_token: Option<String>,
+    /// Added to the host's clock (`CLOCK_OFFSET_MS`, signed; 0 unless set): lets a test run the gateway at
+    /// another date (a price change) or hour (DeepSeek's peak). Leave it unset in production.
+    pub clock_offset_ms: i64,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -43,8 +46,8 @@ pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
 impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
-    /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN` and
-    /// `REPORTING_CURRENCY`.
+    /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
+    /// `REPORTING_CURRENCY` and `CLOCK_OFFSET_MS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -82,6 +85,13 @@ impl GatewayConfig {
             cooldown_ms: number(&get, "COOLDOWN_MS", DEFAULT_COOLDOWN_MS)?,
             key_cache_ms: number(&get, "KEY_CACHE_MS", DEFAULT_KEY_CACHE_MS)?,
             admin_token: get("GATEWAY_ADMIN_TOKEN"),
+            clock_offset_ms: match get("CLOCK_OFFSET_MS") {
+                None => 0,
+                Some(v) => v.parse().map_err(|_| ConfigError::NotANumber {
+                    name: "CLOCK_OFFSET_MS".into(),
+                    value: v,
+                })?,
+            },
         })
     }
 }

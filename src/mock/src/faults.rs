@@ -238,3 +238,47 @@ pub(crate) async fn pace(ms: u64) {
         tokio::time::sleep(d).await;
     }
 }
+
+/// Token counts a route reports (`POST /__mock/usage`): cached tokens are part of `prompt`, reasoning part of
+/// `completion`, as providers report them.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Counts {
+    pub(crate) prompt: u64,
+    pub(crate) cached: u64,
+    pub(crate) completion: u64,
+    pub(crate) reasoning: u64,
+}
+
+/// `POST /__mock/usage` with `{"openai": {"prompt": 1000, "cached": 600, "completion": 200, "reasoning": 50}}`:
+/// from now on that route reports these counts; `null` clears one, `?reset` all.
+pub(crate) async fn set_usage(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+    Json(body): Json<Value>,
+) -> Response {
+    let Ok(mut usage) = state.usage.lock() else {
+        return error_response(500, "usage table poisoned", "server_error", None);
+    };
+    if query.as_deref() == Some("reset") {
+        usage.clear();
+    }
+    for (route, counts) in body.as_object().into_iter().flatten() {
+        if counts.is_null() {
+            usage.remove(route);
+            continue;
+        }
+        match serde_json::from_value::<Counts>(counts.clone()) {
+            Ok(c) => {
+                usage.insert(route.clone(), c);
+            }
+            Err(e) => return error_response(400, &e.to_string(), "invalid_request_error", None),
+        }
+    }
+    Json(json!(usage.keys().collect::<Vec<_>>())).into_response()
+}
+
+/// The counts forced on `route`, if any.
+pub(crate) fn forced_usage(state: &Mock, route: &str) -> Option<Counts> {
+    state.usage.lock().ok()?.get(route).copied()
+}

@@ -17,6 +17,9 @@
 //! `POST /__mock/faults` `{"deepseek": "mock-500"}` forces a fault on a provider's whole route (every model),
 //! for tests of routing policies that name real models; `{"deepseek": null}` clears it.
 //!
+//! `POST /__mock/usage` `{"deepseek": {"prompt": 1000, "cached": 600, "completion": 200, "reasoning": 50}}` makes the
+//! openai, deepseek and gemini routes report those token counts (in their own usage shapes); `null` clears one.
+//!
 //! `GET /__mock/stats` says how many answers their caller abandoned (hung up on before they were complete), and
 //! which `authorization` header each `/compat/<shape>` route (OpenAI-compatible services that differ from
 //! OpenAI: `providers/compat.rs`) last received.
@@ -74,6 +77,8 @@ pub(crate) struct Mock {
     pub(crate) abandoned: Arc<AtomicU64>,
     /// The `authorization` header each `/compat/<shape>` route last received (`None`: none was sent).
     pub(crate) last_auth: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
+    /// Token counts a provider route reports instead of its own (`POST /__mock/usage`): known usage for cost tests.
+    pub(crate) usage: std::sync::Mutex<std::collections::HashMap<String, faults::Counts>>,
 }
 
 pub(crate) type Shared = Arc<Mock>;
@@ -92,11 +97,13 @@ async fn main() -> std::io::Result<()> {
         faults: Default::default(),
         abandoned: Arc::default(),
         last_auth: Default::default(),
+        usage: Default::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/__mock/faults", post(set_faults).get(get_faults))
         .route("/__mock/stats", get(stats))
+        .route("/__mock/usage", post(faults::set_usage))
         .route("/v1/models", get(openai::models))
         .route("/anthropic/v1/messages", post(anthropic::messages))
         .route(

@@ -27,6 +27,8 @@ pub struct NativeHost {
     health: Arc<RwLock<Option<String>>>,
     secrets: crate::secrets::Secrets,
     shutdown: crate::shutdown::Shutdown,
+    /// `CLOCK_OFFSET_MS` (tests only).
+    clock_offset_ms: f64,
 }
 
 /// Settings and secrets are the process's environment variables, then the secrets file.
@@ -43,7 +45,7 @@ impl NativeHost {
         db_path: &Path,
         policy: Option<PathBuf>,
         (health, secrets): (Arc<RwLock<Option<String>>>, crate::secrets::Secrets),
-        shutdown: crate::shutdown::Shutdown,
+        (shutdown, clock_offset_ms): (crate::shutdown::Shutdown, i64),
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -66,6 +68,7 @@ impl NativeHost {
             health,
             secrets,
             shutdown,
+            clock_offset_ms: clock_offset_ms as f64,
         })
     }
 }
@@ -149,7 +152,7 @@ impl Clock for NativeHost {
     fn now_ms(&self) -> f64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
+            .map(|d| d.as_secs_f64() * 1000.0 + self.clock_offset_ms)
             .unwrap_or(0.0)
     }
 

@@ -273,7 +273,12 @@ fn worker_thread(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let host = NativeHost::new(&db, policy, (health, secrets), shutdown.clone())?;
+        let host = NativeHost::new(
+            &db,
+            policy,
+            (health, secrets),
+            (shutdown.clone(), config.clock_offset_ms),
+        )?;
         let start_policy = match start_policy {
             Some(json) => Some(Rc::new(
                 gateway_policy::Policy::from_json(&json).map_err(|e| e.to_string())?,

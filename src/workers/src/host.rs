@@ -30,6 +30,8 @@ struct WorkerHost {
     /// `None` when the Worker has no `POLICY` binding: the built-in policy applies.
     policies: Option<Rc<KvStore>>,
     env: Env,
+    /// `CLOCK_OFFSET_MS` (tests only).
+    clock_offset_ms: f64,
 }
 
 impl Upstream for WorkerHost {
@@ -262,7 +264,7 @@ impl gateway_core::Settings for WorkerHost {
 
 impl Clock for WorkerHost {
     fn now_ms(&self) -> f64 {
-        Date::now().as_millis() as f64
+        Date::now().as_millis() as f64 + self.clock_offset_ms
     }
 
     fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
@@ -329,6 +331,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
             keys: isolate.keys.clone(),
             policies: isolate.policies.clone(),
             env,
+            clock_offset_ms: isolate.config.clock_offset_ms as f64,
         },
         isolate.config.clone(),
     )

@@ -198,6 +198,10 @@ impl Trace {
             self.rec.model.as_deref().unwrap_or_default(),
         );
         self.rec.cost = cost::price(pricing, target, self.rec.ts_ms, &usage, estimated);
+        if estimated && self.rec.cost.is_some() {
+            // The row's tokens are what it was priced on (its `cost_estimated` says they are estimates).
+            self.rec.usage = Some(usage);
+        }
     }
 
     /// A stream failed after its first token: that is the provider's fault too.

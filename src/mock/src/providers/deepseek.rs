@@ -42,9 +42,14 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
     };
     let prompt = prompt_tokens(&body);
     let completion = (words.len() + thoughts.len()) as u64;
+    let forced = crate::faults::forced_usage(&state, "deepseek");
+    let (prompt, cached, completion, reasoning) = match forced {
+        Some(c) => (c.prompt, c.cached, c.completion, c.reasoning),
+        None => (prompt, 0, completion, thoughts.len() as u64),
+    };
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": thoughts.len()},
-        "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt});
+        "prompt_tokens_details": {"cached_tokens": cached}, "completion_tokens_details": {"reasoning_tokens": reasoning},
+        "prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": prompt - cached.min(prompt)});
     let created = now_secs();
     let finish = if model == "mock-insufficient" {
         "insufficient_system_resource"

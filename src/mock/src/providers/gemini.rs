@@ -115,7 +115,14 @@ pub(crate) async fn gemini(
         .as_str()
         .map(str::to_owned);
     let prompt = (body.to_string().len() as u64).div_ceil(4);
-    let usage = |done: u64| json!({"promptTokenCount": prompt, "candidatesTokenCount": done, "totalTokenCount": prompt + done + 4, "thoughtsTokenCount": 4});
+    let forced = crate::faults::forced_usage(&state, "gemini");
+    let usage = |done: u64| match forced {
+        // Gemini counts thoughts apart from the candidates; cached content is part of the prompt.
+        Some(c) => json!({"promptTokenCount": c.prompt, "cachedContentTokenCount": c.cached,
+            "candidatesTokenCount": c.completion - c.reasoning.min(c.completion), "thoughtsTokenCount": c.reasoning,
+            "totalTokenCount": c.prompt + c.completion}),
+        None => json!({"promptTokenCount": prompt, "candidatesTokenCount": done, "totalTokenCount": prompt + done + 4, "thoughtsTokenCount": 4}),
+    };
     let response = |parts: Value, finish: Option<&str>, done: u64| {
         let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
         if let Some(f) = finish {

@@ -64,9 +64,14 @@ pub(crate) async fn chat(
         state.counter.fetch_add(1, Ordering::Relaxed)
     );
     let words = reply_words(&body);
-    let usage = json!({"prompt_tokens": prompt_tokens(&body), "completion_tokens": words.len(),
-        "total_tokens": prompt_tokens(&body) + words.len() as u64,
-        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
+    let usage = match crate::faults::forced_usage(&state, "openai") {
+        Some(c) => json!({"prompt_tokens": c.prompt, "completion_tokens": c.completion,
+            "total_tokens": c.prompt + c.completion,
+            "prompt_tokens_details": {"cached_tokens": c.cached}, "completion_tokens_details": {"reasoning_tokens": c.reasoning}}),
+        None => json!({"prompt_tokens": prompt_tokens(&body), "completion_tokens": words.len(),
+            "total_tokens": prompt_tokens(&body) + words.len() as u64,
+            "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}),
+    };
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         return stream_response(id, model, words, usage, include_usage, plan);

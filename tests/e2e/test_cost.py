@@ -1,0 +1,144 @@
+"""What every request cost, on both hosts: the mocks report known token counts (`POST /__mock/usage`), the
+gateway prices them with the price table (policies/prices.toml, the built-in one here) and logs the exact cost in
+the provider's currency and in USD, with the table's version. The gateways run on a shifted clock
+(`CLOCK_OFFSET_MS`): one at a DeepSeek peak hour in 2026, one off-peak after Gemini's 2027 price change."""
+
+import json
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from harness import SELECTED_HOSTS, start_gateway
+
+# Thursday 2026-12-31 02:30 UTC = 10:30 in Beijing: DeepSeek's peak; Gemini 3.8 Flash still at $0.75 / $3.75.
+PEAK_2026 = datetime(2026, 12, 31, 2, 30, tzinfo=timezone.utc)
+# Tuesday 2027-01-05 13:30 UTC = 21:30 in Beijing: off-peak; Gemini 3.8 Flash at $1.50 / $7.50.
+OFF_PEAK_2027 = datetime(2027, 1, 5, 13, 30, tzinfo=timezone.utc)
+
+# Of 1,000 prompt tokens 600 were read from the cache; of 200 completion tokens 50 were reasoning.
+KNOWN = {"prompt": 1000, "cached": 600, "completion": 200, "reasoning": 50}
+PICO = 10**12
+
+
+def at(moment: datetime) -> dict:
+    return {"CLOCK_OFFSET_MS": str(int(moment.timestamp() * 1000 - time.time() * 1000))}
+
+
+@pytest.fixture(scope="module", params=SELECTED_HOSTS)
+def gateways(request, mock):
+    peak = start_gateway(request.param, mock, settings=at(PEAK_2026))
+    off_peak = start_gateway(request.param, mock, settings=at(OFF_PEAK_2027))
+    yield peak, off_peak
+    peak.stop()
+    off_peak.stop()
+
+
+@pytest.fixture
+def known_usage(mock):
+    def force(**routes):
+        post(mock, "/__mock/usage?reset", routes)
+    yield force
+    post(mock, "/__mock/usage?reset", {})
+    mock.reset_faults()
+
+
+def post(mock, path, body):
+    req = urllib.request.Request(mock.url + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def chat(gw, model, **extra):
+    return httpx.post(gw.url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {gw.key}"},
+                      json={"model": model, "messages": [{"role": "user", "content": "What does it cost?"}], **extra})
+
+
+def cost(row):
+    return (row["cost_pico"], row["cost_currency"], row["cost_reporting_pico"], row["reporting_currency"],
+            row["cost_estimated"])
+
+
+def amount(pico: int) -> str:
+    """Pico-units as the exact decimal the `x-gateway-cost` header carries."""
+    whole, frac = divmod(pico, PICO)
+    return f"{whole}.{frac:012d}".rstrip("0") if frac else str(whole)
+
+
+def usd(pico_cny: int) -> int:
+    """CNY pico-units in USD at the table's 7.1, rounded half up to the pico-dollar."""
+    return (pico_cny * 10 + 35) // 71
+
+
+def test_deepseek_cache_hits_at_peak_and_off_peak(gateways, known_usage):
+    known_usage(deepseek=KNOWN)
+    peak, off_peak = gateways
+    # Peak: 400 × ¥2 + 600 × ¥0.04 + 200 × ¥8 per 1M = ¥0.002424; off-peak half of it. Reasoning is output.
+    expected = {peak: 2_424_000_000, off_peak: 1_212_000_000}
+    for gw, pico in expected.items():
+        r = chat(gw, "deepseek/deepseek-flash")
+        assert r.status_code == 200, r.text
+        assert r.headers["x-gateway-cost"] == f"{amount(pico)} CNY"
+        row = gw.log_row(r.headers["x-request-id"])
+        assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"], row["reasoning_tokens"]) == (
+            1000, 600, 200, 50)
+        assert cost(row) == (pico, "CNY", usd(pico), "USD", 0)
+        assert len(row["price_version"]) == 12
+
+
+def test_gemini_before_and_after_its_price_date(gateways, known_usage):
+    known_usage(gemini={"prompt": 1000, "cached": 0, "completion": 200, "reasoning": 150})
+    peak_2026, off_peak_2027 = gateways
+    # 1,000 × $0.75 + 200 × $3.75 (thinking included) = $0.0015 before 2027-01-01; $1.50 / $7.50 after.
+    for gw, pico in ((peak_2026, 1_500_000_000), (off_peak_2027, 3_000_000_000)):
+        r = chat(gw, "gemini/gemini-3.8-flash")
+        assert r.status_code == 200, r.text
+        assert r.headers["x-gateway-cost"] == f"{amount(pico)} USD"
+        assert cost(gw.log_row(r.headers["x-request-id"])) == (pico, "USD", pico, "USD", 0)
+
+
+def test_an_openai_stream_with_reasoning_tokens(gateways, known_usage):
+    known_usage(openai=KNOWN)
+    gw = gateways[0]
+    r = chat(gw, "gpt-4o-mini", stream=True)
+    assert r.status_code == 200 and "[DONE]" in r.text
+    assert "x-gateway-cost" not in r.headers  # a stream's cost is known only at its end: the row has it
+    # 400 × $0.15 + 600 × $0.075 + 200 × $0.60 per 1M = $0.000225; reasoning priced as output, never added on top.
+    row = gw.log_row(r.headers["x-request-id"])
+    assert (row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"]) == (1000, 200, 50)
+    assert cost(row) == (225_000_000, "USD", 225_000_000, "USD", 0)
+
+
+def test_embeddings_are_priced_per_input_token(gateways):
+    gw = gateways[0]
+    r = httpx.post(gw.url + "/v1/embeddings", timeout=30, headers={"authorization": f"Bearer {gw.key}"},
+                   json={"model": "text-embedding-3-small", "input": ["a cost", "per token"]})
+    assert r.status_code == 200, r.text
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["prompt_tokens"] > 0
+    assert cost(row) == (row["prompt_tokens"] * 20_000, "USD", row["prompt_tokens"] * 20_000, "USD", 0)
+    assert r.headers["x-gateway-cost"] == f"{amount(row['prompt_tokens'] * 20_000)} USD"
+
+
+def test_a_stream_cut_before_its_usage_is_priced_from_an_estimate(gateways, mock, known_usage):
+    gw = gateways[1]
+    mock.faults(openai="mock-cut")
+    r = chat(gw, "gpt-4o-mini", stream=True)
+    assert r.status_code == 200
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["truncated"] == 1
+    # No usage came: the gateway's estimate of the prompt and of the text it relayed, marked as estimated.
+    assert row["cost_estimated"] == 1 and row["completion_tokens"] > 0
+    expected = row["prompt_tokens"] * 150_000 + row["completion_tokens"] * 600_000
+    assert cost(row) == (expected, "USD", expected, "USD", 1)
+
+
+def test_a_failed_request_costs_nothing(gateways, mock, known_usage):
+    gw = gateways[0]
+    mock.faults(openai="mock-500")
+    r = chat(gw, "openai/gpt-4o-mini")
+    assert r.status_code >= 500
+    row = gw.log_row(r.headers["x-request-id"])
+    assert row["cost_pico"] is None and "x-gateway-cost" not in r.headers
