@@ -121,7 +121,9 @@ pub(crate) async fn gemini(
         Some(c) => json!({"promptTokenCount": c.prompt, "cachedContentTokenCount": c.cached,
             "candidatesTokenCount": c.completion - c.reasoning.min(c.completion), "thoughtsTokenCount": c.reasoning,
             "totalTokenCount": c.prompt + c.completion}),
-        None => json!({"promptTokenCount": prompt, "candidatesTokenCount": done, "totalTokenCount": prompt + done + 4, "thoughtsTokenCount": 4}),
+        None => {
+            json!({"promptTokenCount": prompt, "candidatesTokenCount": done, "totalTokenCount": prompt + done + 4, "thoughtsTokenCount": 4})
+        }
     };
     let response = |parts: Value, finish: Option<&str>, done: u64| {
         let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
