@@ -186,6 +186,10 @@ class Gateway:
         """Every log row stamped at or after `ts_ms` (ms since the epoch), oldest first."""
         raise NotImplementedError
 
+    def query(self, sql: str) -> list[dict]:
+        """Rows of a read-only SQL query on this gateway's database (SQLite, or D1 through wrangler)."""
+        raise NotImplementedError
+
     def publish(self, source: Path) -> str:
         """Publishes policy sources with `gateway-policy publish` to this gateway's store; returns the hash."""
         raise NotImplementedError
@@ -270,6 +274,14 @@ class NativeGateway(Gateway):
         finally:
             conn.close()
 
+    def query(self, sql: str) -> list[dict]:
+        conn = sqlite3.connect(self.db, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql)]
+        finally:
+            conn.close()
+
     def stop(self):
         self.proc.stop()
 
@@ -332,6 +344,10 @@ class WorkerdGateway(Gateway):
     def rows_since(self, ts_ms: int) -> list[dict]:
         out = self.wrangler(["d1", "execute", "DB", "--local", "--json", "--command",
                              f"SELECT * FROM request_logs WHERE ts_ms >= {int(ts_ms)} ORDER BY ts_ms"])
+        return json.loads(out)[0]["results"]
+
+    def query(self, sql: str) -> list[dict]:
+        out = self.wrangler(["d1", "execute", "DB", "--local", "--json", "--command", sql])
         return json.loads(out)[0]["results"]
 
     def stop(self):

@@ -142,3 +142,30 @@ def test_a_failed_request_costs_nothing(gateways, mock, known_usage):
     assert r.status_code >= 500
     row = gw.log_row(r.headers["x-request-id"])
     assert row["cost_pico"] is None and "x-gateway-cost" not in r.headers
+
+
+GROUP = "key_id, team, provider, model, rule_id"
+SUMS = ["requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+        "cost_reporting_pico", "estimated"]
+
+
+def test_rollups_equal_the_sums_of_the_rows_they_cover(gateways):
+    """Every row this module's requests wrote is in its hour's and its day's rollup, group by group."""
+    for gw in gateways:
+        for period, ms in (("hour", 3_600_000), ("day", 86_400_000)):
+            rollups = gw.query(
+                f"SELECT start_ms, {GROUP}, {', '.join(SUMS)} FROM usage_rollups WHERE period = '{period}'")
+            rows = gw.query(
+                f"SELECT (ts_ms / {ms}) * {ms} AS start_ms, COALESCE(key_id, '') AS key_id, "
+                "COALESCE(team, '') AS team, COALESCE(provider, '') AS provider, COALESCE(model, '') AS model, "
+                "COALESCE(rule_id, '') AS rule_id, COUNT(*) AS requests, SUM(status >= 400) AS errors, "
+                "SUM(COALESCE(prompt_tokens, 0)) AS prompt_tokens, SUM(COALESCE(cached_tokens, 0)) AS cached_tokens, "
+                "SUM(COALESCE(completion_tokens, 0)) AS completion_tokens, "
+                "SUM(COALESCE(reasoning_tokens, 0)) AS reasoning_tokens, "
+                "SUM(COALESCE(cost_reporting_pico, 0)) AS cost_reporting_pico, "
+                "SUM(COALESCE(cost_estimated, 0)) AS estimated "
+                f"FROM request_logs GROUP BY 1, {GROUP}")
+            key = lambda r: tuple(r[c] for c in ["start_ms", *GROUP.split(", ")])  # noqa: E731
+            assert len(rows) > 1
+            assert sorted((key(r), [r[c] for c in SUMS]) for r in rollups) == sorted(
+                (key(r), [r[c] for c in SUMS]) for r in rows), (gw.name, period)

@@ -18,6 +18,7 @@ mod log;
 pub mod ports;
 pub mod providers;
 mod redact;
+pub mod rollup;
 pub mod sse;
 mod state;
 pub mod task;

@@ -48,6 +48,10 @@ pub struct LogRecord {
     pub decision_attrs: Option<String>,
     /// What it cost (none when nothing was charged for: no usage, or a model without a price).
     pub cost: Option<CostRecord>,
+    /// The currency costs are reported in (`REPORTING_CURRENCY`), once the request is priced at all.
+    pub reporting_currency: Option<String>,
+    /// The key's team.
+    pub team: Option<String>,
 }
 
 /// A request's cost, priced with the published price table.
@@ -58,7 +62,6 @@ pub struct CostRecord {
     pub currency: String,
     /// The same in the reporting currency (none without an exchange rate for it).
     pub reporting_pico: Option<u64>,
-    pub reporting_currency: String,
     /// Priced from the gateway's estimate of the tokens: the provider reported no usage.
     pub estimated: bool,
     /// The price table's version.
@@ -100,9 +103,9 @@ pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, metho
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
 attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
-cost_estimated, price_version) \
+cost_estimated, price_version, team) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26, ?27, ?28, ?29, ?30, ?31, ?32)";
+?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -153,11 +156,12 @@ impl LogRecord {
             int(self.cost.as_ref().map(|c| c.pico)),
             text(&self.cost.as_ref().map(|c| c.currency.clone())),
             int(self.cost.as_ref().and_then(|c| c.reporting_pico)),
-            text(&self.cost.as_ref().map(|c| c.reporting_currency.clone())),
+            text(&self.reporting_currency),
             self.cost.as_ref().map_or(SqlValue::Null, |c| {
                 SqlValue::Integer(i64::from(c.estimated))
             }),
             text(&self.cost.as_ref().map(|c| c.price_version.clone())),
+            text(&self.team),
         ]
     }
 }

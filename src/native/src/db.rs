@@ -213,9 +213,16 @@ fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<(
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(gateway_core::INSERT_SQL)?;
+        let mut rollups = gateway_core::rollup::Rollups::default();
         for rec in batch {
             let values: Vec<_> = rec.sql_params().into_iter().map(to_sql).collect();
             stmt.execute(rusqlite::params_from_iter(values))?;
+            rollups.add(rec);
+        }
+        // The batch's sums, added in the same transaction as its rows.
+        let mut upsert = tx.prepare_cached(&gateway_core::rollup::upsert_sql())?;
+        for params in rollups.statements() {
+            upsert.execute(rusqlite::params_from_iter(params.into_iter().map(to_sql)))?;
         }
     }
     tx.commit()
@@ -257,11 +264,11 @@ mod tests {
             method: "POST".into(),
             path: "/v1/chat/completions".into(),
             status: 200,
+            reporting_currency: Some("USD".into()),
             cost: Some(gateway_core::CostRecord {
                 pico: 2_424_000_000,
                 currency: "CNY".into(),
                 reporting_pico: Some(341_408_451),
-                reporting_currency: "USD".into(),
                 estimated: false,
                 price_version: "0123456789ab".into(),
             }),

@@ -484,20 +484,36 @@ fn respond_error(err: &ApiError) -> worker::Result<Response> {
     Ok(r)
 }
 
+/// The row and its hour's and day's rollups, in one D1 batch (one round trip, one transaction).
 async fn write_log(db: &D1Database, record: LogRecord) {
-    let params: Vec<JsValue> = record
-        .sql_params()
-        .into_iter()
-        .map(|v| match v {
-            SqlValue::Null => JsValue::NULL,
-            // D1 rejects BigInt: integers go as f64, exact up to 2^53.
-            SqlValue::Integer(i) => JsValue::from_f64(i as f64),
-            SqlValue::Real(f) => JsValue::from_f64(f),
-            SqlValue::Text(s) => JsValue::from_str(&s),
-        })
-        .collect();
-    let result = match db.prepare(gateway_core::INSERT_SQL).bind(&params) {
-        Ok(stmt) => stmt.run().await.map(|_| ()),
+    let js = |params: Vec<SqlValue>| -> Vec<JsValue> {
+        params
+            .into_iter()
+            .map(|v| match v {
+                SqlValue::Null => JsValue::NULL,
+                // D1 rejects BigInt: integers go as f64, exact up to 2^53 (the SQL casts them back).
+                SqlValue::Integer(i) => JsValue::from_f64(i as f64),
+                SqlValue::Real(f) => JsValue::from_f64(f),
+                SqlValue::Text(s) => JsValue::from_str(&s),
+            })
+            .collect()
+    };
+    let mut rollups = gateway_core::rollup::Rollups::default();
+    rollups.add(&record);
+    let upsert = gateway_core::rollup::upsert_sql();
+    let statements = std::iter::once(
+        db.prepare(gateway_core::INSERT_SQL)
+            .bind(&js(record.sql_params())),
+    )
+    .chain(
+        rollups
+            .statements()
+            .into_iter()
+            .map(|p| db.prepare(&upsert).bind(&js(p))),
+    )
+    .collect::<worker::Result<Vec<_>>>();
+    let result = match statements {
+        Ok(statements) => db.batch(statements).await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = result {

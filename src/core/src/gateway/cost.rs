@@ -43,7 +43,6 @@ pub(super) fn price(
         pico: whole(cost.pico),
         currency: cost.currency,
         reporting_pico: reporting.map(whole),
-        reporting_currency: pricing.reporting.clone(),
         estimated,
         price_version: pricing.book.version().to_owned(),
     })

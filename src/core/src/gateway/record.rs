@@ -78,6 +78,7 @@ impl Trace {
     /// The key was found (it may still be refused as revoked or expired).
     pub(super) fn authenticated(&mut self, key: &KeyRecord) {
         self.rec.key_id = Some(key.id.clone());
+        self.rec.team = key.team.clone();
     }
 
     pub(super) fn requested(&mut self, call: &ApiCall) {
@@ -179,6 +180,7 @@ impl Trace {
         let Some(pricing) = &self.pricing else {
             return;
         };
+        self.rec.reporting_currency = Some(pricing.reporting.clone());
         let (usage, estimated) = match self.rec.usage {
             Some(u) => (u, false),
             None if self.rec.stream && self.relayed_bytes > 0 => {

@@ -1,0 +1,238 @@
+//! Rollups: the log summed per hour and per day × key × team × provider × model × rule (table `usage_rollups`,
+//! migrations/0005_cost.sql), added to as rows are written — natively per batch of rows, on Workers with each
+//! row in one D1 batch — so usage reports read sums, never the raw log. A rollup's totals are the sums of the rows
+//! it covers, by construction: each row is added once, to its hour and its day, in the transaction that writes it.
+
+use std::collections::BTreeMap;
+
+use crate::log::{LogRecord, SqlValue};
+
+/// Upper bounds (ms) of the latency and time-to-first-token buckets; a 13th bucket takes the rest.
+pub const LATENCY_BOUNDS_MS: [f64; 12] = [
+    10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    period: &'static str,
+    start_ms: i64,
+    key_id: String,
+    team: String,
+    provider: String,
+    model: String,
+    rule_id: String,
+    reporting_currency: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Sums {
+    requests: u64,
+    errors: u64,
+    prompt: u64,
+    cached: u64,
+    completion: u64,
+    reasoning: u64,
+    cost_reporting_pico: u64,
+    estimated: u64,
+    latency: [u64; BUCKETS],
+    ttft: [u64; BUCKETS],
+}
+
+/// Rows summed by hour and by day, ready to be added to `usage_rollups`.
+#[derive(Debug, Default)]
+pub struct Rollups(BTreeMap<Key, Sums>);
+
+/// The bucket a duration falls in.
+pub fn bucket(ms: f64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| ms <= *b)
+        .unwrap_or(BUCKETS - 1)
+}
+
+impl Rollups {
+    pub fn add(&mut self, rec: &LogRecord) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let usage = rec.usage.unwrap_or_default();
+        for (period, len) in [("hour", HOUR_MS), ("day", DAY_MS)] {
+            let key = Key {
+                period,
+                start_ms: rec.ts_ms.div_euclid(len) * len,
+                key_id: text(&rec.key_id),
+                team: text(&rec.team),
+                provider: text(&rec.provider),
+                model: text(&rec.model),
+                rule_id: text(&rec.rule_id),
+                reporting_currency: text(&rec.reporting_currency),
+            };
+            let s = self.0.entry(key).or_default();
+            s.requests += 1;
+            s.errors += u64::from(rec.status >= 400);
+            s.prompt += usage.prompt_tokens;
+            s.cached += usage.cached_tokens.unwrap_or(0);
+            s.completion += usage.completion_tokens;
+            s.reasoning += usage.reasoning_tokens.unwrap_or(0);
+            if let Some(c) = &rec.cost {
+                s.cost_reporting_pico += c.reporting_pico.unwrap_or(0);
+                s.estimated += u64::from(c.estimated);
+            }
+            s.latency[bucket(rec.latency_ms)] += 1;
+            if let Some(t) = rec.ttft_ms {
+                s.ttft[bucket(t)] += 1;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One [`UPSERT_SQL`] parameter list per hour or day and group.
+    pub fn statements(&self) -> Vec<Vec<SqlValue>> {
+        let int = |n: u64| SqlValue::Integer(n.min(i64::MAX as u64) as i64);
+        let text = |s: &str| SqlValue::Text(s.to_owned());
+        self.0
+            .iter()
+            .map(|(k, s)| {
+                let mut p = vec![
+                    text(k.period),
+                    SqlValue::Integer(k.start_ms),
+                    text(&k.key_id),
+                    text(&k.team),
+                    text(&k.provider),
+                    text(&k.model),
+                    text(&k.rule_id),
+                    text(&k.reporting_currency),
+                    int(s.requests),
+                    int(s.errors),
+                    int(s.prompt),
+                    int(s.cached),
+                    int(s.completion),
+                    int(s.reasoning),
+                    int(s.cost_reporting_pico),
+                    int(s.estimated),
+                ];
+                p.extend(s.latency.iter().chain(&s.ttft).map(|n| int(*n)));
+                p
+            })
+            .collect()
+    }
+}
+
+const KEY_COLUMNS: [&str; 8] = [
+    "period",
+    "start_ms",
+    "key_id",
+    "team",
+    "provider",
+    "model",
+    "rule_id",
+    "reporting_currency",
+];
+const SUM_COLUMNS: [&str; 8] = [
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_reporting_pico",
+    "estimated",
+];
+
+/// The columns that are summed: the counters, then `lat_0…lat_12`, then `ttft_0…ttft_12`.
+pub fn sum_columns() -> Vec<String> {
+    SUM_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..BUCKETS).map(|i| format!("lat_{i}")))
+        .chain((0..BUCKETS).map(|i| format!("ttft_{i}")))
+        .collect()
+}
+
+/// Adds one group's sums to its row of `usage_rollups` (inserting it if it is the first).
+pub fn upsert_sql() -> String {
+    let sums = sum_columns();
+    let columns: Vec<String> = KEY_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(sums.iter().cloned())
+        .collect();
+    // Integers stay integers whatever the driver binds (D1 binds JavaScript numbers): sums are exact.
+    let placeholders: Vec<String> = (1..=columns.len())
+        .map(|i| {
+            if i == 2 || i > KEY_COLUMNS.len() {
+                format!("CAST(?{i} AS INTEGER)")
+            } else {
+                format!("?{i}")
+            }
+        })
+        .collect();
+    let updates: Vec<String> = sums
+        .iter()
+        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO usage_rollups ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        columns.join(", "),
+        placeholders.join(", "),
+        KEY_COLUMNS.join(", "),
+        updates.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{CostRecord, Usage};
+
+    #[test]
+    fn rows_are_summed_per_hour_and_day() {
+        let row = |ts_ms: i64, status: u16, pico: u64| LogRecord {
+            ts_ms,
+            status,
+            key_id: Some("key_1".into()),
+            provider: Some("deepseek".into()),
+            model: Some("deepseek-flash".into()),
+            reporting_currency: Some("USD".into()),
+            latency_ms: 120.0,
+            usage: Some(Usage {
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                cached_tokens: Some(4),
+                ..Usage::default()
+            }),
+            cost: Some(CostRecord {
+                pico,
+                reporting_pico: Some(pico),
+                ..CostRecord::default()
+            }),
+            ..LogRecord::default()
+        };
+        let mut r = Rollups::default();
+        r.add(&row(HOUR_MS + 5, 200, 7));
+        r.add(&row(HOUR_MS + 9, 502, 0));
+        r.add(&row(2 * HOUR_MS, 200, 11));
+        let st = r.statements();
+        // Two hours and one day.
+        assert_eq!(st.len(), 3);
+        let day = st
+            .iter()
+            .find(|p| p[0] == SqlValue::Text("day".into()))
+            .unwrap();
+        assert_eq!(
+            day[8..16],
+            [3, 1, 30, 12, 15, 0, 18, 0].map(SqlValue::Integer)
+        );
+        // 120 ms falls in the 250 ms bucket (index 4).
+        assert_eq!(day[16 + 4], SqlValue::Integer(3));
+        let sql = upsert_sql();
+        assert_eq!(sql.matches('?').count(), day.len());
+        assert!(sql.contains("CAST(?9 AS INTEGER)") && sql.contains(", ?3,"));
+        assert!(sql.contains("lat_12 = lat_12 + excluded.lat_12"));
+    }
+}
