@@ -169,3 +169,62 @@ def test_rollups_equal_the_sums_of_the_rows_they_cover(gateways):
             assert len(rows) > 1
             assert sorted((key(r), [r[c] for c in SUMS]) for r in rollups) == sorted(
                 (key(r), [r[c] for c in SUMS]) for r in rows), (gw.name, period)
+
+
+def usage(gw, **params):
+    from harness import ADMIN_TOKEN
+    return httpx.get(gw.url + "/admin/usage", params=params, timeout=30,
+                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+def test_the_usage_api_totals_equal_the_rows(gateways):
+    """`/admin/usage` over the rollups, grouped by provider and by hour: its totals are the sums of the log rows
+    (the gateways' clocks are shifted, so the range is given around each one's time)."""
+    for gw, moment in zip(gateways, (PEAK_2026, OFF_PEAK_2027)):
+        day = moment.strftime("%Y-%m-%d")
+        r = usage(gw, **{"from": day, "to": f"{day}T23:59:59Z", "group_by": "provider,hour"})
+        assert r.status_code == 200, r.text
+        report = r.json()
+        # Requests that reached a provider (this report's own row, written after it, has none).
+        rows = gw.query("SELECT provider, COUNT(*) AS requests, SUM(COALESCE(prompt_tokens, 0)) AS prompt, "
+                        "SUM(COALESCE(cost_reporting_pico, 0)) AS pico FROM request_logs "
+                        "WHERE provider IS NOT NULL GROUP BY provider")
+        by_provider = {}
+        for g in report["rows"]:
+            p = by_provider.setdefault(g["provider"], [0, 0, 0])
+            p[0] += g["requests"]
+            p[1] += g["prompt_tokens"]
+            p[2] += int(g["cost_pico"])
+            assert g["hour"].startswith(day) and g["currency"] == "USD"
+        by_provider.pop("", None)
+        assert by_provider == {r["provider"]: [r["requests"], r["prompt"], r["pico"]] for r in rows}
+        total = report["totals"][0]
+        assert total["requests"] >= sum(r["requests"] for r in rows)
+        assert int(total["cost_pico"]) == sum(r["pico"] for r in rows) > 0
+        assert total["latency_ms"]["p50"] is not None
+        csv = usage(gw, **{"from": day, "group_by": "provider", "format": "csv", "to": f"{day}T23:59:59Z"})
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert csv.text.splitlines()[0].startswith("provider,requests,errors,prompt_tokens")
+        assert len(csv.text.splitlines()) >= 1 + len(rows)
+    # Bad parameters get a 400 that says which one; no token, no report.
+    r = usage(gateways[0], group_by="colour")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "group_by"
+    assert httpx.get(gateways[0].url + "/admin/usage", timeout=10).status_code == 401
+
+
+def test_the_usage_cli_prints_the_same_report(gateways):
+    gw = gateways[0]
+    if not hasattr(gw, "db"):
+        pytest.skip("`gateway usage` reads the native host's SQLite file")
+    import subprocess
+    from harness import BIN_DIR
+    day = PEAK_2026.strftime("%Y-%m-%d")
+    args = {"from": day, "to": f"{day}T23:59:59Z", "group_by": "provider,model"}
+    out = subprocess.run([str(BIN_DIR / "gateway"), "usage", "--db", str(gw.db), "--from", args["from"],
+                          "--to", args["to"], "--group-by", args["group_by"]],
+                         capture_output=True, text=True, check=True).stdout
+    cli, api = json.loads(out), usage(gw, **args).json()
+    # The API's own row may have landed in between: compare the providers' groups and the cost.
+    named = lambda report: [g for g in report["rows"] if g["provider"]]  # noqa: E731
+    assert named(cli) == named(api) and named(cli)
+    assert cli["totals"][0]["cost_pico"] == api["totals"][0]["cost_pico"]

@@ -71,6 +71,7 @@ fn request(stream: bool) -> GatewayRequest {
     GatewayRequest {
         method: "POST".into(),
         path: "/v1/chat/completions".into(),
+        query: String::new(),
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("authorization".into(), format!("Bearer {KEY}")),

@@ -55,7 +55,12 @@ pub struct Handled {
 /// What the pipeline answers with.
 enum Reply {
     /// Answered by the gateway itself (health, models, admin).
-    Local { status: u16, body: Vec<u8> },
+    Local {
+        status: u16,
+        body: Vec<u8>,
+        /// `None`: JSON.
+        content_type: Option<&'static str>,
+    },
     /// An upstream's JSON answer, in OpenAI's shape.
     Json(Vec<u8>),
     /// An upstream stream whose first content token has arrived.
@@ -159,11 +164,14 @@ impl<H: Host> Gateway<H> {
         let nothing = GatewayRequest {
             method: String::new(),
             path: String::new(),
+            query: String::new(),
             headers: Vec::new(),
             body: crate::http::RequestBody::Bytes(Vec::new()),
         };
         let why = ApiError::new(code, "refused by the HTTP layer");
-        Trace::begin(id, now, &nothing).refused(&why, now)
+        let mut trace = Trace::begin(id, now, &nothing);
+        trace.report_in(&self.config.reporting_currency);
+        trace.refused(&why, now)
     }
 
     async fn handle_traced(
@@ -175,6 +183,7 @@ impl<H: Host> Gateway<H> {
         let background = self.keep_policy_fresh(start).await;
         let id = request_id(start, self.host.random_u64(), self.host.random_u64());
         let mut trace = Trace::begin(id, start, &req);
+        trace.report_in(&self.config.reporting_currency);
         if let Some(tx) = abandon {
             let host = self.host.clone();
             trace.on_abandon(tx, Box::new(move || host.now_ms()));
@@ -194,6 +203,7 @@ impl<H: Host> Gateway<H> {
         match endpoint {
             Endpoint::Health => return Ok(Reply::local(br#"{"status":"ok"}"#.to_vec())),
             Endpoint::AdminStatus => return Ok(self.admin_status(req)?),
+            Endpoint::AdminUsage => return Ok(self.admin_usage(req).await?),
             Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);
@@ -260,7 +270,11 @@ impl<H: Host> Gateway<H> {
 
 impl Reply {
     fn local(body: Vec<u8>) -> Self {
-        Reply::Local { status: 200, body }
+        Reply::Local {
+            status: 200,
+            body,
+            content_type: None,
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use futures::stream::LocalBoxStream;
 pub struct GatewayRequest {
     pub method: String,
     pub path: String,
+    /// What follows `?` in the request target (`""` without one).
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: RequestBody,
 }

@@ -24,6 +24,7 @@ mod state;
 pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod usage;
 
 pub use attributes::{detect_language, estimate_tokens, request_attrs, RequestFacts};
 pub use auth::KeyRecord;

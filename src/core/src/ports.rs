@@ -90,6 +90,23 @@ pub trait Settings {
     fn setting(&self, name: &str) -> Option<String>;
 }
 
-pub trait Host: Upstream + KeyStore + PolicyStore + Clock + Settings + Clone + 'static {}
+/// Reads the usage rollups (`usage_rollups`): D1 on Workers, SQLite natively.
+#[allow(async_fn_in_trait)]
+pub trait UsageStore {
+    /// The rows of a read-only query, each as its columns' values in order.
+    async fn usage_rows(
+        &self,
+        sql: &str,
+        params: Vec<crate::log::SqlValue>,
+    ) -> Result<Vec<Vec<crate::log::SqlValue>>, StoreError>;
+}
 
-impl<T: Upstream + KeyStore + PolicyStore + Clock + Settings + Clone + 'static> Host for T {}
+pub trait Host:
+    Upstream + KeyStore + PolicyStore + UsageStore + Clock + Settings + Clone + 'static
+{
+}
+
+impl<T: Upstream + KeyStore + PolicyStore + UsageStore + Clock + Settings + Clone + 'static> Host
+    for T
+{
+}

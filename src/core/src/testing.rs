@@ -175,6 +175,16 @@ impl PolicyStore for FakeHost {
     }
 }
 
+impl crate::ports::UsageStore for FakeHost {
+    async fn usage_rows(
+        &self,
+        _sql: &str,
+        _params: Vec<crate::log::SqlValue>,
+    ) -> Result<Vec<Vec<crate::log::SqlValue>>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 impl crate::ports::Settings for FakeHost {
     fn setting(&self, name: &str) -> Option<String> {
         self.settings
@@ -233,9 +243,11 @@ pub fn request(method: &str, path: &str, key: Option<&str>, body: &str) -> Gatew
     if let Some(k) = key {
         headers.push(("authorization".into(), format!("Bearer {k}")));
     }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     GatewayRequest {
         method: method.into(),
         path: path.into(),
+        query: query.into(),
         headers,
         body: RequestBody::Bytes(body.as_bytes().to_vec()),
     }

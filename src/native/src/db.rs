@@ -206,6 +206,36 @@ fn write_with_retries(conn: &mut Connection, batch: &[LogRecord], stats: &gatewa
     }
 }
 
+/// The rows of a read-only query, each as its columns' values (the usage report's rollups).
+pub fn query(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<SqlValue>,
+) -> rusqlite::Result<Vec<Vec<SqlValue>>> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = conn.prepare_cached(sql)?;
+    let columns = stmt.column_count();
+    let rows = stmt.query_map(
+        rusqlite::params_from_iter(params.into_iter().map(to_sql)),
+        |row| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        ValueRef::Null => SqlValue::Null,
+                        ValueRef::Integer(n) => SqlValue::Integer(n),
+                        ValueRef::Real(f) => SqlValue::Real(f),
+                        ValueRef::Text(t) => {
+                            SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                        ValueRef::Blob(_) => SqlValue::Null,
+                    })
+                })
+                .collect()
+        },
+    )?;
+    rows.collect()
+}
+
 /// Retries of a batch the database refused (each waits up to the busy timeout, then 0.1, 0.2, … 1.6 s).
 const WRITE_RETRIES: u32 = 5;
 

@@ -119,6 +119,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+impl gateway_core::ports::UsageStore for NativeHost {
+    async fn usage_rows(
+        &self,
+        sql: &str,
+        params: Vec<gateway_core::SqlValue>,
+    ) -> Result<Vec<Vec<gateway_core::SqlValue>>, StoreError> {
+        crate::db::query(&self.db, sql, params).map_err(StoreError::new)
+    }
+}
+
 impl KeyStore for NativeHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         crate::db::find_key(&self.db, key_hash).map_err(StoreError::new)

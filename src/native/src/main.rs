@@ -81,6 +81,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print the usage report from the log's rollups, as `GET /admin/usage` serves it.
+    Usage {
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+        /// Start (a date such as 2026-12-01, a UTC time 2026-12-01T08:00:00Z, or milliseconds); default: 7 days
+        /// before `--to`.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive); default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// key, team, provider, model, rule, hour, day (comma-separated).
+        #[arg(long, default_value = "")]
+        group_by: String,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +182,31 @@ fn run(cli: Cli) -> Result<(), String> {
                 db.display(),
                 applied.join(", ")
             );
+            Ok(())
+        }
+        Command::Usage {
+            db,
+            from,
+            to,
+            group_by,
+            format,
+        } => {
+            let mut query = format!("group_by={group_by}&format={format}");
+            for (name, value) in [("from", from), ("to", to)] {
+                if let Some(v) = value {
+                    query += &format!("&{name}={v}");
+                }
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let query = gateway_core::usage::UsageQuery::parse(&query, now)
+                .map_err(|e| e.message.clone())?;
+            let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            let (sql, params) = query.sql();
+            let rows = db::query(&conn, &sql, params).map_err(|e| e.to_string())?;
+            let (_, body) = gateway_core::usage::render(&query, &rows);
+            println!("{}", String::from_utf8_lossy(&body).trim_end());
             Ok(())
         }
         Command::Keys {

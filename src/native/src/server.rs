@@ -439,6 +439,7 @@ async fn handle(
     let request = GatewayRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
         body,
     };

@@ -30,6 +30,8 @@ struct WorkerHost {
     /// `None` when the Worker has no `POLICY` binding: the built-in policy applies.
     policies: Option<Rc<KvStore>>,
     env: Env,
+    /// `None` without the `DB` binding.
+    db: Option<Rc<D1Database>>,
     /// `CLOCK_OFFSET_MS` (tests only).
     clock_offset_ms: f64,
 }
@@ -213,6 +215,41 @@ impl Drop for HangUp {
     }
 }
 
+impl gateway_core::ports::UsageStore for WorkerHost {
+    async fn usage_rows(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let Some(db) = &self.db else {
+            return Err(StoreError::new("the Worker has no D1 binding `DB`"));
+        };
+        let rows: Vec<Vec<serde_json::Value>> = db
+            .prepare(sql)
+            .bind(&js_params(params))
+            .map_err(StoreError::new)?
+            .raw()
+            .await
+            .map_err(StoreError::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| match v {
+                        serde_json::Value::Null => SqlValue::Null,
+                        serde_json::Value::Number(n) => n.as_i64().map_or_else(
+                            || SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+                            SqlValue::Integer,
+                        ),
+                        serde_json::Value::String(s) => SqlValue::Text(s),
+                        other => SqlValue::Text(other.to_string()),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
 impl KeyStore for WorkerHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.keys
@@ -331,6 +368,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
             keys: isolate.keys.clone(),
             policies: isolate.policies.clone(),
             env,
+            db: isolate.db.clone(),
             clock_offset_ms: isolate.config.clock_offset_ms as f64,
         },
         isolate.config.clone(),
@@ -438,8 +476,10 @@ async fn read_request(req: web_sys::Request, limit: usize) -> GatewayRequest {
     } else {
         read_chunked(&req, limit).await
     };
+    let url = req.url();
     GatewayRequest {
-        path: url_path(&req.url()).to_owned(),
+        path: url_path(&url).to_owned(),
+        query: url_query(&url).to_owned(),
         method,
         headers,
         body,
@@ -478,26 +518,37 @@ fn url_path(url: &str) -> &str {
     path.find(['?', '#']).map_or(path, |end| &path[..end])
 }
 
+/// What follows `?` in a URL, without the fragment.
+fn url_query(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once('?') else {
+        return "";
+    };
+    rest.split('#').next().unwrap_or_default()
+}
+
 fn respond_error(err: &ApiError) -> worker::Result<Response> {
     let mut r = Response::from_bytes(err.body())?.with_status(err.status());
     r.headers_mut().set("content-type", "application/json")?;
     Ok(r)
 }
 
+/// Parameters as D1 binds them.
+fn js_params(params: Vec<SqlValue>) -> Vec<JsValue> {
+    params
+        .into_iter()
+        .map(|v| match v {
+            SqlValue::Null => JsValue::NULL,
+            // D1 rejects BigInt: integers go as f64, exact up to 2^53 (the SQL casts them back).
+            SqlValue::Integer(i) => JsValue::from_f64(i as f64),
+            SqlValue::Real(f) => JsValue::from_f64(f),
+            SqlValue::Text(s) => JsValue::from_str(&s),
+        })
+        .collect()
+}
+
 /// The row and its hour's and day's rollups, in one D1 batch (one round trip, one transaction).
 async fn write_log(db: &D1Database, record: LogRecord) {
-    let js = |params: Vec<SqlValue>| -> Vec<JsValue> {
-        params
-            .into_iter()
-            .map(|v| match v {
-                SqlValue::Null => JsValue::NULL,
-                // D1 rejects BigInt: integers go as f64, exact up to 2^53 (the SQL casts them back).
-                SqlValue::Integer(i) => JsValue::from_f64(i as f64),
-                SqlValue::Real(f) => JsValue::from_f64(f),
-                SqlValue::Text(s) => JsValue::from_str(&s),
-            })
-            .collect()
-    };
+    let js = js_params;
     let mut rollups = gateway_core::rollup::Rollups::default();
     rollups.add(&record);
     let upsert = gateway_core::rollup::upsert_sql();

@@ -12,6 +12,34 @@ use crate::providers::Providers;
 impl<H: Host> Gateway<H> {
     /// `GET /admin/status`, behind its own token (`GATEWAY_ADMIN_TOKEN`); 404 when no token is configured.
     pub(super) fn admin_status(&self, req: &GatewayRequest) -> Result<Reply, ApiError> {
+        self.admit_admin(req)?;
+        let providers = self.providers(self.shared.policy().as_deref());
+        let status = self.shared.status(self.host.now_ms(), &providers);
+        Ok(Reply::local(
+            serde_json::to_vec(&status).unwrap_or_default(),
+        ))
+    }
+
+    /// `GET /admin/usage?from=…&to=…&group_by=…&format=json|csv`: sums of the usage rollups (crate::usage).
+    pub(super) async fn admin_usage(&self, req: &GatewayRequest) -> Result<Reply, ApiError> {
+        self.admit_admin(req)?;
+        let query = crate::usage::UsageQuery::parse(&req.query, self.host.now_ms() as i64)?;
+        let (sql, params) = query.sql();
+        let rows = self
+            .host
+            .usage_rows(&sql, params)
+            .await
+            .map_err(|e| ApiError::internal(format!("usage rollups: {e}")))?;
+        let (content_type, body) = crate::usage::render(&query, &rows);
+        Ok(Reply::Local {
+            status: 200,
+            body,
+            content_type: Some(content_type),
+        })
+    }
+
+    /// The admin endpoints' token (`GATEWAY_ADMIN_TOKEN`): without one configured they do not exist (404).
+    fn admit_admin(&self, req: &GatewayRequest) -> Result<(), ApiError> {
         let Some(token) = &self.config.admin_token else {
             return Err(no_route(&req.method, &req.path));
         };
@@ -22,11 +50,7 @@ impl<H: Host> Gateway<H> {
                 "the admin endpoints need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`",
             ));
         }
-        let providers = self.providers(self.shared.policy().as_deref());
-        let status = self.shared.status(self.host.now_ms(), &providers);
-        Ok(Reply::local(
-            serde_json::to_vec(&status).unwrap_or_default(),
-        ))
+        Ok(())
     }
 }
 

@@ -94,6 +94,11 @@ impl Trace {
         }
     }
 
+    /// Every row names the reporting currency, priced or not: rollups group by it.
+    pub(super) fn report_in(&mut self, currency: &str) {
+        self.rec.reporting_currency = Some(currency.to_owned());
+    }
+
     pub(super) fn priced_with(&mut self, pricing: Pricing) {
         self.pricing = Some(pricing);
     }
@@ -180,7 +185,6 @@ impl Trace {
         let Some(pricing) = &self.pricing else {
             return;
         };
-        self.rec.reporting_currency = Some(pricing.reporting.clone());
         let (usage, estimated) = match self.rec.usage {
             Some(u) => (u, false),
             None if self.rec.stream && self.relayed_bytes > 0 => {

@@ -20,9 +20,14 @@ pub(super) fn respond<H: Host>(
 ) -> (GatewayResponse, LocalBoxFuture<'static, LogRecord>) {
     let request_id = ("x-request-id".to_owned(), trace.id().to_owned());
     let (status, mut headers, body, record) = match outcome {
-        Ok(Reply::Local { status, body }) => {
+        Ok(Reply::Local {
+            status,
+            body,
+            content_type,
+        }) => {
             let record = trace.answered(status, host.now_ms());
-            (status, json(), Body::Full(body), ready(record))
+            let headers = vec![content_type_header(content_type.unwrap_or(JSON))];
+            (status, headers, Body::Full(body), ready(record))
         }
         Ok(Reply::Json(body)) => {
             let mut headers = target_headers(&trace);
@@ -90,6 +95,10 @@ fn policy_headers(headers: &mut Headers, trace: &Trace) {
         headers.push(("x-gateway-policy".into(), hash.to_owned()));
         headers.push(("x-gateway-rule".into(), rule.to_owned()));
     }
+}
+
+fn content_type_header(value: &str) -> (String, String) {
+    content_type(value)
 }
 
 fn content_type(value: &str) -> (String, String) {

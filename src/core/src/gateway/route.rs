@@ -10,6 +10,7 @@ pub(super) enum Endpoint {
     Chat,
     Embeddings,
     AdminStatus,
+    AdminUsage,
 }
 
 impl Endpoint {
@@ -19,7 +20,7 @@ impl Endpoint {
             Endpoint::Chat => Some("chat"),
             Endpoint::Embeddings => Some("embeddings"),
             Endpoint::Models => Some("models"),
-            Endpoint::Health | Endpoint::AdminStatus => None,
+            Endpoint::Health | Endpoint::AdminStatus | Endpoint::AdminUsage => None,
         }
     }
 }
@@ -30,6 +31,7 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/v1/chat/completions", "POST", Endpoint::Chat),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
     ("/admin/status", "GET", Endpoint::AdminStatus),
+    ("/admin/usage", "GET", Endpoint::AdminUsage),
 ];
 
 /// The longest path served (and stored in the log row): the gateway's routes are short.
