@@ -133,7 +133,8 @@ const KEY_COLUMNS: [&str; 8] = [
     "rule_id",
     "reporting_currency",
 ];
-const SUM_COLUMNS: [&str; 8] = [
+/// The summed counters, in the order the upsert and the usage report list them.
+pub(crate) const SUM_COLUMNS: [&str; 8] = [
     "requests",
     "errors",
     "prompt_tokens",

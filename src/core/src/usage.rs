@@ -262,14 +262,10 @@ struct Sums {
     ttft: [u64; BUCKETS],
 }
 
-const COUNTS: [&str; 6] = [
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "cached_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-];
+/// The counts a report gives as numbers: the rollups' first six sums (the cost and the estimated count follow).
+fn counts() -> &'static [&'static str] {
+    &crate::rollup::SUM_COLUMNS[..6]
+}
 
 impl Sums {
     fn from_row(values: &[SqlValue]) -> Self {
@@ -310,7 +306,7 @@ impl Sums {
 
     fn json(&self, currency: &str) -> Map<String, Value> {
         let mut m = Map::new();
-        for (name, n) in COUNTS.iter().zip(self.counts) {
+        for (name, n) in counts().iter().zip(self.counts) {
             m.insert((*name).into(), json!(n));
         }
         m.insert(
@@ -406,7 +402,7 @@ pub fn render(q: &UsageQuery, rows: &[Vec<SqlValue>]) -> (&'static str, Vec<u8>)
 
 fn csv(q: &UsageQuery, groups: &[Value]) -> Vec<u8> {
     let mut columns: Vec<&str> = q.group_by.iter().map(|g| g.name()).collect();
-    columns.extend(COUNTS);
+    columns.extend(counts());
     columns.extend(["cost", "currency", "estimated"]);
     let percentile_columns = [
         "latency_p50_ms",
