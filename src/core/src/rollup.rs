@@ -70,15 +70,17 @@ impl Rollups {
                 reporting_currency: text(&rec.reporting_currency),
             };
             let s = self.0.entry(key).or_default();
-            s.requests += 1;
-            s.errors += u64::from(rec.status >= 400);
-            s.prompt += usage.prompt_tokens;
-            s.cached += usage.cached_tokens.unwrap_or(0);
-            s.completion += usage.completion_tokens;
-            s.reasoning += usage.reasoning_tokens.unwrap_or(0);
+            // Token counts come from providers: sums saturate rather than overflow.
+            let add = |sum: &mut u64, n: u64| *sum = sum.saturating_add(n);
+            add(&mut s.requests, 1);
+            add(&mut s.errors, u64::from(rec.status >= 400));
+            add(&mut s.prompt, usage.prompt_tokens);
+            add(&mut s.cached, usage.cached_tokens.unwrap_or(0));
+            add(&mut s.completion, usage.completion_tokens);
+            add(&mut s.reasoning, usage.reasoning_tokens.unwrap_or(0));
             if let Some(c) = &rec.cost {
-                s.cost_reporting_pico += c.reporting_pico.unwrap_or(0);
-                s.estimated += u64::from(c.estimated);
+                add(&mut s.cost_reporting_pico, c.reporting_pico.unwrap_or(0));
+                add(&mut s.estimated, u64::from(c.estimated));
             }
             s.latency[bucket(rec.latency_ms)] += 1;
             if let Some(t) = rec.ttft_ms {

@@ -67,10 +67,13 @@ pub struct UsageQuery {
     pub csv: bool,
 }
 
-/// `2026-12-01`, `2026-12-01T08:00:00Z` or milliseconds since the epoch.
+/// The latest time a report can name (9999-12-31T23:59:59Z): arithmetic on the range cannot overflow.
+const MAX_MS: i64 = 253_402_300_799_999;
+
+/// `2026-12-01`, `2026-12-01T08:00:00Z` or milliseconds since the epoch (0 to year 9999).
 pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms);
+        return (0..=MAX_MS).contains(&ms).then_some(ms);
     }
     let (date, time) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
@@ -167,7 +170,7 @@ impl UsageQuery {
             }
         }
         // Rollups hold whole hours: the range is widened to them.
-        let to_ms = to.unwrap_or(now_ms);
+        let to_ms = to.unwrap_or(now_ms).clamp(0, MAX_MS);
         let to_ms = to_ms.div_euclid(HOUR_MS) * HOUR_MS
             + if to_ms.rem_euclid(HOUR_MS) == 0 {
                 0
@@ -479,6 +482,8 @@ mod tests {
             "format=xml",
             "limit=5",
             "from=2026-12-02&to=2026-12-01",
+            "to=9223372036854775807",
+            "from=-9223372036854775808",
         ] {
             assert!(UsageQuery::parse(bad, now).is_err(), "{bad}");
         }

@@ -607,7 +607,7 @@ impl PriceBook {
         // Both rates are in millionths per US dollar: amount × to / from.
         let num = pico.checked_mul(u128::from(t))?;
         let den = u128::from(f);
-        Some((num + den / 2) / den)
+        Some(num.checked_add(den / 2)? / den)
     }
 }
 
@@ -624,14 +624,19 @@ impl Quote {
         let reasoning = tokens.reasoning.min(tokens.completion);
         let plain_completion = tokens.completion - reasoning;
         let output = r.output.unwrap_or_default();
+        // A provider's token counts are not trusted to be sane: the sum saturates rather than overflows.
         let per = |n: u64, rate: Decimal| u128::from(n) * u128::from(rate.0);
-        let pico = per(plain_prompt, r.input)
-            + per(cached, r.cached.unwrap_or(r.input))
-            + per(cache_write, r.cache_write.unwrap_or(r.input))
-            + per(plain_completion, output)
-            + per(reasoning, r.reasoning.unwrap_or(output))
+        let pico = [
+            per(plain_prompt, r.input),
+            per(cached, r.cached.unwrap_or(r.input)),
+            per(cache_write, r.cache_write.unwrap_or(r.input)),
+            per(plain_completion, output),
+            per(reasoning, r.reasoning.unwrap_or(output)),
             // A fee in currency units: millionths × 10⁶ = pico-units.
-            + u128::from(r.per_request.unwrap_or_default().0) * 1_000_000;
+            u128::from(r.per_request.unwrap_or_default().0) * 1_000_000,
+        ]
+        .into_iter()
+        .fold(0u128, u128::saturating_add);
         Cost {
             pico,
             currency: self.currency.clone(),
@@ -695,6 +700,22 @@ mod tests {
         assert_eq!(d("0.075").to_string(), "0.075");
         assert_eq!(d("7.10").to_string(), "7.1");
         assert_eq!(format_pico(123_000_000), "0.000123");
+        // Absurd counts from a provider saturate instead of overflowing.
+        let q = Quote {
+            rates: Rates {
+                input: Decimal(u64::MAX),
+                output: Some(Decimal(u64::MAX)),
+                ..Rates::default()
+            },
+            currency: "USD".into(),
+            variant: None,
+        };
+        let max = Tokens {
+            prompt: u64::MAX,
+            completion: u64::MAX,
+            ..Tokens::default()
+        };
+        assert_eq!(q.cost(max).pico, u128::MAX);
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Trace {
                 let usage = Usage {
                     prompt_tokens: self.prompt_estimate,
                     completion_tokens: completion,
-                    total_tokens: self.prompt_estimate + completion,
+                    total_tokens: self.prompt_estimate.saturating_add(completion),
                     ..Usage::default()
                 };
                 (usage, true)
