@@ -395,14 +395,23 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         .collect();
     let lang = detect_language(&user_text).to_owned();
     let (prompt, system) = (clip_text(user_text), clip_text(system.join("\n")));
+    // Computed once: the `has_code` attribute and the classifier's evidence.
+    let prompt_has_code = f.classify && crate::task::has_code(&prompt);
     gateway_policy::Attrs {
         reasoning: asks_for_reasoning(f.body),
         task: if f.classify {
-            crate::task::classify(&prompt, &system, &tools_text(f.body), json_mode).to_owned()
+            crate::task::classify(&crate::task::Asked {
+                prompt: &prompt,
+                system: &system,
+                tools: &tools_text(f.body),
+                json_mode,
+                prompt_has_code,
+            })
+            .to_owned()
         } else {
             String::new()
         },
-        has_code: f.classify && (crate::task::has_code(&prompt) || crate::task::has_code(&system)),
+        has_code: prompt_has_code || f.classify && crate::task::has_code(&system),
         prompt,
         system,
         tokens: tokens as i64,

@@ -218,7 +218,6 @@ impl<H: Host> Gateway<H> {
             book: policy
                 .as_deref()
                 .map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
-            reporting: self.config.reporting_currency.clone(),
         });
         let call = match endpoint {
             Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,

@@ -7,6 +7,26 @@ use std::collections::BTreeMap;
 
 use crate::log::{LogRecord, SqlValue};
 
+/// Everything a batch of rows writes, in order: each row's insert, then the batch's rollups. Both hosts run
+/// these in one transaction (a SQLite transaction natively, a D1 batch on Workers), so the rollups never
+/// disagree with the rows.
+pub fn write_statements(rows: &[LogRecord]) -> Vec<(String, Vec<SqlValue>)> {
+    let mut rollups = Rollups::default();
+    let mut out = Vec::with_capacity(rows.len() + 2);
+    for rec in rows {
+        out.push((crate::log::INSERT_SQL.to_owned(), rec.sql_params()));
+        rollups.add(rec);
+    }
+    let upsert = upsert_sql();
+    out.extend(
+        rollups
+            .statements()
+            .into_iter()
+            .map(|p| (upsert.clone(), p)),
+    );
+    out
+}
+
 /// Upper bounds (ms) of the latency and time-to-first-token buckets; a 13th bucket takes the rest.
 pub const LATENCY_BOUNDS_MS: [f64; 12] = [
     10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
@@ -87,10 +107,6 @@ impl Rollups {
                 s.ttft[bucket(t)] += 1;
             }
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// One [`UPSERT_SQL`] parameter list per hour or day and group.

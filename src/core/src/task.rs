@@ -167,10 +167,10 @@ fn lexicon() -> &'static Lexicon {
 /// The request's task: from the last user turn (its instruction most), the system prompt, the tools it offers
 /// (their names and descriptions) and whether it asks for JSON. The word scores and the learned model's log
 /// probabilities are added; the highest wins, `chat` on a tie.
-pub fn classify(prompt: &str, system: &str, tools: &str, json_mode: bool) -> &'static str {
-    let (head, tail) = split_head(prompt);
-    let words = scores(head, tail, system, tools, json_mode);
-    let context = format!("{}\n{}", clip(system), clip(tools));
+pub fn classify(asked: &Asked<'_>) -> &'static str {
+    let (head, tail) = split_head(asked.prompt);
+    let words = scores(head, tail, asked);
+    let context = format!("{}\n{}", clip(asked.system), clip(asked.tools));
     let learned = model::model().log_probs(&model::features(head, &context));
     let total: Vec<f32> = words
         .iter()
@@ -184,6 +184,20 @@ pub fn classify(prompt: &str, system: &str, tools: &str, json_mode: bool) -> &'s
         }
     }
     TASKS[best]
+}
+
+/// What the classifier reads of a request.
+pub struct Asked<'a> {
+    /// The last user turn.
+    pub prompt: &'a str,
+    /// The system and developer messages.
+    pub system: &'a str,
+    /// The offered tools' names and descriptions ([`tools_text`]).
+    pub tools: &'a str,
+    /// `response_format` asks for JSON.
+    pub json_mode: bool,
+    /// [`has_code`] of the prompt, computed once for the `has_code` attribute too.
+    pub prompt_has_code: bool,
 }
 
 /// How much a word score counts against the model's log probabilities.
@@ -204,21 +218,21 @@ fn split_head(prompt: &str) -> (&str, &str) {
 }
 
 /// Each task's word score for a request.
-fn scores(head: &str, tail: &str, system: &str, tools: &str, json_mode: bool) -> [f32; 7] {
+fn scores(head: &str, tail: &str, asked: &Asked<'_>) -> [f32; 7] {
     let mut scores = [0f32; 7];
     debug_assert_eq!(TASKS.len(), scores.len());
     scores[6] = CHAT_PRIOR;
     add_words(&mut scores, head, HEAD_WEIGHT, OPERATION_WEIGHT);
     add_words(&mut scores, clip(tail), TAIL_WEIGHT, 1.0);
-    add_words(&mut scores, clip(system), SYSTEM_WEIGHT, 1.0);
-    add_words(&mut scores, clip(tools), TOOLS_WEIGHT, 1.0);
-    if has_code(head) || has_code(tail) {
+    add_words(&mut scores, clip(asked.system), SYSTEM_WEIGHT, 1.0);
+    add_words(&mut scores, clip(asked.tools), TOOLS_WEIGHT, 1.0);
+    if asked.prompt_has_code {
         scores[0] += 2.0;
     }
     if has_arithmetic(head) {
         scores[1] += 1.5;
     }
-    if json_mode {
+    if asked.json_mode {
         scores[4] += 2.0;
     }
     scores
@@ -416,18 +430,28 @@ mod tests {
     use super::*;
 
     fn classify_prompt(prompt: &str, _: &str, _: bool) -> &'static str {
-        classify(prompt, "", "", false)
+        classify(&asked(prompt, "", "", false))
+    }
+
+    fn asked<'a>(prompt: &'a str, system: &'a str, tools: &'a str, json_mode: bool) -> Asked<'a> {
+        Asked {
+            prompt,
+            system,
+            tools,
+            json_mode,
+            prompt_has_code: has_code(prompt),
+        }
     }
 
     /// A labelled row as the gateway would see it: its system prompt, its tools' names and descriptions, and
     /// whether it asks for JSON.
     fn classify_row(r: &serde_json::Value) -> &'static str {
-        classify(
+        classify(&asked(
             r["prompt"].as_str().unwrap(),
             r["system"].as_str().unwrap_or(""),
             &row_tools(r),
             r["json_mode"] == true,
-        )
+        ))
     }
 
     /// `model.tsv` is what training on the labelled set's `dev` split gives (`UPDATE_TASK_MODEL=1` rewrites it).
@@ -498,12 +522,12 @@ mod tests {
         assert_eq!(classify_prompt("Hi!", "", false), "chat");
         // A system prompt's grammar ("You are a … for …") is not evidence of code.
         assert_eq!(
-            classify(
+            classify(&asked(
                 "I want a refund",
                 "You are a support agent for ACME-7731 internal systems.",
                 "",
                 false
-            ),
+            )),
             "chat"
         );
         assert_eq!(classify_prompt("17 乘以 23 等于多少？", "", false), "math");

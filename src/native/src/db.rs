@@ -242,17 +242,9 @@ const WRITE_RETRIES: u32 = 5;
 fn write_batch(conn: &mut Connection, batch: &[LogRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare_cached(gateway_core::INSERT_SQL)?;
-        let mut rollups = gateway_core::rollup::Rollups::default();
-        for rec in batch {
-            let values: Vec<_> = rec.sql_params().into_iter().map(to_sql).collect();
-            stmt.execute(rusqlite::params_from_iter(values))?;
-            rollups.add(rec);
-        }
-        // The batch's sums, added in the same transaction as its rows.
-        let mut upsert = tx.prepare_cached(&gateway_core::rollup::upsert_sql())?;
-        for params in rollups.statements() {
-            upsert.execute(rusqlite::params_from_iter(params.into_iter().map(to_sql)))?;
+        for (sql, params) in gateway_core::rollup::write_statements(batch) {
+            tx.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(params.into_iter().map(to_sql)))?;
         }
     }
     tx.commit()

@@ -548,21 +548,10 @@ fn js_params(params: Vec<SqlValue>) -> Vec<JsValue> {
 
 /// The row and its hour's and day's rollups, in one D1 batch (one round trip, one transaction).
 async fn write_log(db: &D1Database, record: LogRecord) {
-    let js = js_params;
-    let mut rollups = gateway_core::rollup::Rollups::default();
-    rollups.add(&record);
-    let upsert = gateway_core::rollup::upsert_sql();
-    let statements = std::iter::once(
-        db.prepare(gateway_core::INSERT_SQL)
-            .bind(&js(record.sql_params())),
-    )
-    .chain(
-        rollups
-            .statements()
-            .into_iter()
-            .map(|p| db.prepare(&upsert).bind(&js(p))),
-    )
-    .collect::<worker::Result<Vec<_>>>();
+    let statements = gateway_core::rollup::write_statements(std::slice::from_ref(&record))
+        .into_iter()
+        .map(|(sql, params)| db.prepare(&sql).bind(&js_params(params)))
+        .collect::<worker::Result<Vec<_>>>();
     let result = match statements {
         Ok(statements) => db.batch(statements).await.map(|_| ()),
         Err(e) => Err(e),

@@ -9,17 +9,16 @@ use gateway_policy::prices::{PriceBook, Tokens};
 
 use crate::log::{CostRecord, Usage};
 
-/// The price table a request is priced with (the deciding policy's, else the built-in one) and the reporting
-/// currency.
+/// The price table a request is priced with: the deciding policy's, else the built-in one.
 pub(super) struct Pricing {
     pub book: Arc<PriceBook>,
-    pub reporting: String,
 }
 
 /// The cost of `usage` on `provider:model` for a request that arrived at `at_ms`; `None` when the table has no
 /// price for that model then.
 pub(super) fn price(
     pricing: &Pricing,
+    reporting_currency: &str,
     (provider, model): (&str, &str),
     at_ms: i64,
     usage: &Usage,
@@ -37,7 +36,7 @@ pub(super) fn price(
     });
     let reporting = pricing
         .book
-        .convert(cost.pico, &cost.currency, &pricing.reporting);
+        .convert(cost.pico, &cost.currency, reporting_currency);
     let whole = |p: u128| u64::try_from(p).unwrap_or(u64::MAX);
     Some(CostRecord {
         pico: whole(cost.pico),

@@ -203,7 +203,15 @@ impl Trace {
             self.rec.provider.as_deref().unwrap_or_default(),
             self.rec.model.as_deref().unwrap_or_default(),
         );
-        self.rec.cost = cost::price(pricing, target, self.rec.ts_ms, &usage, estimated);
+        let reporting = self.rec.reporting_currency.as_deref().unwrap_or("USD");
+        self.rec.cost = cost::price(
+            pricing,
+            reporting,
+            target,
+            self.rec.ts_ms,
+            &usage,
+            estimated,
+        );
         if estimated && self.rec.cost.is_some() {
             // The row's tokens are what it was priced on (its `cost_estimated` says they are estimates).
             self.rec.usage = Some(usage);

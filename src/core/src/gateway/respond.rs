@@ -26,7 +26,7 @@ pub(super) fn respond<H: Host>(
             content_type,
         }) => {
             let record = trace.answered(status, host.now_ms());
-            let headers = vec![content_type_header(content_type.unwrap_or(JSON))];
+            let headers = vec![self::content_type(content_type.unwrap_or(JSON))];
             (status, headers, Body::Full(body), ready(record))
         }
         Ok(Reply::Json(body)) => {
@@ -95,10 +95,6 @@ fn policy_headers(headers: &mut Headers, trace: &Trace) {
         headers.push(("x-gateway-policy".into(), hash.to_owned()));
         headers.push(("x-gateway-rule".into(), rule.to_owned()));
     }
-}
-
-fn content_type_header(value: &str) -> (String, String) {
-    content_type(value)
 }
 
 fn content_type(value: &str) -> (String, String) {
