@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from harness import SELECTED_HOSTS, start_gateway
+from harness import SELECTED_HOSTS, policy_sources, start_gateway
 
 # Thursday 2026-12-31 02:30 UTC = 10:30 in Beijing: DeepSeek's peak; Gemini 3.8 Flash still at $0.75 / $3.75.
 PEAK_2026 = datetime(2026, 12, 31, 2, 30, tzinfo=timezone.utc)
@@ -130,9 +130,24 @@ def test_a_stream_cut_before_its_usage_is_priced_from_an_estimate(gateways, mock
     row = gw.log_row(r.headers["x-request-id"])
     assert row["truncated"] == 1
     # No usage came: the gateway's estimate of the prompt and of the text it relayed, marked as estimated.
-    assert row["cost_estimated"] == 1 and row["completion_tokens"] > 0
+    assert row["cost_estimated"] == 1 and row["completion_tokens"] > 0 and row["prompt_tokens"] > 0
     expected = row["prompt_tokens"] * 150_000 + row["completion_tokens"] * 600_000
     assert cost(row) == (expected, "USD", expected, "USD", 1)
+
+
+def test_a_json_answer_without_usage_is_priced_from_an_estimate(gateways, known_usage):
+    """Some servers answer without `usage`: the gateway counts the prompt and the answer's text (about four bytes
+    a token), prices that and says it is an estimate, in the row and in the header."""
+    known_usage(openai={"omit": True})
+    gw = gateways[0]
+    r = chat(gw, "gpt-4o-mini")
+    assert r.status_code == 200, r.text
+    row = gw.log_row(r.headers["x-request-id"])
+    answer = r.json()["choices"][0]["message"]["content"]
+    assert row["completion_tokens"] == -(-len(answer.encode()) // 4) and row["prompt_tokens"] > 0
+    expected = row["prompt_tokens"] * 150_000 + row["completion_tokens"] * 600_000
+    assert cost(row) == (expected, "USD", expected, "USD", 1)
+    assert r.headers["x-gateway-cost"] == f"{amount(expected)} USD; estimated"
 
 
 def test_a_failed_request_costs_nothing(gateways, mock, known_usage):
@@ -228,3 +243,36 @@ def test_the_usage_cli_prints_the_same_report(gateways):
     named = lambda report: [g for g in report["rows"] if g["provider"]]  # noqa: E731
     assert named(cli) == named(api) and named(cli)
     assert cli["totals"][0]["cost_pico"] == api["totals"][0]["cost_pico"]
+
+
+CHEAPEST = ('rule cheap: when model == "cheapest" -> cheapest(deepseek:deepseek-flash, workers_ai:"@cf/openai/gpt-oss-20b")\n'
+            "default -> requested\n")
+# About 10,000 tokens of prompt, and up to 1,000 out.
+LONG = [{"role": "user", "content": "Summarise the history of the tea trade along the old routes. " * 640}]
+
+
+def test_cheapest_picks_what_the_bill_says_is_cheapest_at_that_hour(gateways, known_usage):
+    """The same request sent to each target is billed; `cheapest(…)` then picks the one with the smaller bill:
+    Workers AI at DeepSeek's peak hour ($0.0023 against ¥0.028 = $0.00394), DeepSeek off-peak (¥0.014 =
+    $0.00197). Last in this module: it publishes a policy of its own."""
+    counts = {"prompt": 10_000, "completion": 1_000}
+    known_usage(deepseek=counts, workers_ai=counts)
+    source = policy_sources(CHEAPEST)
+    for gw, cheaper in zip(gateways, ("workers_ai", "deepseek")):
+        expected_hash = gw.publish(source)
+        deadline = time.monotonic() + 20
+        while chat(gw, "gpt-4o-mini").headers.get("x-gateway-policy") != expected_hash:
+            assert time.monotonic() < deadline, f"{gw.name} does not decide with the published policy"
+            time.sleep(0.2)
+        bills = {}
+        for model in ("deepseek/deepseek-flash", "workers_ai/@cf/openai/gpt-oss-20b"):
+            r = chat(gw, model, messages=LONG, max_tokens=1000)
+            assert r.status_code == 200, r.text
+            row = gw.log_row(r.headers["x-request-id"])
+            bills[row["provider"]] = row["cost_reporting_pico"]
+        r = chat(gw, "cheapest", messages=LONG, max_tokens=1000)
+        assert r.status_code == 200, r.text
+        row = gw.log_row(r.headers["x-request-id"])
+        assert row["rule_id"] == "cheap"
+        assert row["provider"] == min(bills, key=bills.get) == cheaper, (gw.name, bills)
+        assert row["cost_reporting_pico"] == min(bills.values())

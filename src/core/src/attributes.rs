@@ -302,6 +302,46 @@ pub struct RequestFacts<'a> {
     pub classify: bool,
 }
 
+/// The text of a message's `content` (a string, or the text parts of an array).
+fn text_of(m: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// Estimated prompt tokens of a request body: its messages (each with a few tokens of framing) and an embeddings
+/// `input` (a string or an array of strings).
+pub fn prompt_tokens(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    use serde_json::Value;
+    let mut tokens = 0u64;
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        // Every message costs a few tokens of framing on top of its text.
+        tokens = tokens.saturating_add(4 + estimate_tokens(&text_of(m)));
+    }
+    match body.get("input") {
+        Some(Value::String(input)) => tokens = tokens.saturating_add(estimate_tokens(input)),
+        Some(Value::Array(inputs)) => {
+            for input in inputs.iter().filter_map(Value::as_str) {
+                tokens = tokens.saturating_add(estimate_tokens(input));
+            }
+        }
+        _ => {}
+    }
+    tokens
+}
+
 pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
     use serde_json::Value;
     let messages = f
@@ -310,25 +350,7 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let text_of = |m: &Value| -> String {
-        match m.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => String::new(),
-        }
-    };
-    let mut tokens = 0u64;
-    for m in messages {
-        // Every message costs a few tokens of framing on top of its text.
-        tokens += 4 + estimate_tokens(&text_of(m));
-    }
-    if let Some(Value::String(input)) = f.body.get("input") {
-        tokens += estimate_tokens(input);
-    }
+    let tokens = prompt_tokens(f.body);
     let user_text = messages
         .iter()
         .rev()

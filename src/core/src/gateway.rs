@@ -235,7 +235,7 @@ impl<H: Host> Gateway<H> {
             trace.id(),
             (policy.as_deref(), &providers),
         );
-        trace.planned(&plan);
+        trace.planned(&plan, &call);
         let plan = plan.ready()?;
         let dispatched = self.dispatch(&call, &plan, trace.start(), &providers).await;
         Ok(trace.dispatched(dispatched)?.reply)

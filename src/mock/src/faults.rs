@@ -248,6 +248,8 @@ pub(crate) struct Counts {
     pub(crate) cached: u64,
     pub(crate) completion: u64,
     pub(crate) reasoning: u64,
+    /// Report no usage at all (a JSON answer without `usage`, a stream without its usage chunk): the openai route.
+    pub(crate) omit: bool,
 }
 
 /// `POST /__mock/usage` with `{"openai": {"prompt": 1000, "cached": 600, "completion": 200, "reasoning": 50}}`:

@@ -18,7 +18,9 @@
 //! for tests of routing policies that name real models; `{"deepseek": null}` clears it.
 //!
 //! `POST /__mock/usage` `{"deepseek": {"prompt": 1000, "cached": 600, "completion": 200, "reasoning": 50}}` makes the
-//! openai, deepseek and gemini routes report those token counts (in their own usage shapes); `null` clears one.
+//! openai, deepseek, gemini and workers_ai routes report those token counts (in their own usage shapes; Workers AI
+//! reports no cached or reasoning tokens); `{"openai": {"omit": true}}` makes the openai route report no usage at
+//! all; `null` clears one.
 //!
 //! `GET /__mock/stats` says how many answers their caller abandoned (hung up on before they were complete), and
 //! which `authorization` header each `/compat/<shape>` route (OpenAI-compatible services that differ from

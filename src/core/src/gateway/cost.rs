@@ -68,6 +68,32 @@ pub(super) fn text_bytes(chunk: &str) -> usize {
     total
 }
 
+/// The bytes of text a whole JSON answer carries (each choice's content, reasoning and tool-call arguments): what
+/// an estimate of an answer without usage counts. Read only then, so the answer is parsed again only then.
+pub(super) fn answer_text_bytes(body: &[u8]) -> usize {
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.len(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .map(str::len)
+            .sum(),
+        _ => 0,
+    };
+    let mut total = 0;
+    for choice in answer["choices"].as_array().into_iter().flatten() {
+        let message = &choice["message"];
+        total += text(&message["content"]) + text(&message["reasoning_content"]);
+        for call in message["tool_calls"].as_array().into_iter().flatten() {
+            total += text(&call["function"]["arguments"]);
+        }
+    }
+    total
+}
+
 /// About four bytes of UTF-8 text per token (English words, and Chinese characters at three bytes each).
 pub(super) fn tokens_of_bytes(bytes: usize) -> u64 {
     bytes.div_ceil(4) as u64
@@ -88,5 +114,17 @@ mod tests {
             text_bytes(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#),
             0
         );
+    }
+
+    #[test]
+    fn answer_text_bytes_reads_every_choice_of_an_answer() {
+        let answer =
+            br#"{"choices": [{"message": {"content": "Hi \"you\"", "reasoning_content": "ok"}},
+            {"message": {"content": [{"type": "text", "text": "abc"}],
+                         "tool_calls": [{"function": {"arguments": "{\"a\":1}"}}]}}]}"#;
+        // Decoded: `Hi "you"` (8), `ok` (2), `abc` (3), `{"a":1}` (7).
+        assert_eq!(answer_text_bytes(answer), 20);
+        assert_eq!(answer_text_bytes(br#"{"data": [{"embedding": [0.1]}]}"#), 0);
+        assert_eq!(answer_text_bytes(b"not json"), 0);
     }
 }

@@ -18,10 +18,13 @@ pub(super) struct Trace {
     start: f64,
     /// What the request is priced with, once the policy is known.
     pricing: Option<Pricing>,
-    /// The gateway's estimates, for a stream cut before the provider reported usage: the prompt's tokens (from
-    /// the plan's attributes) and the bytes of text relayed.
+    /// The gateway's estimates, for an answer the provider reported no usage for (a stream cut before its usage
+    /// chunk, a JSON answer without `usage`): the prompt's tokens (from the plan's attributes) and the bytes of
+    /// text relayed.
     prompt_estimate: u64,
     relayed_bytes: usize,
+    /// A whole JSON answer came without usage: it is priced from the estimate.
+    unreported: bool,
     /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
     /// still waiting for a provider): see [`super::Gateway::begin`].
     abandoned: Option<Abandoned>,
@@ -51,6 +54,7 @@ impl Trace {
             pricing: None,
             prompt_estimate: 0,
             relayed_bytes: 0,
+            unreported: false,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -103,10 +107,12 @@ impl Trace {
         self.pricing = Some(pricing);
     }
 
-    pub(super) fn planned(&mut self, plan: &AttemptPlan<'_>) {
-        if let Some(attrs) = &plan.attrs {
-            self.prompt_estimate = attrs.tokens.max(0) as u64;
-        }
+    pub(super) fn planned(&mut self, plan: &AttemptPlan<'_>, call: &ApiCall) {
+        self.prompt_estimate = match &plan.attrs {
+            Some(attrs) => attrs.tokens.max(0) as u64,
+            // Without a policy nothing has counted the prompt yet.
+            None => crate::attributes::prompt_tokens(call.body()),
+        };
         self.rec.policy_hash = Some(plan.policy.clone());
         self.rec.rule_id = Some(plan.rule.clone());
         self.rec.decision_attrs = plan.decision_json();
@@ -123,6 +129,10 @@ impl Trace {
         if let Ok(answer) = &d.result {
             self.rec.usage = answer.usage;
             self.rec.ttft_ms = answer.first_token_at_ms;
+            if let (None, super::Reply::Json(body)) = (answer.usage, &answer.reply) {
+                self.unreported = true;
+                self.relayed_bytes = cost::answer_text_bytes(body);
+            }
         }
         d.result
     }
@@ -180,14 +190,14 @@ impl Trace {
     }
 
     /// The cost, once the row is complete: of the usage the provider reported, else (a stream that was cut before
-    /// its usage, after sending something) of the gateway's estimate.
+    /// its usage after sending something, a JSON answer without usage) of the gateway's estimate.
     fn price(&mut self) {
         let Some(pricing) = &self.pricing else {
             return;
         };
         let (usage, estimated) = match self.rec.usage {
             Some(u) => (u, false),
-            None if self.rec.stream && self.relayed_bytes > 0 => {
+            None if self.unreported || (self.rec.stream && self.relayed_bytes > 0) => {
                 let completion = cost::tokens_of_bytes(self.relayed_bytes);
                 let usage = Usage {
                     prompt_tokens: self.prompt_estimate,

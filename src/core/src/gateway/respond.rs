@@ -34,11 +34,13 @@ pub(super) fn respond<H: Host>(
             headers.push(content_type(JSON));
             let record = trace.answered(200, host.now_ms());
             if let Some(cost) = &record.cost {
-                // `0.002424 CNY`: the exact amount in the provider's currency.
+                // `0.002424 CNY`: the exact amount in the provider's currency (`; estimated` when the provider
+                // reported no usage and the gateway counted the tokens).
                 let amount = gateway_policy::prices::format_pico(u128::from(cost.pico));
+                let estimated = if cost.estimated { "; estimated" } else { "" };
                 headers.push((
                     "x-gateway-cost".into(),
-                    format!("{amount} {}", cost.currency),
+                    format!("{amount} {}{estimated}", cost.currency),
                 ));
             }
             (200, headers, Body::Full(body), ready(record))

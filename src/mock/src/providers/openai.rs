@@ -64,7 +64,9 @@ pub(crate) async fn chat(
         state.counter.fetch_add(1, Ordering::Relaxed)
     );
     let words = reply_words(&body);
-    let usage = match crate::faults::forced_usage(&state, "openai") {
+    let forced = crate::faults::forced_usage(&state, "openai");
+    let omit = forced.is_some_and(|c| c.omit);
+    let usage = match forced {
         Some(c) => json!({"prompt_tokens": c.prompt, "completion_tokens": c.completion,
             "total_tokens": c.prompt + c.completion,
             "prompt_tokens_details": {"cached_tokens": c.cached}, "completion_tokens_details": {"reasoning_tokens": c.reasoning}}),
@@ -73,7 +75,7 @@ pub(crate) async fn chat(
             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}),
     };
     if body["stream"] == true {
-        let include_usage = body["stream_options"]["include_usage"] == true;
+        let include_usage = body["stream_options"]["include_usage"] == true && !omit;
         return stream_response(id, model, words, usage, include_usage, plan);
     }
     if plan.fault == Fault::Stall {
@@ -84,13 +86,16 @@ pub(crate) async fn chat(
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "tool_calls"}], "usage": usage}))
         .into_response();
     }
-    Json(json!({
+    let mut answer = json!({
         "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "refusal": null, "annotations": []},
             "logprobs": null, "finish_reason": "stop"}],
         "usage": usage, "system_fingerprint": "fp_mock"
-    }))
-    .into_response()
+    });
+    if omit {
+        answer.as_object_mut().map(|a| a.remove("usage"));
+    }
+    Json(answer).into_response()
 }
 
 /// The OpenAI chunk sequence (providers.md §1.4), shaped by the fault.

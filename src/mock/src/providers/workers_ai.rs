@@ -52,8 +52,11 @@ pub(crate) async fn workers_ai(
         return Json(json!({"result": {"shape": [data.len(), 8], "data": data, "pooling": "mean"}, "success": true, "errors": [], "messages": []})).into_response();
     }
     let words = reply_words(&body);
-    let prompt = prompt_tokens(&body);
-    let usage = json!({"prompt_tokens": prompt, "completion_tokens": words.len(), "total_tokens": prompt + words.len() as u64});
+    let (prompt, completion) = match crate::faults::forced_usage(&state, "workers_ai") {
+        Some(c) => (c.prompt, c.completion),
+        None => (prompt_tokens(&body), words.len() as u64),
+    };
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
     if body["stream"] != true {
         let result = if tool_turn(&body, "x").is_some() {
             json!({"response": null, "tool_calls": [{"name": body["tools"][0]["function"]["name"], "arguments": {"city": "Boston"}}], "usage": usage})
