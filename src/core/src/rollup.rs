@@ -36,10 +36,10 @@ pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// A group of one hour; its sums are added to its hour's row and to its day's row by one statement.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    period: &'static str,
-    start_ms: i64,
+    hour_ms: i64,
     key_id: String,
     team: String,
     provider: String,
@@ -62,7 +62,8 @@ struct Sums {
     ttft: [u64; BUCKETS],
 }
 
-/// Rows summed by hour and by day, ready to be added to `usage_rollups`.
+/// Rows summed by hour and group, ready to be added to `usage_rollups` (each hour's sums to its hour and its day:
+/// the upserts add, so a day's row is the sum of its hours).
 #[derive(Debug, Default)]
 pub struct Rollups(BTreeMap<Key, Sums>);
 
@@ -78,38 +79,36 @@ impl Rollups {
     pub fn add(&mut self, rec: &LogRecord) {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         let usage = rec.usage.unwrap_or_default();
-        for (period, len) in [("hour", HOUR_MS), ("day", DAY_MS)] {
-            let key = Key {
-                period,
-                start_ms: rec.ts_ms.div_euclid(len) * len,
-                key_id: text(&rec.key_id),
-                team: text(&rec.team),
-                provider: text(&rec.provider),
-                model: text(&rec.model),
-                rule_id: text(&rec.rule_id),
-                reporting_currency: text(&rec.reporting_currency),
-            };
-            let s = self.0.entry(key).or_default();
-            // Token counts come from providers: sums saturate rather than overflow.
-            let add = |sum: &mut u64, n: u64| *sum = sum.saturating_add(n);
-            add(&mut s.requests, 1);
-            add(&mut s.errors, u64::from(rec.status >= 400));
-            add(&mut s.prompt, usage.prompt_tokens);
-            add(&mut s.cached, usage.cached_tokens.unwrap_or(0));
-            add(&mut s.completion, usage.completion_tokens);
-            add(&mut s.reasoning, usage.reasoning_tokens.unwrap_or(0));
-            if let Some(c) = &rec.cost {
-                add(&mut s.cost_reporting_pico, c.reporting_pico.unwrap_or(0));
-                add(&mut s.estimated, u64::from(c.estimated));
-            }
-            s.latency[bucket(rec.latency_ms)] += 1;
-            if let Some(t) = rec.ttft_ms {
-                s.ttft[bucket(t)] += 1;
-            }
+        let key = Key {
+            hour_ms: rec.ts_ms.div_euclid(HOUR_MS) * HOUR_MS,
+            key_id: text(&rec.key_id),
+            team: text(&rec.team),
+            provider: text(&rec.provider),
+            model: text(&rec.model),
+            rule_id: text(&rec.rule_id),
+            reporting_currency: text(&rec.reporting_currency),
+        };
+        let s = self.0.entry(key).or_default();
+        // Token counts come from providers: sums saturate rather than overflow.
+        let add = |sum: &mut u64, n: u64| *sum = sum.saturating_add(n);
+        add(&mut s.requests, 1);
+        add(&mut s.errors, u64::from(rec.status >= 400));
+        add(&mut s.prompt, usage.prompt_tokens);
+        add(&mut s.cached, usage.cached_tokens.unwrap_or(0));
+        add(&mut s.completion, usage.completion_tokens);
+        add(&mut s.reasoning, usage.reasoning_tokens.unwrap_or(0));
+        if let Some(c) = &rec.cost {
+            add(&mut s.cost_reporting_pico, c.reporting_pico.unwrap_or(0));
+            add(&mut s.estimated, u64::from(c.estimated));
+        }
+        s.latency[bucket(rec.latency_ms)] += 1;
+        if let Some(t) = rec.ttft_ms {
+            s.ttft[bucket(t)] += 1;
         }
     }
 
-    /// One [`UPSERT_SQL`] parameter list per hour or day and group.
+    /// One [`upsert_sql`] parameter list per hour and group: the hour's start, its day's start, the group, the
+    /// sums.
     pub fn statements(&self) -> Vec<Vec<SqlValue>> {
         let int = |n: u64| SqlValue::Integer(n.min(i64::MAX as u64) as i64);
         let text = |s: &str| SqlValue::Text(s.to_owned());
@@ -117,8 +116,8 @@ impl Rollups {
             .iter()
             .map(|(k, s)| {
                 let mut p = vec![
-                    text(k.period),
-                    SqlValue::Integer(k.start_ms),
+                    SqlValue::Integer(k.hour_ms),
+                    SqlValue::Integer(k.hour_ms.div_euclid(DAY_MS) * DAY_MS),
                     text(&k.key_id),
                     text(&k.team),
                     text(&k.provider),
@@ -173,7 +172,8 @@ pub fn sum_columns() -> Vec<String> {
         .collect()
 }
 
-/// Adds one group's sums to its row of `usage_rollups` (inserting it if it is the first).
+/// Adds one hour's group sums to its row of `usage_rollups` and to its day's row (inserting them if they are the
+/// first): one statement, its parameters bound once for both rows.
 pub fn upsert_sql() -> String {
     let sums = sum_columns();
     let columns: Vec<String> = KEY_COLUMNS
@@ -181,24 +181,22 @@ pub fn upsert_sql() -> String {
         .map(|c| (*c).to_owned())
         .chain(sums.iter().cloned())
         .collect();
-    // Integers stay integers whatever the driver binds (D1 binds JavaScript numbers): sums are exact.
-    let placeholders: Vec<String> = (1..=columns.len())
-        .map(|i| {
-            if i == 2 || i > KEY_COLUMNS.len() {
-                format!("CAST(?{i} AS INTEGER)")
-            } else {
-                format!("?{i}")
-            }
-        })
+    // ?1 the hour's start, ?2 the day's, ?3… the group's text columns, then the sums. Integers stay integers
+    // whatever the driver binds (D1 binds JavaScript numbers): sums are exact.
+    let group = KEY_COLUMNS.len() - 2;
+    let rest: Vec<String> = (0..group)
+        .map(|i| format!("?{}", i + 3))
+        .chain((0..sums.len()).map(|i| format!("CAST(?{} AS INTEGER)", i + 3 + group)))
         .collect();
+    let rest = rest.join(", ");
     let updates: Vec<String> = sums
         .iter()
         .map(|c| format!("{c} = {c} + excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO usage_rollups ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        "INSERT INTO usage_rollups ({}) VALUES ('hour', CAST(?1 AS INTEGER), {rest}), \
+         ('day', CAST(?2 AS INTEGER), {rest}) ON CONFLICT ({}) DO UPDATE SET {}",
         columns.join(", "),
-        placeholders.join(", "),
         KEY_COLUMNS.join(", "),
         updates.join(", ")
     )
@@ -237,21 +235,21 @@ mod tests {
         r.add(&row(HOUR_MS + 9, 502, 0));
         r.add(&row(2 * HOUR_MS, 200, 11));
         let st = r.statements();
-        // Two hours and one day.
-        assert_eq!(st.len(), 3);
-        let day = st
-            .iter()
-            .find(|p| p[0] == SqlValue::Text("day".into()))
-            .unwrap();
+        // Two hours of one day: each statement adds to its hour and to the day.
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[0][..2], [HOUR_MS, 0].map(SqlValue::Integer));
+        assert_eq!(st[1][..2], [2 * HOUR_MS, 0].map(SqlValue::Integer));
         assert_eq!(
-            day[8..16],
-            [3, 1, 30, 12, 15, 0, 18, 0].map(SqlValue::Integer)
+            st[0][8..16],
+            [2, 1, 20, 8, 10, 0, 7, 0].map(SqlValue::Integer)
         );
         // 120 ms falls in the 250 ms bucket (index 4).
-        assert_eq!(day[16 + 4], SqlValue::Integer(3));
+        assert_eq!(st[0][16 + 4], SqlValue::Integer(2));
         let sql = upsert_sql();
-        assert_eq!(sql.matches('?').count(), day.len());
+        // Every parameter but the two starts is named twice (the hour's row and the day's).
+        assert_eq!(sql.matches('?').count(), 2 * st[0].len() - 2);
         assert!(sql.contains("CAST(?9 AS INTEGER)") && sql.contains(", ?3,"));
+        assert!(sql.contains("('day', CAST(?2 AS INTEGER), ?3,"));
         assert!(sql.contains("lat_12 = lat_12 + excluded.lat_12"));
     }
 }
