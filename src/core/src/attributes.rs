@@ -460,7 +460,9 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
             name: f.key.map(|k| k.name.clone()).unwrap_or_default(),
             team: f.key.and_then(|k| k.team.clone()).unwrap_or_default(),
             tier: f.key.and_then(|k| k.tier.clone()).unwrap_or_default(),
+            ..Default::default()
         },
+        team: Default::default(),
         tags,
         meta,
         time: gateway_policy::scheme::TimeAttrs {
@@ -627,6 +629,7 @@ mod tests {
             revoked: false,
             expires_at_ms: None,
             created_at_ms: 0,
+            ..crate::auth::KeyRecord::default()
         };
         // 2026-11-28 07:30 UTC, a Saturday.
         let a = request_attrs(&RequestFacts {

@@ -4,12 +4,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::http::find_header;
+use crate::limits::Limits;
 
 /// Prefix of every gateway key, so a leaked key is recognisable in logs and secret scanners.
 pub const KEY_PREFIX: &str = "gw-";
 
 /// What the gateway knows about a key. Stored under its hash: KV `key/<sha256hex>` or SQLite `api_keys`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,
@@ -25,6 +26,77 @@ pub struct KeyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<i64>,
     pub created_at_ms: i64,
+    /// `provider/model` patterns the key may use (`deepseek/*`, `openai/gpt-5*`, `*`); empty: every model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// When the record last changed (limits, allow-list, revocation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated_at_ms: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A team: limits and an allow-list shared by its keys (a key's own apply too). Stored by name: KV
+/// `team/<name>` or SQLite `teams`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    #[serde(default)]
+    pub created_at_ms: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated_at_ms: i64,
+}
+
+/// Whether `provider/model` is allowed by `patterns` (empty: everything). A pattern is `provider/model` with `*`
+/// standing for any run of characters: `deepseek/*`, `openai/gpt-5*`, `*/gpt-4o-mini`, `*`.
+pub fn allowed(patterns: &[String], provider: &str, model: &str) -> bool {
+    patterns.is_empty()
+        || patterns
+            .iter()
+            .any(|p| glob(p.as_bytes(), format!("{provider}/{model}").as_bytes()))
+}
+
+/// `*`-only glob matching, linear in practice (no backtracking beyond the last `*`).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// What is wrong with an allow-list, if anything.
+pub fn allow_problem(patterns: &[String]) -> Option<String> {
+    patterns.iter().find_map(|p| {
+        (p != "*" && !p.contains('/') || p.len() > 200 || p.chars().any(char::is_whitespace)).then(
+            || {
+                format!(
+                    "allow pattern `{p}`: write provider/model, with * for any part (`deepseek/*`)"
+                )
+            },
+        )
+    })
 }
 
 impl KeyRecord {
@@ -93,6 +165,22 @@ mod tests {
         assert_eq!(presented_key(&h(&[("authorization", "Basic abc")])), None);
         assert_eq!(presented_key(&h(&[("authorization", "Bearer ")])), None);
         assert_eq!(presented_key(&h(&[])), None);
+    }
+
+    #[test]
+    fn allow_lists_match_provider_and_model_patterns() {
+        let list = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(allowed(&[], "openai", "gpt-5"));
+        let l = list(&["deepseek/*", "openai/gpt-5*", "*/@cf/meta/*"]);
+        assert!(allowed(&l, "deepseek", "deepseek-v4-pro"));
+        assert!(allowed(&l, "openai", "gpt-5.4-mini"));
+        assert!(!allowed(&l, "openai", "gpt-4o"));
+        assert!(allowed(&l, "workers_ai", "@cf/meta/llama-3.1-8b-instruct"));
+        assert!(!allowed(&l, "gemini", "gemini-3.8-flash"));
+        assert!(allowed(&list(&["*"]), "gemini", "x"));
+        assert!(!allowed(&list(&["openai/gpt-5"]), "openai", "gpt-5.4"));
+        assert_eq!(allow_problem(&list(&["deepseek/*", "*"])), None);
+        assert!(allow_problem(&list(&["deepseek"])).is_some());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct GatewayConfig {
     /// Added to the host's clock (`CLOCK_OFFSET_MS`, signed; 0 unless set): lets a test run the gateway at
     /// another date (a price change) or hour (DeepSeek's peak). Leave it unset in production.
     pub clock_offset_ms: i64,
+    /// Where days and months of budgets begin (`LIMIT_TIMEZONE`: UTC unless set; `Asia/Shanghai`, `+08:00`).
+    pub limit_zone: crate::limits::Zone,
+    /// The completion tokens reserved for a request that sets no `max_tokens` (`LIMIT_MAX_TOKENS`).
+    pub limit_max_tokens: u64,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -42,12 +46,13 @@ pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_POLICY_REFRESH_MS: u64 = 10_000;
 pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
 pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
+pub const DEFAULT_LIMIT_MAX_TOKENS: u64 = 4_096;
 
 impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
     /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
-    /// `REPORTING_CURRENCY` and `CLOCK_OFFSET_MS`.
+    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE` and `LIMIT_MAX_TOKENS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -92,6 +97,11 @@ impl GatewayConfig {
                     value: v,
                 })?,
             },
+            limit_zone: match get("LIMIT_TIMEZONE") {
+                None => crate::limits::Zone::default(),
+                Some(z) => crate::limits::Zone::parse(&z).map_err(ConfigError::BadTimeZone)?,
+            },
+            limit_max_tokens: number(&get, "LIMIT_MAX_TOKENS", DEFAULT_LIMIT_MAX_TOKENS)?,
         })
     }
 }

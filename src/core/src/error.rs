@@ -474,6 +474,8 @@ pub enum ConfigError {
     UnknownDefaultProvider(String),
     #[error("REPORTING_CURRENCY must be an ISO 4217 code such as USD or CNY, got `{0}`")]
     BadCurrency(String),
+    #[error("LIMIT_TIMEZONE: {0}")]
+    BadTimeZone(String),
 }
 
 #[cfg(test)]

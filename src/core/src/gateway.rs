@@ -19,6 +19,7 @@ mod admin;
 mod authenticate;
 mod cost;
 mod dispatch;
+mod limit;
 mod plan;
 mod record;
 mod relay;
@@ -136,9 +137,13 @@ impl<H: Host> Gateway<H> {
         use futures::channel::oneshot;
         let (abandoned_tx, abandoned) = oneshot::channel();
         let (record_tx, record) = oneshot::channel::<LocalBoxFuture<'static, LogRecord>>();
+        let host = self.host.clone();
         let row = async move {
             match abandoned.await {
-                Ok(row) => Some(row),
+                Ok(mut row) => {
+                    limit::settle(&host, &mut row).await;
+                    Some(row)
+                }
                 // Finished normally: the row comes with the answer.
                 Err(_) => Some(record.await.ok()?.await),
             }
@@ -190,6 +195,13 @@ impl<H: Host> Gateway<H> {
         }
         let outcome = self.serve(&req, &mut trace).await;
         let (response, record) = respond::respond(outcome, trace, &self.host, &self.config);
+        let host = self.host.clone();
+        let record = async move {
+            let mut row = record.await;
+            limit::settle(&host, &mut row).await;
+            row
+        }
+        .boxed_local();
         Handled {
             response,
             record,
@@ -211,14 +223,19 @@ impl<H: Host> Gateway<H> {
         let key = self.find_key(&req.headers).await?;
         trace.authenticated(&key);
         authenticate::admit(&key, self.host.now_ms())?;
+        let holder = limit::Holder {
+            team: self.find_team(&key).await?,
+            key: &key,
+        };
         // One policy and its provider table for the whole request, whatever a refresh installs meanwhile.
         let policy = self.shared.policy();
         let providers = self.providers(policy.as_deref());
-        trace.priced_with(cost::Pricing {
+        let pricing = cost::Pricing {
             book: policy
                 .as_deref()
                 .map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
-        });
+        };
+        trace.priced_with(pricing.clone());
         let call = match endpoint {
             Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,
             Endpoint::Embeddings => request::embeddings(&req.body, self.config.max_body_bytes)?,
@@ -228,15 +245,23 @@ impl<H: Host> Gateway<H> {
         trace.requested(&call);
         let requested = resolve::resolve(&providers, &call);
         trace.resolved(&requested);
-        let plan = self.plan(
+        self.check_allowed(&holder, (&requested, &call, policy.is_some()))?;
+        let standings = match policy.as_deref() {
+            Some(p) if plan::tests_budgets(p) => limit::standing(self, &holder, &pricing).await?,
+            _ => (None, None),
+        };
+        let mut plan = self.plan(
             req,
-            (&key, &call),
+            (&key, &call, standings),
             requested,
             trace.id(),
             (policy.as_deref(), &providers),
         );
+        limit::restrict(&mut plan, &holder);
         trace.planned(&plan, &call);
         let plan = plan.ready()?;
+        self.reserve(&holder, (&call, &plan, &pricing), trace)
+            .await?;
         let dispatched = self.dispatch(&call, &plan, trace.start(), &providers).await;
         Ok(trace.dispatched(dispatched)?.reply)
     }

@@ -14,6 +14,7 @@ mod fixed_map;
 mod gateway;
 pub mod health;
 mod http;
+pub mod limits;
 mod log;
 pub mod ports;
 pub mod providers;
@@ -27,7 +28,7 @@ pub mod testing;
 pub mod usage;
 
 pub use attributes::{detect_language, estimate_tokens, request_attrs, RequestFacts};
-pub use auth::KeyRecord;
+pub use auth::{KeyRecord, TeamRecord};
 pub use config::GatewayConfig;
 pub use error::{ApiError, ConfigError, ErrorCode, FailureClass, StoreError};
 pub use gateway::{Gateway, Handled};
@@ -36,8 +37,8 @@ pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
 pub use log::{Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, PolicyStore, Settings, Upstream, UpstreamError,
-    UpstreamRequest, UpstreamResponse,
+    ByteStream, Clock, Host, KeyStore, LimitStore, PolicyStore, Settings, TeamStore, Upstream,
+    UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable, BINDING_SCHEME};
-pub use state::{Cooldowns, LogStats, PolicyLoadError, Shared, BUILTIN_POLICY};
+pub use state::{Cooldowns, LogStats, PolicyLoadError, Records, Shared, BUILTIN_POLICY};

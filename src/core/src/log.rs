@@ -52,6 +52,11 @@ pub struct LogRecord {
     pub reporting_currency: Option<String>,
     /// The key's team.
     pub team: Option<String>,
+    /// The limit that refused the request (`key:requests_per_minute`, `team:budget_day`).
+    pub limited_by: Option<String>,
+    /// What admission reserved in the key's and team's scopes: settled with the row (never written).
+    #[serde(skip)]
+    pub held: Vec<crate::limits::Held>,
 }
 
 /// A request's cost, priced with the published price table.
@@ -103,9 +108,9 @@ pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, metho
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
 attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
-cost_estimated, price_version, team) \
+cost_estimated, price_version, team, limited_by) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33)";
+?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -162,6 +167,7 @@ impl LogRecord {
             }),
             text(&self.cost.as_ref().map(|c| c.price_version.clone())),
             text(&self.team),
+            text(&self.limited_by),
         ]
     }
 }

@@ -101,12 +101,57 @@ pub trait UsageStore {
     ) -> Result<Vec<Vec<crate::log::SqlValue>>, StoreError>;
 }
 
+/// Teams by name: KV `team/<name>` on Workers, SQLite `teams` natively.
+#[allow(async_fn_in_trait)]
+pub trait TeamStore {
+    async fn find_team(&self, name: &str) -> Result<Option<crate::auth::TeamRecord>, StoreError>;
+}
+
+/// Where the counters of keys and teams live ([`crate::limits`]): in process natively (a [`Ledger`] shared by
+/// every thread, spend seeded from the log after a restart), a Durable Object per key and per team on Workers.
+///
+/// [`Ledger`]: crate::limits::Ledger
+#[allow(async_fn_in_trait)]
+pub trait LimitStore {
+    /// Admits a request in every scope or in none.
+    async fn reserve(
+        &self,
+        asks: Vec<crate::limits::ScopeAsk>,
+    ) -> Result<crate::limits::Admission, StoreError>;
+    /// Replaces the reservations with what the request used.
+    async fn settle(&self, held: Vec<crate::limits::Held>, used: crate::limits::Used);
+    /// Where each scope stands now (the policy's budget attributes), reserving nothing.
+    async fn standing(
+        &self,
+        asks: Vec<crate::limits::ScopeAsk>,
+    ) -> Result<Vec<crate::limits::Standing>, StoreError>;
+}
+
 pub trait Host:
-    Upstream + KeyStore + PolicyStore + UsageStore + Clock + Settings + Clone + 'static
+    Upstream
+    + KeyStore
+    + TeamStore
+    + LimitStore
+    + PolicyStore
+    + UsageStore
+    + Clock
+    + Settings
+    + Clone
+    + 'static
 {
 }
 
-impl<T: Upstream + KeyStore + PolicyStore + UsageStore + Clock + Settings + Clone + 'static> Host
-    for T
+impl<
+        T: Upstream
+            + KeyStore
+            + TeamStore
+            + LimitStore
+            + PolicyStore
+            + UsageStore
+            + Clock
+            + Settings
+            + Clone
+            + 'static,
+    > Host for T
 {
 }

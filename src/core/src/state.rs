@@ -39,6 +39,12 @@ pub struct Shared {
     cooldowns: Cooldowns,
     /// Key records by key hash (`None`: no such key), with when they were read from the key store.
     keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
+    /// Team records by name, likewise.
+    teams: RefCell<HashMap<String, (Option<crate::auth::TeamRecord>, f64)>>,
+    /// Bumped whenever a key or team record changes (shared by every thread natively): the caches above are
+    /// dropped when it moves, so a revocation or a new limit applies to the next request.
+    records: Records,
+    records_seen: Cell<u64>,
     checked_at_ms: Cell<Option<f64>>,
     refreshing: Cell<bool>,
     /// The host's log writer's counters, when it keeps them (the native host), shown by `/admin/status`.
@@ -70,6 +76,21 @@ struct PolicySlot {
 struct HealthSlot {
     snapshot: Option<Snapshot>,
     attrs: Rc<BTreeMap<String, HealthAttrs>>,
+}
+
+/// A counter of changes to key and team records, shared by every thread of a process. Cheap to clone.
+#[derive(Default, Clone, Debug)]
+pub struct Records(Arc<std::sync::atomic::AtomicU64>);
+
+impl Records {
+    /// Says that a record changed: every thread drops its cached records before its next request.
+    pub fn changed(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Provider models' failure streaks and cooldowns, by `provider:model`. Cheap to clone (a handle).
@@ -123,12 +144,52 @@ impl Shared {
 
     /// State for one of several threads of one process: the cooldowns are shared with the other threads'
     /// `Shared` values, and `/admin/status` shows the host's log writer's counters.
-    pub fn across_threads(cooldowns: Cooldowns, log_stats: std::sync::Arc<LogStats>) -> Rc<Self> {
+    pub fn across_threads(
+        cooldowns: Cooldowns,
+        log_stats: std::sync::Arc<LogStats>,
+        records: Records,
+    ) -> Rc<Self> {
         Rc::new(Self {
             cooldowns,
             log_stats: Some(log_stats),
+            records,
             ..Self::default()
         })
+    }
+
+    /// The handle that says key and team records changed.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// Drops cached key and team records if any changed since they were read.
+    fn forget_changed_records(&self) {
+        let now = self.records.generation();
+        if self.records_seen.get() != now {
+            self.records_seen.set(now);
+            self.keys.borrow_mut().clear();
+            self.teams.borrow_mut().clear();
+        }
+    }
+
+    pub fn cached_team(
+        &self,
+        name: &str,
+        now_ms: f64,
+        ttl_ms: u64,
+    ) -> Option<Option<crate::auth::TeamRecord>> {
+        self.forget_changed_records();
+        let teams = self.teams.borrow();
+        let (record, at) = teams.get(name)?;
+        (now_ms - at < ttl_ms as f64).then(|| record.clone())
+    }
+
+    pub fn cache_team(&self, name: &str, record: Option<crate::auth::TeamRecord>, now_ms: f64) {
+        let mut teams = self.teams.borrow_mut();
+        if teams.len() >= MAX_CACHED_KEYS {
+            teams.clear();
+        }
+        teams.insert(name.to_owned(), (record, now_ms));
     }
 
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
@@ -232,6 +293,7 @@ impl Shared {
     /// A key record read from the key store less than `ttl_ms` ago (`Some(None)`: known not to exist, for
     /// up to [`UNKNOWN_KEY_CACHE_MS`]); `None` when the store must be asked.
     pub fn cached_key(&self, hash: &str, now_ms: f64, ttl_ms: u64) -> Option<Option<KeyRecord>> {
+        self.forget_changed_records();
         let keys = self.keys.borrow();
         let (record, at) = keys.get(hash)?;
         let ttl = match record {
@@ -368,8 +430,12 @@ mod tests {
     fn cooldowns_can_be_shared_between_threads_state() {
         let (table, stats) = (Cooldowns::default(), std::sync::Arc::default());
         let (a, b) = (
-            Shared::across_threads(table.clone(), std::sync::Arc::clone(&stats)),
-            Shared::across_threads(table, stats),
+            Shared::across_threads(
+                table.clone(),
+                std::sync::Arc::clone(&stats),
+                Records::default(),
+            ),
+            Shared::across_threads(table, stats, Records::default()),
         );
         a.record_attempt("gemini:m", true, None, 0.0, 30_000);
         b.record_attempt("gemini:m", true, None, 0.0, 30_000);

@@ -58,6 +58,9 @@ pub struct FakeHost {
     pub record_sent: bool,
     /// Settings and secrets beyond [`setting`]'s (a custom provider's key).
     pub settings: Rc<RefCell<HashMap<String, String>>>,
+    pub teams: Rc<RefCell<HashMap<String, crate::auth::TeamRecord>>>,
+    /// The counters of keys and teams.
+    pub ledger: crate::limits::Ledger,
 }
 
 /// A plain key record: not revoked, never expires.
@@ -71,6 +74,7 @@ pub fn key_record(id: &str) -> KeyRecord {
         revoked: false,
         expires_at_ms: None,
         created_at_ms: 0,
+        ..KeyRecord::default()
     }
 }
 
@@ -93,6 +97,8 @@ impl FakeHost {
             timers: Timers::Immediate,
             record_sent: true,
             settings: Rc::default(),
+            teams: Rc::default(),
+            ledger: crate::limits::Ledger::default(),
         }
     }
 
@@ -155,6 +161,32 @@ impl Upstream for FakeHost {
 impl KeyStore for FakeHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         Ok(self.keys.borrow().get(key_hash).cloned())
+    }
+}
+
+impl crate::ports::TeamStore for FakeHost {
+    async fn find_team(&self, name: &str) -> Result<Option<crate::auth::TeamRecord>, StoreError> {
+        Ok(self.teams.borrow().get(name).cloned())
+    }
+}
+
+impl crate::ports::LimitStore for FakeHost {
+    async fn reserve(
+        &self,
+        asks: Vec<crate::limits::ScopeAsk>,
+    ) -> Result<crate::limits::Admission, StoreError> {
+        Ok(self.ledger.reserve(&asks))
+    }
+
+    async fn settle(&self, held: Vec<crate::limits::Held>, used: crate::limits::Used) {
+        self.ledger.settle(&held, used);
+    }
+
+    async fn standing(
+        &self,
+        asks: Vec<crate::limits::ScopeAsk>,
+    ) -> Result<Vec<crate::limits::Standing>, StoreError> {
+        Ok(self.ledger.standing(&asks))
     }
 }
 

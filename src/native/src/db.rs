@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use gateway_core::TeamRecord;
 use gateway_core::{KeyRecord, LogRecord, SqlValue};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -28,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_cost.sql",
         include_str!("../../../migrations/0005_cost.sql"),
+    ),
+    (
+        "0006_limits.sql",
+        include_str!("../../../migrations/0006_limits.sql"),
     ),
 ];
 
@@ -78,8 +83,16 @@ pub enum KeyError {
 pub fn insert_key(conn: &Connection, key_hash: &str, record: &KeyRecord) -> Result<(), KeyError> {
     let json = serde_json::to_string(record)?;
     conn.execute(
-        "INSERT INTO api_keys (key_hash, id, name, record, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key_hash, record.id, record.name, json, record.created_at_ms],
+        "INSERT INTO api_keys (key_hash, id, name, record, created_at_ms, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key_hash,
+            record.id,
+            record.name,
+            json,
+            record.created_at_ms,
+            record.updated_at_ms
+        ],
     )?;
     Ok(())
 }
@@ -92,6 +105,102 @@ pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, 
         None => Ok(None),
         Some(j) => Ok(Some(serde_json::from_str(&j)?)),
     }
+}
+
+/// Marks a key revoked (by id); `false` when there is no such key.
+pub fn revoke_key(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, KeyError> {
+    let json: Option<String> = conn
+        .query_row("SELECT record FROM api_keys WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(json) = json else {
+        return Ok(false);
+    };
+    let mut record: KeyRecord = serde_json::from_str(&json)?;
+    record.revoked = true;
+    record.updated_at_ms = now_ms;
+    conn.execute(
+        "UPDATE api_keys SET record = ?1, updated_at_ms = ?2 WHERE id = ?3",
+        params![serde_json::to_string(&record)?, now_ms, id],
+    )?;
+    Ok(true)
+}
+
+/// Creates or replaces a team.
+pub fn put_team(conn: &Connection, team: &TeamRecord) -> Result<(), KeyError> {
+    conn.execute(
+        "INSERT INTO teams (name, record, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at_ms = excluded.updated_at_ms",
+        params![team.name, serde_json::to_string(team)?, team.created_at_ms, team.updated_at_ms],
+    )?;
+    Ok(())
+}
+
+pub fn find_team(conn: &Connection, name: &str) -> Result<Option<TeamRecord>, KeyError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT record FROM teams WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())?;
+    match json {
+        None => Ok(None),
+        Some(j) => Ok(Some(serde_json::from_str(&j)?)),
+    }
+}
+
+/// What a scope (`key:<id>`, `team:<name>`) spent today and this month in `zone`, in the reporting currency's
+/// pico-units, from the log rows (the indexes on key and on team, by time).
+pub fn spend(
+    conn: &Connection,
+    scope: &str,
+    zone: gateway_core::limits::Zone,
+    now_ms: i64,
+) -> rusqlite::Result<(u128, u128)> {
+    let (column, id) = match scope.split_once(':') {
+        Some(("team", name)) => ("team", name),
+        Some((_, id)) => ("key_id", id),
+        None => return Ok((0, 0)),
+    };
+    let sql = format!(
+        "SELECT COALESCE(SUM(cost_reporting_pico), 0) FROM request_logs WHERE {column} = ?1 AND ts_ms >= ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut sum = |since: i64| -> rusqlite::Result<u128> {
+        let total: i64 = stmt.query_row(params![id, since], |r| r.get(0))?;
+        Ok(u128::try_from(total).unwrap_or(0))
+    };
+    let day = sum(zone.day_bounds(now_ms).0)?;
+    let month = sum(zone.month_bounds(now_ms).0)?;
+    Ok((day, month))
+}
+
+/// Watches the key and team tables for changes made by another process (`gateway keys …`, a second gateway on
+/// the same file) and says so to every thread, twice a second.
+pub fn spawn_record_watch(path: PathBuf, records: gateway_core::Records) -> rusqlite::Result<()> {
+    let conn = open(&path)?;
+    let state = |conn: &Connection| -> rusqlite::Result<(i64, i64, i64, i64)> {
+        conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM api_keys), (SELECT COALESCE(MAX(updated_at_ms), 0) FROM api_keys), \
+             (SELECT COUNT(*) FROM teams), (SELECT COALESCE(MAX(updated_at_ms), 0) FROM teams)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+    };
+    let mut last = state(&conn)?;
+    std::thread::Builder::new()
+        .name("record-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            match state(&conn) {
+                Ok(now) if now != last => {
+                    last = now;
+                    records.changed();
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("gateway: watching key records failed: {e}"),
+            }
+        })
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(())
 }
 
 fn to_sql(v: SqlValue) -> rusqlite::types::Value {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use futures::StreamExt;
+use gateway_core::limits::{Admission, ScopeAsk};
 use gateway_core::{
     Clock, KeyRecord, KeyStore, PolicyStore, Settings, StoreError, Upstream, UpstreamError,
     UpstreamRequest, UpstreamResponse,
@@ -26,6 +27,8 @@ pub struct NativeHost {
     policy: Option<Rc<PolicySource>>,
     health: Arc<RwLock<Option<String>>>,
     secrets: crate::secrets::Secrets,
+    /// The limit counters, shared by every thread.
+    ledger: gateway_core::limits::Ledger,
     shutdown: crate::shutdown::Shutdown,
     /// `CLOCK_OFFSET_MS` (tests only).
     clock_offset_ms: f64,
@@ -44,7 +47,11 @@ impl NativeHost {
     pub fn new(
         db_path: &Path,
         policy: Option<PathBuf>,
-        (health, secrets): (Arc<RwLock<Option<String>>>, crate::secrets::Secrets),
+        (health, secrets, ledger): (
+            Arc<RwLock<Option<String>>>,
+            crate::secrets::Secrets,
+            gateway_core::limits::Ledger,
+        ),
         (shutdown, clock_offset_ms): (crate::shutdown::Shutdown, i64),
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
@@ -67,6 +74,7 @@ impl NativeHost {
             policy: policy.map(|p| Rc::new(PolicySource::new(p))),
             health,
             secrets,
+            ledger,
             shutdown,
             clock_offset_ms: clock_offset_ms as f64,
         })
@@ -132,6 +140,51 @@ impl gateway_core::ports::UsageStore for NativeHost {
 impl KeyStore for NativeHost {
     async fn find_key(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         crate::db::find_key(&self.db, key_hash).map_err(StoreError::new)
+    }
+}
+
+impl gateway_core::TeamStore for NativeHost {
+    async fn find_team(&self, name: &str) -> Result<Option<gateway_core::TeamRecord>, StoreError> {
+        crate::db::find_team(&self.db, name).map_err(StoreError::new)
+    }
+}
+
+/// Counters in process for every thread; a scope's spend today and this month is read from the log the first time
+/// it is needed, so a restart does not reset a budget.
+impl gateway_core::LimitStore for NativeHost {
+    async fn reserve(&self, asks: Vec<ScopeAsk>) -> Result<Admission, StoreError> {
+        self.seed(&asks)?;
+        Ok(self.ledger.reserve(&asks))
+    }
+
+    async fn settle(
+        &self,
+        held: Vec<gateway_core::limits::Held>,
+        used: gateway_core::limits::Used,
+    ) {
+        self.ledger.settle(&held, used);
+    }
+
+    async fn standing(
+        &self,
+        asks: Vec<ScopeAsk>,
+    ) -> Result<Vec<gateway_core::limits::Standing>, StoreError> {
+        self.seed(&asks)?;
+        Ok(self.ledger.standing(&asks))
+    }
+}
+
+impl NativeHost {
+    fn seed(&self, asks: &[ScopeAsk]) -> Result<(), StoreError> {
+        for a in asks {
+            if self.ledger.knows(&a.scope) {
+                continue;
+            }
+            let (day, month) = crate::db::spend(&self.db, &a.scope, a.zone, a.ask.now_ms)
+                .map_err(StoreError::new)?;
+            self.ledger.seed(&a.scope, a.ask.now_ms, a.zone, day, month);
+        }
+        Ok(())
     }
 }
 

@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage teams.
+    Teams {
+        #[command(subcommand)]
+        command: TeamsCommand,
+    },
     /// Print the usage report from the log's rollups, as `GET /admin/usage` serves it.
     Usage {
         #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
@@ -117,7 +122,63 @@ enum KeysCommand {
         /// Store nothing; print `{"key","id","kv_key","kv_value"}` for writing to the Worker's KV.
         #[arg(long)]
         kv_json: bool,
+        /// Limits as JSON: `{"requests_per_minute": 60, "tokens_per_minute": 100000, "concurrent_streams": 4,
+        /// "budget": {"currency": "CNY", "day": "50", "month": "1000"}}`; unset fields are unlimited.
+        #[arg(long)]
+        limits: Option<String>,
+        /// `provider/model` patterns the key may use (`deepseek/*`), comma-separated; default: every model.
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
     },
+    /// Revoke a key by its id: refused (401) from the next request on, by every thread of a running gateway
+    /// within a second.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamsCommand {
+    /// Create or replace a team's limits and allow-list (shared by its keys).
+    Set {
+        #[arg(long)]
+        name: String,
+        /// Limits as JSON, as for `gateway keys create --limits`.
+        #[arg(long)]
+        limits: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+    },
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn parse_limits(json: Option<&str>) -> Result<gateway_core::limits::Limits, String> {
+    let Some(json) = json else {
+        return Ok(Default::default());
+    };
+    let limits: gateway_core::limits::Limits =
+        serde_json::from_str(json).map_err(|e| format!("--limits: {e}"))?;
+    match limits.problem() {
+        Some(p) => Err(format!("--limits: {p}")),
+        None => Ok(limits),
+    }
+}
+
+fn checked_allow(allow: Vec<String>) -> Result<Vec<String>, String> {
+    match gateway_core::auth::allow_problem(&allow) {
+        Some(p) => Err(format!("--allow: {p}")),
+        None => Ok(allow),
+    }
 }
 
 fn main() -> ExitCode {
@@ -210,6 +271,38 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys {
+            command: KeysCommand::Revoke { id, db },
+        } => {
+            let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            if !db::revoke_key(&conn, &id, now_ms()).map_err(|e| e.to_string())? {
+                return Err(format!("no key with id `{id}` in {}", db.display()));
+            }
+            eprintln!("revoked key {id}");
+            Ok(())
+        }
+        Command::Teams {
+            command:
+                TeamsCommand::Set {
+                    name,
+                    limits,
+                    allow,
+                    db,
+                },
+        } => {
+            let record = gateway_core::TeamRecord {
+                name,
+                allow: checked_allow(allow)?,
+                limits: parse_limits(limits.as_deref())?,
+                created_at_ms: now_ms(),
+                updated_at_ms: now_ms(),
+            };
+            let mut conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            db::migrate(&mut conn).map_err(|e| e.to_string())?;
+            db::put_team(&conn, &record).map_err(|e| e.to_string())?;
+            eprintln!("team {} saved in {}", record.name, db.display());
+            Ok(())
+        }
+        Command::Keys {
             command:
                 KeysCommand::Create {
                     name,
@@ -217,6 +310,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     tier,
                     db,
                     kv_json,
+                    limits,
+                    allow,
                 },
         } => {
             let mut random = [0u8; 32];
@@ -237,6 +332,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 revoked: false,
                 expires_at_ms: None,
                 created_at_ms: now,
+                allow: checked_allow(allow)?,
+                limits: parse_limits(limits.as_deref())?,
+                updated_at_ms: now,
             };
             if kv_json {
                 let value = serde_json::to_string(&record).map_err(|e| e.to_string())?;

@@ -111,6 +111,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let health = std::sync::Arc::new(std::sync::RwLock::new(None));
     let every = std::time::Duration::from_millis(opts.config.policy_refresh_ms);
     crate::db::spawn_health(opts.db.clone(), every, health.clone()).map_err(|e| e.to_string())?;
+    // Key and team records changed by another process (`gateway keys …`) reach every thread within 0.5 s.
+    let records = gateway_core::Records::default();
+    crate::db::spawn_record_watch(opts.db.clone(), records.clone()).map_err(|e| e.to_string())?;
+    // One set of limit counters for all threads: a key's limits hold whichever thread serves it.
+    let ledger = gateway_core::limits::Ledger::default();
     let listener =
         std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -163,6 +168,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             shutdown: shutdown.clone(),
             connections: connections.clone(),
             secrets: opts.secrets.clone(),
+            records: records.clone(),
+            ledger: ledger.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -249,6 +256,8 @@ struct ThreadShared {
     /// One permit per open client connection.
     connections: std::sync::Arc<tokio::sync::Semaphore>,
     secrets: crate::secrets::Secrets,
+    records: gateway_core::Records,
+    ledger: gateway_core::limits::Ledger,
 }
 
 fn worker_thread(
@@ -264,6 +273,8 @@ fn worker_thread(
         shutdown,
         connections: permits,
         secrets,
+        records,
+        ledger,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -276,7 +287,7 @@ fn worker_thread(
         let host = NativeHost::new(
             &db,
             policy,
-            (health, secrets),
+            (health, secrets, ledger),
             (shutdown.clone(), config.clock_offset_ms),
         )?;
         let start_policy = match start_policy {
@@ -287,7 +298,9 @@ fn worker_thread(
         };
         let gateway = Rc::new(
             Gateway::new(host, Rc::new(config))
-                .with_shared(gateway_core::Shared::across_threads(cooldowns, log_stats))
+                .with_shared(gateway_core::Shared::across_threads(
+                    cooldowns, log_stats, records,
+                ))
                 .with_policy(start_policy),
         );
         let (connections, logs) = (Tasks::default(), Tasks::default());

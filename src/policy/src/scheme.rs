@@ -96,6 +96,12 @@ pub enum FieldId {
     KeyName,
     KeyTeam,
     KeyTier,
+    KeyBudgetRemainingPct,
+    KeySpendDay,
+    KeySpendMonth,
+    TeamBudgetRemainingPct,
+    TeamSpendDay,
+    TeamSpendMonth,
     Tags,
     Hour,
     Weekday,
@@ -215,6 +221,60 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
     ("key.name", FieldId::KeyName, Ty::Str, "the API key's name"),
     ("key.team", FieldId::KeyTeam, Ty::Str, "the API key's team"),
     ("key.tier", FieldId::KeyTier, Ty::Str, "the API key's tier"),
+    (
+        "key.budget.remaining_pct",
+        FieldId::KeyBudgetRemainingPct,
+        Ty::Float {
+            min: 0.0,
+            max: 100.0,
+        },
+        "share of the key's budget left, 0–100: the smaller of the day's and the month's (100 without a budget)",
+    ),
+    (
+        "key.spend.day",
+        FieldId::KeySpendDay,
+        Ty::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
+        "what the key spent today, requests in flight included, in the reporting currency (0 without a budget)",
+    ),
+    (
+        "key.spend.month",
+        FieldId::KeySpendMonth,
+        Ty::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
+        "what the key spent this month, likewise",
+    ),
+    (
+        "team.budget.remaining_pct",
+        FieldId::TeamBudgetRemainingPct,
+        Ty::Float {
+            min: 0.0,
+            max: 100.0,
+        },
+        "share of the key's team's budget left, 0–100 (100 without a team budget)",
+    ),
+    (
+        "team.spend.day",
+        FieldId::TeamSpendDay,
+        Ty::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
+        "what the key's team spent today, in the reporting currency (0 without a team budget)",
+    ),
+    (
+        "team.spend.month",
+        FieldId::TeamSpendMonth,
+        Ty::Float {
+            min: 0.0,
+            max: f64::MAX,
+        },
+        "what the key's team spent this month, likewise",
+    ),
     (
         "tags",
         FieldId::Tags,
@@ -381,6 +441,7 @@ pub struct Attrs {
     #[serde(skip_serializing)]
     pub system: String,
     pub key: KeyAttrs,
+    pub team: TeamAttrs,
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub time: TimeAttrs,
@@ -404,6 +465,39 @@ pub struct KeyAttrs {
     pub name: String,
     pub team: String,
     pub tier: String,
+    pub budget: BudgetAttrs,
+    pub spend: SpendAttrs,
+}
+
+/// A key's or team's budget as the policy sees it: without one, 100% is left.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetAttrs {
+    pub remaining_pct: f64,
+}
+
+impl Default for BudgetAttrs {
+    fn default() -> Self {
+        Self {
+            remaining_pct: 100.0,
+        }
+    }
+}
+
+/// What a key or team spent today and this month, in the reporting currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpendAttrs {
+    pub day: f64,
+    pub month: f64,
+}
+
+/// The key's team's budget and spend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeamAttrs {
+    pub budget: BudgetAttrs,
+    pub spend: SpendAttrs,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -486,6 +580,12 @@ impl Attrs {
             FieldId::KeyName => AttrValue::Str(&self.key.name),
             FieldId::KeyTeam => AttrValue::Str(&self.key.team),
             FieldId::KeyTier => AttrValue::Str(&self.key.tier),
+            FieldId::KeyBudgetRemainingPct => AttrValue::Float(self.key.budget.remaining_pct),
+            FieldId::KeySpendDay => AttrValue::Float(self.key.spend.day),
+            FieldId::KeySpendMonth => AttrValue::Float(self.key.spend.month),
+            FieldId::TeamBudgetRemainingPct => AttrValue::Float(self.team.budget.remaining_pct),
+            FieldId::TeamSpendDay => AttrValue::Float(self.team.spend.day),
+            FieldId::TeamSpendMonth => AttrValue::Float(self.team.spend.month),
             FieldId::Tags => AttrValue::Set(&self.tags),
             FieldId::Hour => AttrValue::Int(self.time.hour),
             FieldId::Weekday => AttrValue::Str(&self.time.weekday),

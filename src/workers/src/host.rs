@@ -22,6 +22,9 @@ thread_local! {
     static ISOLATE: std::cell::RefCell<Option<Rc<Isolate>>> = const { std::cell::RefCell::new(None) };
     /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
     static SHARED: Rc<Shared> = Shared::new();
+    /// Limit counters of this isolate. Interim: exact only within one isolate (as `wrangler dev` runs); the
+    /// counters move to a Durable Object per key and per team next.
+    static LEDGER: gateway_core::limits::Ledger = gateway_core::limits::Ledger::default();
 }
 
 #[derive(Clone)]
@@ -257,6 +260,40 @@ impl KeyStore for WorkerHost {
             .json::<KeyRecord>()
             .await
             .map_err(StoreError::new)
+    }
+}
+
+impl gateway_core::TeamStore for WorkerHost {
+    async fn find_team(&self, name: &str) -> Result<Option<gateway_core::TeamRecord>, StoreError> {
+        self.keys
+            .get(&format!("team/{name}"))
+            .json::<gateway_core::TeamRecord>()
+            .await
+            .map_err(StoreError::new)
+    }
+}
+
+impl gateway_core::LimitStore for WorkerHost {
+    async fn reserve(
+        &self,
+        asks: Vec<gateway_core::limits::ScopeAsk>,
+    ) -> Result<gateway_core::limits::Admission, StoreError> {
+        Ok(LEDGER.with(|l| l.reserve(&asks)))
+    }
+
+    async fn settle(
+        &self,
+        held: Vec<gateway_core::limits::Held>,
+        used: gateway_core::limits::Used,
+    ) {
+        LEDGER.with(|l| l.settle(&held, used));
+    }
+
+    async fn standing(
+        &self,
+        asks: Vec<gateway_core::limits::ScopeAsk>,
+    ) -> Result<Vec<gateway_core::limits::Standing>, StoreError> {
+        Ok(LEDGER.with(|l| l.standing(&asks)))
     }
 }
 

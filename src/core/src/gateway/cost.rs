@@ -10,6 +10,7 @@ use gateway_policy::prices::{PriceBook, Tokens};
 use crate::log::{CostRecord, Usage};
 
 /// The price table a request is priced with: the deciding policy's, else the built-in one.
+#[derive(Clone)]
 pub(super) struct Pricing {
     pub book: Arc<PriceBook>,
 }

@@ -14,6 +14,7 @@ use crate::attributes::{request_attrs, RequestFacts};
 use crate::auth::KeyRecord;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::GatewayRequest;
+use crate::limits::Standing;
 use crate::ports::Host;
 use crate::providers::Providers;
 use crate::state::BUILTIN_POLICY;
@@ -50,6 +51,8 @@ pub(super) enum Why {
     },
     /// Failing lately: tried only after the others.
     CoolingDown,
+    /// Outside the key's or its team's allow-list.
+    NotAllowed,
 }
 
 impl std::fmt::Display for Why {
@@ -64,6 +67,7 @@ impl std::fmt::Display for Why {
                 "~{needed} tokens exceed its {window}-token context window"
             ),
             Why::CoolingDown => f.write_str("cooling down, tried last"),
+            Why::NotAllowed => f.write_str("not allowed for this key"),
         }
     }
 }
@@ -96,7 +100,7 @@ impl<H: Host> Gateway<H> {
     pub(super) fn plan<'c>(
         &self,
         req: &GatewayRequest,
-        (key, call): (&KeyRecord, &ApiCall),
+        (key, call, standings): (&KeyRecord, &ApiCall, Standings),
         requested: Requested<'c>,
         request_id: &str,
         (policy, providers): (Option<&Policy>, &'c Providers),
@@ -114,12 +118,46 @@ impl<H: Host> Gateway<H> {
                 id_hash: fnv1a(request_id.as_bytes()),
             });
             attrs.health = (*self.shared.health()).clone();
+            let (key, team) = standings;
+            if let Some(s) = key {
+                attrs.key.budget.remaining_pct = s.budget_remaining_pct();
+                attrs.key.spend = spend(&s);
+            }
+            if let Some(s) = team {
+                attrs.team.budget.remaining_pct = s.budget_remaining_pct();
+                attrs.team.spend = spend(&s);
+            }
             attrs
         });
         let now = self.host.now_ms();
         let cooling = |t: &Target<'_>| self.shared.cooling(&t.name(), now);
         plan(policy, attrs, requested, providers, cooling)
     }
+}
+
+/// Where the key and its team stand on their limits (read only when the policy tests their budgets).
+pub(super) type Standings = (Option<Standing>, Option<Standing>);
+
+/// The budget attributes' spend: pico-units of the reporting currency as a number of its units.
+fn spend(s: &Standing) -> gateway_policy::scheme::SpendAttrs {
+    gateway_policy::scheme::SpendAttrs {
+        day: s.day_pico as f64 / 1e12,
+        month: s.month_pico as f64 / 1e12,
+    }
+}
+
+/// Whether a policy tests a key's or team's budget or spend (then admission's standing is read first).
+pub(super) fn tests_budgets(policy: &Policy) -> bool {
+    [
+        FieldId::KeyBudgetRemainingPct,
+        FieldId::KeySpendDay,
+        FieldId::KeySpendMonth,
+        FieldId::TeamBudgetRemainingPct,
+        FieldId::TeamSpendDay,
+        FieldId::TeamSpendMonth,
+    ]
+    .iter()
+    .any(|f| policy.tests(f))
 }
 
 /// The targets to try: the policy's decision for `attrs`, or, without a policy, what was requested. Targets

@@ -25,6 +25,8 @@ pub(super) struct Trace {
     relayed_bytes: usize,
     /// A whole JSON answer came without usage: it is priced from the estimate.
     unreported: bool,
+    /// The `x-ratelimit-*` headers of the key's and team's limits.
+    limit_headers: Vec<(String, String)>,
     /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
     /// still waiting for a provider): see [`super::Gateway::begin`].
     abandoned: Option<Abandoned>,
@@ -55,6 +57,7 @@ impl Trace {
             prompt_estimate: 0,
             relayed_bytes: 0,
             unreported: false,
+            limit_headers: Vec::new(),
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -105,6 +108,30 @@ impl Trace {
 
     pub(super) fn priced_with(&mut self, pricing: Pricing) {
         self.pricing = Some(pricing);
+    }
+
+    /// The gateway's estimate of the prompt's tokens (known once the request is planned).
+    pub(super) fn prompt_estimate(&self) -> u64 {
+        self.prompt_estimate
+    }
+
+    pub(super) fn limit_headers(&mut self, headers: Vec<(String, String)>) {
+        self.limit_headers = headers;
+    }
+
+    pub(super) fn rate_limit_headers(&self) -> &[(String, String)] {
+        &self.limit_headers
+    }
+
+    /// What admission reserved, settled when the row is complete.
+    pub(super) fn hold(&mut self, held: Vec<crate::limits::Held>) {
+        self.rec.held = held;
+    }
+
+    /// A limit of `scope` (`key:<id>`, `team:<name>`) refused the request.
+    pub(super) fn limited(&mut self, scope: &str, limit: crate::limits::Limit) {
+        let kind = scope.split(':').next().unwrap_or(scope);
+        self.rec.limited_by = Some(format!("{kind}:{}", limit.name()));
     }
 
     pub(super) fn planned(&mut self, plan: &AttemptPlan<'_>, call: &ApiCall) {

@@ -19,6 +19,7 @@ pub(super) fn respond<H: Host>(
     config: &GatewayConfig,
 ) -> (GatewayResponse, LocalBoxFuture<'static, LogRecord>) {
     let request_id = ("x-request-id".to_owned(), trace.id().to_owned());
+    let limit_headers = trace.rate_limit_headers().to_vec();
     let (status, mut headers, body, record) = match outcome {
         Ok(Reply::Local {
             status,
@@ -71,6 +72,7 @@ pub(super) fn respond<H: Host>(
             (err.status(), headers, Body::Full(err.body()), ready(record))
         }
     };
+    headers.extend(limit_headers);
     headers.push(request_id);
     let response = GatewayResponse {
         status,

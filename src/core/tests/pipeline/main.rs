@@ -4,6 +4,7 @@
 
 mod auth;
 mod fallback;
+mod limits;
 mod policy;
 mod providers;
 mod routes;

@@ -1,0 +1,395 @@
+//! Limit: the key's and its team's allow-lists, limits and budgets ([`crate::limits`]). Before the policy runs, a
+//! requested model outside an allow-list is refused (403); after it, targets outside one are skipped. Admission
+//! then reserves what the request may use in every scope that has limits (the key's, its team's), all or none;
+//! the log row's future settles the reservations with what the request used ([`settle`]).
+
+use gateway_policy::prices::Tokens;
+
+use super::cost::Pricing;
+use super::plan::{AttemptPlan, Skipped, Why};
+use super::record::Trace;
+use super::request::ApiCall;
+use super::resolve::Requested;
+use super::Gateway;
+use crate::auth::{self, KeyRecord, TeamRecord};
+use crate::error::{ApiError, ErrorCode};
+use crate::limits::{self, Admission, Ask, Limit, Refusal, ScopeAsk, Standing, Used};
+use crate::log::LogRecord;
+use crate::ports::{Host, LimitStore};
+
+/// The key and its team, as admission sees them.
+pub(super) struct Holder<'a> {
+    pub key: &'a KeyRecord,
+    pub team: Option<TeamRecord>,
+}
+
+impl Holder<'_> {
+    /// Whether both allow-lists let the request use `provider/model`.
+    pub(super) fn allows(&self, provider: &str, model: &str) -> bool {
+        auth::allowed(&self.key.allow, provider, model)
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|t| auth::allowed(&t.allow, provider, model))
+    }
+
+    fn has_limits(&self) -> bool {
+        !self.key.limits.is_empty() || self.team.as_ref().is_some_and(|t| !t.limits.is_empty())
+    }
+}
+
+impl<H: Host> Gateway<H> {
+    /// The key's team record (cached like key records), when the key names one; a team that does not exist has
+    /// no limits of its own.
+    pub(super) async fn find_team(&self, key: &KeyRecord) -> Result<Option<TeamRecord>, ApiError> {
+        let Some(name) = &key.team else {
+            return Ok(None);
+        };
+        let now = self.host.now_ms();
+        if let Some(cached) = self.shared.cached_team(name, now, self.config.key_cache_ms) {
+            return Ok(cached);
+        }
+        let found = self.host.find_team(name).await.map_err(|e| {
+            ApiError::new(ErrorCode::KeyStoreUnavailable, format!("team store: {e}"))
+        })?;
+        self.shared.cache_team(name, found.clone(), now);
+        Ok(found)
+    }
+
+    /// Reserves what the planned request may use in the key's and the team's scopes, or refuses it (429) saying
+    /// which limit; the reservations travel with the log row. Puts the `x-ratelimit-*` headers in the trace.
+    pub(super) async fn reserve(
+        &self,
+        holder: &Holder<'_>,
+        (call, plan, pricing): (&ApiCall, &AttemptPlan<'_>, &Pricing),
+        trace: &mut Trace,
+    ) -> Result<(), ApiError> {
+        if !holder.has_limits() {
+            return Ok(());
+        }
+        let now = self.host.now_ms() as i64;
+        let ask = self.ask(call, plan, pricing, trace.prompt_estimate(), now);
+        let asks = self.scopes(holder, pricing, ask)?;
+        if asks.is_empty() {
+            return Ok(());
+        }
+        let admission =
+            self.host.reserve(asks).await.map_err(|e| {
+                ApiError::new(ErrorCode::KeyStoreUnavailable, format!("limits: {e}"))
+            })?;
+        match admission {
+            Admission::Admitted(granted) => {
+                let standings: Vec<Standing> = granted.iter().map(|(_, s)| *s).collect();
+                trace.limit_headers(rate_headers(&standings, now));
+                trace.hold(granted.into_iter().map(|(h, _)| h).collect());
+                Ok(())
+            }
+            Admission::Refused {
+                scope,
+                refusal,
+                standing,
+            } => {
+                trace.limit_headers(rate_headers(&[standing], now));
+                trace.limited(&scope, refusal.limit);
+                Err(refused(
+                    &scope,
+                    refusal,
+                    &standing,
+                    now,
+                    &self.config.reporting_currency,
+                ))
+            }
+        }
+    }
+
+    /// What the request asks: one request, its prompt's estimate plus its completion cap in tokens, and the
+    /// costliest of the plan's targets at those tokens (so a fallback to a pricier target stays inside).
+    fn ask(
+        &self,
+        call: &ApiCall,
+        plan: &AttemptPlan<'_>,
+        pricing: &Pricing,
+        prompt: u64,
+        now: i64,
+    ) -> Ask {
+        let completion = if call.endpoint() == "embeddings" {
+            0
+        } else {
+            call.body()
+                .get("max_completion_tokens")
+                .or_else(|| call.body().get("max_tokens"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(self.config.limit_max_tokens)
+        };
+        let reporting = &self.config.reporting_currency;
+        let pico = plan
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let quote = pricing
+                    .book
+                    .quote(&t.provider.name, &t.model, now, prompt)?;
+                let cost = quote.cost(Tokens {
+                    prompt,
+                    completion,
+                    ..Tokens::default()
+                });
+                pricing.book.convert(cost.pico, &cost.currency, reporting)
+            })
+            .max()
+            .unwrap_or(0);
+        Ask {
+            now_ms: now,
+            tokens: prompt.saturating_add(completion),
+            pico,
+            stream: call.stream(),
+        }
+    }
+
+    fn scopes(
+        &self,
+        holder: &Holder<'_>,
+        pricing: &Pricing,
+        ask: Ask,
+    ) -> Result<Vec<ScopeAsk>, ApiError> {
+        let reporting = &self.config.reporting_currency;
+        let mut asks = Vec::with_capacity(2);
+        let mut add = |scope: String, limits: &limits::Limits| -> Result<(), ApiError> {
+            if limits.is_empty() {
+                return Ok(());
+            }
+            let resolved = limits
+                .resolve(&pricing.book, reporting)
+                .map_err(|e| ApiError::internal(format!("{scope}: {e}")))?;
+            asks.push(ScopeAsk {
+                scope,
+                limits: resolved,
+                zone: self.config.limit_zone,
+                ask,
+            });
+            Ok(())
+        };
+        add(format!("key:{}", holder.key.id), &holder.key.limits)?;
+        if let Some(team) = &holder.team {
+            add(format!("team:{}", team.name), &team.limits)?;
+        }
+        Ok(asks)
+    }
+
+    /// A requested model outside the key's or team's allow-list is refused before the policy runs: one that
+    /// names its provider (`openai/gpt-5.4`), or any without a policy (then it is what would be called). A bare
+    /// model name under a policy is the policy's to route; targets it picks outside the lists are skipped.
+    pub(super) fn check_allowed(
+        &self,
+        holder: &Holder<'_>,
+        (requested, call, policy): (&Requested<'_>, &ApiCall, bool),
+    ) -> Result<(), ApiError> {
+        let Ok(t) = &requested.target else {
+            return Ok(());
+        };
+        if policy && !call.model().contains('/') {
+            return Ok(());
+        }
+        if holder.allows(&t.provider.name, &t.model) {
+            return Ok(());
+        }
+        Err(not_allowed(
+            holder,
+            &format!("{}/{}", t.provider.name, t.model),
+        ))
+    }
+}
+
+/// Leaves out the plan's targets the key or team may not use; refuses the request (403) when none is left.
+pub(super) fn restrict(plan: &mut AttemptPlan<'_>, holder: &Holder<'_>) {
+    if plan.refusal.is_some()
+        || (holder.key.allow.is_empty() && holder.team.as_ref().is_none_or(|t| t.allow.is_empty()))
+    {
+        return;
+    }
+    let (allowed, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.targets)
+        .into_iter()
+        .partition(|t| holder.allows(&t.provider.name, &t.model));
+    if allowed.is_empty() {
+        if let Some(t) = refused.first() {
+            plan.refusal = Some(not_allowed(
+                holder,
+                &format!("{}/{}", t.provider.name, t.model),
+            ));
+        }
+    }
+    plan.skipped.extend(refused.iter().map(|t| Skipped {
+        target: t.name(),
+        why: Why::NotAllowed,
+    }));
+    plan.targets = allowed;
+}
+
+fn not_allowed(holder: &Holder<'_>, target: &str) -> ApiError {
+    let mut lists = Vec::new();
+    if !holder.key.allow.is_empty() {
+        lists.push(format!(
+            "key `{}`: {}",
+            holder.key.id,
+            holder.key.allow.join(", ")
+        ));
+    }
+    if let Some(t) = holder.team.as_ref().filter(|t| !t.allow.is_empty()) {
+        lists.push(format!("team `{}`: {}", t.name, t.allow.join(", ")));
+    }
+    ApiError::new(
+        ErrorCode::PermissionDenied,
+        format!(
+            "this API key may not use `{target}` (allowed for {})",
+            lists.join("; ")
+        ),
+    )
+    .with_param("model")
+}
+
+/// The 429 for a refusal: `rate_limit_exceeded` with a `Retry-After`, or `insufficient_quota` for a budget.
+fn refused(
+    scope: &str,
+    refusal: Refusal,
+    standing: &Standing,
+    now: i64,
+    reporting: &str,
+) -> ApiError {
+    let who = scope.replacen(':', " `", 1) + "`";
+    let limits = &standing.limits;
+    let message = match refusal.limit {
+        Limit::RequestsPerMinute => format!(
+            "rate limit reached for {who}: {} requests per minute",
+            limits.requests_per_minute.unwrap_or(0)
+        ),
+        Limit::TokensPerMinute if refusal.too_large => format!(
+            "request too large for {who}: its prompt and max_tokens need more than the limit of {} tokens per \
+             minute; lower max_tokens or shorten the prompt",
+            limits.tokens_per_minute.unwrap_or(0)
+        ),
+        Limit::TokensPerMinute => format!(
+            "rate limit reached for {who}: {} tokens per minute (prompt and completion; {} used or reserved in \
+             this minute)",
+            limits.tokens_per_minute.unwrap_or(0),
+            standing.tokens
+        ),
+        Limit::ConcurrentStreams => format!(
+            "rate limit reached for {who}: {} concurrent streams",
+            limits.concurrent_streams.unwrap_or(0)
+        ),
+        Limit::BudgetDay | Limit::BudgetMonth => {
+            let (period, budget, spent) = if refusal.limit == Limit::BudgetDay {
+                ("daily", limits.day_pico, standing.day_pico)
+            } else {
+                ("monthly", limits.month_pico, standing.month_pico)
+            };
+            let money = |p: u128| gateway_policy::prices::format_pico(p);
+            format!(
+                "{who} has used its {period} budget: {} of {} {reporting} spent or reserved by requests in flight",
+                money(spent),
+                money(budget.unwrap_or(0)),
+            )
+        }
+    };
+    let code = if refusal.limit.is_budget() {
+        ErrorCode::InsufficientQuota { status: 429 }
+    } else {
+        ErrorCode::RateLimited { code: None }
+    };
+    let mut err = ApiError::new(code, message);
+    if let Some(at) = refusal.retry_at_ms {
+        err.retry_after = Some(((at - now).max(0) as u64).div_ceil(1000).max(1).to_string());
+    }
+    err
+}
+
+/// OpenAI's `x-ratelimit-*` headers, for the scope with the least left of each limit that is set.
+fn rate_headers(standings: &[Standing], now: i64) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    let reset = |s: &Standing| limits::reset_duration(s.reset_ms - now);
+    if let Some(s) = standings
+        .iter()
+        .filter(|s| s.limits.requests_per_minute.is_some())
+        .min_by_key(|s| s.remaining_requests())
+    {
+        headers.extend([
+            (
+                "x-ratelimit-limit-requests".to_owned(),
+                s.limits.requests_per_minute.unwrap_or(0).to_string(),
+            ),
+            (
+                "x-ratelimit-remaining-requests".to_owned(),
+                s.remaining_requests().unwrap_or(0).to_string(),
+            ),
+            ("x-ratelimit-reset-requests".to_owned(), reset(s)),
+        ]);
+    }
+    if let Some(s) = standings
+        .iter()
+        .filter(|s| s.limits.tokens_per_minute.is_some())
+        .min_by_key(|s| s.remaining_tokens())
+    {
+        headers.extend([
+            (
+                "x-ratelimit-limit-tokens".to_owned(),
+                s.limits.tokens_per_minute.unwrap_or(0).to_string(),
+            ),
+            (
+                "x-ratelimit-remaining-tokens".to_owned(),
+                s.remaining_tokens().unwrap_or(0).to_string(),
+            ),
+            ("x-ratelimit-reset-tokens".to_owned(), reset(s)),
+        ]);
+    }
+    headers
+}
+
+/// Settles a finished request's reservations with what it used: the tokens and the cost its row records (none
+/// when no provider answered: everything reserved is given back).
+pub(super) async fn settle<H: LimitStore>(host: &H, row: &mut LogRecord) {
+    if row.held.is_empty() {
+        return;
+    }
+    let usage = row.usage.unwrap_or_default();
+    let used = Used {
+        tokens: usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        pico: row
+            .cost
+            .as_ref()
+            .and_then(|c| c.reporting_pico)
+            .map_or(0, u128::from),
+    };
+    host.settle(std::mem::take(&mut row.held), used).await;
+}
+
+/// Where the key and its team stand, for the policy's budget attributes (only when the policy tests them).
+pub(super) async fn standing<H: Host>(
+    gateway: &Gateway<H>,
+    holder: &Holder<'_>,
+    pricing: &Pricing,
+) -> Result<(Option<Standing>, Option<Standing>), ApiError> {
+    let now = gateway.host.now_ms() as i64;
+    let ask = Ask {
+        now_ms: now,
+        ..Ask::default()
+    };
+    let asks = gateway.scopes(holder, pricing, ask)?;
+    if asks.is_empty() {
+        return Ok((None, None));
+    }
+    let standings = gateway
+        .host
+        .standing(asks.clone())
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::KeyStoreUnavailable, format!("limits: {e}")))?;
+    let mut key = None;
+    let mut team = None;
+    for (a, s) in asks.iter().zip(standings) {
+        if a.scope.starts_with("key:") {
+            key = Some(s);
+        } else {
+            team = Some(s);
+        }
+    }
+    Ok((key, team))
+}

@@ -1,0 +1,154 @@
+"""Limits, budgets and allow-lists of keys, end to end on the native host (counters in process, shared by every
+thread): exactly N requests per minute window under concurrent clients, tokens per minute counting streamed
+answers, a daily budget that is never passed by more than what requests in flight under-reserved, revocation
+within a second, and allow-lists. (The Worker's Durable Object counters are the next step of this work.)"""
+
+import json
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from harness import BIN_DIR, SELECTED_HOSTS, NativeGateway
+
+PICO = 10**12
+
+
+@pytest.fixture(scope="module")
+def gw(mock):
+    if "native" not in SELECTED_HOSTS:
+        pytest.skip("the native host is not selected")
+    # Two worker threads: the limits hold whichever thread serves a request.
+    gateway = NativeGateway(mock, threads=2)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def known_usage(mock):
+    def force(**routes):
+        httpx.post(mock.url + "/__mock/usage?reset", json=routes, timeout=5).raise_for_status()
+    yield force
+    httpx.post(mock.url + "/__mock/usage?reset", json={}, timeout=5)
+
+
+def key(gw, **limits):
+    allow = limits.pop("allow", None)
+    attrs = {"limits": json.dumps(limits)}
+    if allow:
+        attrs["allow"] = allow
+    return gw.create_key(**attrs)
+
+
+def chat(gw, k, model="gpt-4o-mini", **extra):
+    return httpx.post(gw.url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {k}"},
+                      json={"model": model, "messages": [{"role": "user", "content": "hi"}], **extra})
+
+
+def test_exactly_n_requests_are_admitted_per_minute_window(gw):
+    """Six clients drive a key limited to 20 requests a minute for just over a minute: every minute window it
+    touched admitted exactly 20 (each `x-ratelimit-remaining-requests` value 19…0 once per window); the rest
+    got 429 `rate_limit_exceeded` with a Retry-After."""
+    n, k = 20, key(gw, requests_per_minute=20)
+    admitted, refused, ids = [], [], []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 65
+
+    def client():
+        with httpx.Client(timeout=30) as c:
+            while time.monotonic() < deadline:
+                r = c.post(gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {k}"},
+                           json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+                with lock:
+                    ids.append(r.headers["x-request-id"])
+                    if r.status_code == 200:
+                        admitted.append(int(r.headers["x-ratelimit-remaining-requests"]))
+                    else:
+                        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
+                        assert 1 <= int(r.headers["retry-after"]) <= 60
+                        refused.append(r)
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    windows = {int(gw.log_row(i)["ts_ms"]) // 60_000 for i in (ids[0], ids[-1])}
+    windows = set(range(min(windows), max(windows) + 1))
+    assert len(windows) >= 2
+    assert len(admitted) == n * len(windows), (len(admitted), windows)
+    assert Counter(admitted) == {v: len(windows) for v in range(n)}
+    assert refused, "the clients asked for more than the limit"
+    assert gw.log_row(refused[0].headers["x-request-id"])["limited_by"] == "key:requests_per_minute"
+
+
+def test_tokens_per_minute_count_prompt_and_completion_of_streams(gw, known_usage):
+    """Each streamed answer reports 1,000 prompt and 200 completion tokens: with 3,000 tokens a minute the
+    fourth is refused, though each reserved only its small prompt and max_tokens of 50."""
+    known_usage(openai={"prompt": 1000, "completion": 200})
+    k = key(gw, tokens_per_minute=3000)
+    statuses = []
+    for _ in range(4):
+        r = chat(gw, k, stream=True, max_tokens=50)
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            assert "[DONE]" in r.text
+    assert statuses == [200, 200, 200, 429]
+    assert r.json()["error"]["code"] == "rate_limit_exceeded"
+    assert r.headers["x-ratelimit-limit-tokens"] == "3000"
+    assert r.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_a_daily_budget_is_never_passed_by_more_than_the_reservation_error(gw, known_usage):
+    """gpt-4o-mini answers reporting 1,000 prompt and 200 completion tokens cost $0.00027 each. A key with a $0.001
+    daily budget is admitted while its spend plus the request's worst case fits, then refused with
+    `insufficient_quota`; the spend passes the budget by no more than what the last admitted request
+    under-reserved (its reservation was its ~10-token prompt estimate and max_tokens 10)."""
+    known_usage(openai={"prompt": 1000, "completion": 200})
+    k = key(gw, budget={"currency": "USD", "day": "0.001"})
+    spent, results = 0, []
+    for _ in range(8):
+        r = chat(gw, k, max_tokens=10)
+        results.append(r.status_code)
+        if r.status_code == 200:
+            spent += gw.log_row(r.headers["x-request-id"])["cost_reporting_pico"]
+        else:
+            assert r.json()["error"]["code"] == "insufficient_quota", r.text
+            assert gw.log_row(r.headers["x-request-id"])["limited_by"] == "key:budget_day"
+    admitted = results.count(200)
+    assert results == [200] * admitted + [429] * (8 - admitted)
+    per_request = 270_000_000  # $0.00027
+    assert spent == admitted * per_request
+    # The over-run is at most one request's error: what it cost beyond what it reserved.
+    assert 0.001 * PICO <= spent <= 0.001 * PICO + per_request
+    print(f"daily budget $0.001: spent ${spent / PICO:.6f} over {admitted} requests "
+          f"(over-run ${(spent - 0.001 * PICO) / PICO:.6f}, one request's under-reservation)")
+
+
+def test_a_revoked_key_is_refused_within_a_second(gw):
+    k = key(gw)
+    r = chat(gw, k)
+    assert r.status_code == 200
+    key_id = gw.log_row(r.headers["x-request-id"])["key_id"]
+    subprocess.run([str(BIN_DIR / "gateway"), "keys", "revoke", "--id", key_id, "--db", str(gw.db)], check=True,
+                   capture_output=True)
+    revoked_at = time.monotonic()
+    while chat(gw, k).status_code != 401:
+        assert time.monotonic() - revoked_at < 1.0, "the revoked key still works after a second"
+        time.sleep(0.05)
+    r = chat(gw, k)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_a_model_outside_the_allow_list_is_403_with_a_clear_message(gw):
+    k = key(gw, allow="deepseek/*")
+    r = chat(gw, k, model="openai/gpt-4o-mini")
+    assert r.status_code == 403
+    err = r.json()["error"]
+    assert err["code"] == "permission_denied" and "openai/gpt-4o-mini" in err["message"]
+    assert "deepseek/*" in err["message"]
+    assert chat(gw, k, model="deepseek/deepseek-chat").status_code == 200
