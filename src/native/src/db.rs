@@ -386,7 +386,8 @@ mod tests {
                 "0002_policy.sql",
                 "0003_attempts.sql",
                 "0004_cache_writes.sql",
-                "0005_cost.sql"
+                "0005_cost.sql",
+                "0006_limits.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());
