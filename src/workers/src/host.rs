@@ -22,8 +22,7 @@ thread_local! {
     static ISOLATE: std::cell::RefCell<Option<Rc<Isolate>>> = const { std::cell::RefCell::new(None) };
     /// The isolate's policy, health and cooldowns: they outlive the request that loaded them.
     static SHARED: Rc<Shared> = Shared::new();
-    /// Limit counters of this isolate. Interim: exact only within one isolate (as `wrangler dev` runs); the
-    /// counters move to a Durable Object per key and per team next.
+    /// Limit counters of this isolate, for a Worker without the `LIMITER` Durable Object binding.
     static LEDGER: gateway_core::limits::Ledger = gateway_core::limits::Ledger::default();
 }
 
@@ -35,6 +34,8 @@ struct WorkerHost {
     env: Env,
     /// `None` without the `DB` binding.
     db: Option<Rc<D1Database>>,
+    /// The `Limiter` Durable Objects (`None` without the `LIMITER` binding).
+    limiter: Option<Rc<worker::ObjectNamespace>>,
     /// `CLOCK_OFFSET_MS` (tests only).
     clock_offset_ms: f64,
 }
@@ -273,12 +274,58 @@ impl gateway_core::TeamStore for WorkerHost {
     }
 }
 
+/// A Durable Object per key and per team (`LIMITER`, [`crate::limiter::Limiter`]); without the binding, counters
+/// of this isolate only (exact within one isolate, not across them).
 impl gateway_core::LimitStore for WorkerHost {
     async fn reserve(
         &self,
         asks: Vec<gateway_core::limits::ScopeAsk>,
     ) -> Result<gateway_core::limits::Admission, StoreError> {
-        Ok(LEDGER.with(|l| l.reserve(&asks)))
+        use gateway_core::limits::{Admission, Held};
+        let Some(ns) = &self.limiter else {
+            return Ok(LEDGER.with(|l| l.reserve(&asks)));
+        };
+        // Every scope at once; a refusal by one gives the others' reservations back.
+        let answers = futures::future::join_all(
+            asks.iter()
+                .map(|a| limiter_call::<crate::limiter::Reserved>(ns, &a.scope, "reserve", a)),
+        )
+        .await;
+        let mut granted = Vec::new();
+        let mut refused = None;
+        let mut failed = None;
+        for (a, answer) in asks.iter().zip(answers) {
+            match answer {
+                Ok(crate::limiter::Reserved::Granted {
+                    reservation,
+                    standing,
+                }) => granted.push((
+                    Held {
+                        scope: a.scope.clone(),
+                        reservation,
+                    },
+                    standing,
+                )),
+                Ok(crate::limiter::Reserved::Refused { refusal, standing }) => {
+                    refused.get_or_insert(Admission::Refused {
+                        scope: a.scope.clone(),
+                        refusal,
+                        standing,
+                    });
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if refused.is_some() || failed.is_some() {
+            futures::future::join_all(granted.iter().map(|(h, _)| {
+                limiter_call::<serde_json::Value>(ns, &h.scope, "cancel", &h.reservation)
+            }))
+            .await;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(refused.unwrap_or(Admission::Admitted(granted)))
     }
 
     async fn settle(
@@ -286,15 +333,69 @@ impl gateway_core::LimitStore for WorkerHost {
         held: Vec<gateway_core::limits::Held>,
         used: gateway_core::limits::Used,
     ) {
-        LEDGER.with(|l| l.settle(&held, used));
+        let Some(ns) = &self.limiter else {
+            LEDGER.with(|l| l.settle(&held, used));
+            return;
+        };
+        let settled = futures::future::join_all(held.iter().map(|h| {
+            let s = crate::limiter::Settlement {
+                reservation: h.reservation,
+                used,
+            };
+            async move { limiter_call::<serde_json::Value>(ns, &h.scope, "settle", &s).await }
+        }))
+        .await;
+        for e in settled.into_iter().filter_map(Result::err) {
+            worker::console_error!("limits: a reservation was not settled: {e}");
+        }
     }
 
     async fn standing(
         &self,
         asks: Vec<gateway_core::limits::ScopeAsk>,
     ) -> Result<Vec<gateway_core::limits::Standing>, StoreError> {
-        Ok(LEDGER.with(|l| l.standing(&asks)))
+        let Some(ns) = &self.limiter else {
+            return Ok(LEDGER.with(|l| l.standing(&asks)));
+        };
+        futures::future::join_all(
+            asks.iter()
+                .map(|a| limiter_call(ns, &a.scope, "standing", a)),
+        )
+        .await
+        .into_iter()
+        .collect()
     }
+}
+
+/// One operation on the `Limiter` object of `scope`: its JSON answer (`null` for an empty one).
+async fn limiter_call<T: serde::de::DeserializeOwned>(
+    ns: &worker::ObjectNamespace,
+    scope: &str,
+    op: &str,
+    body: &impl serde::Serialize,
+) -> Result<T, StoreError> {
+    let stub = ns
+        .id_from_name(scope)
+        .and_then(|id| id.get_stub())
+        .map_err(StoreError::new)?;
+    let body = serde_json::to_string(body).map_err(StoreError::new)?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    let req = worker::Request::new_with_init(&format!("https://limiter/{op}"), &init)
+        .map_err(StoreError::new)?;
+    let mut resp = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(StoreError::new)?;
+    let text = resp.text().await.map_err(StoreError::new)?;
+    if resp.status_code() != 200 {
+        return Err(StoreError::new(format!(
+            "limiter {op} for {scope}: {} {text}",
+            resp.status_code()
+        )));
+    }
+    serde_json::from_str(if text.is_empty() { "null" } else { &text }).map_err(StoreError::new)
 }
 
 impl WorkerHost {
@@ -369,6 +470,7 @@ struct Isolate {
     policies: Option<Rc<KvStore>>,
     /// `None` when the Worker has no `DB` binding: log rows cannot be written (and each says so).
     db: Option<Rc<D1Database>>,
+    limiter: Option<Rc<worker::ObjectNamespace>>,
 }
 
 /// The isolate's settings and bindings, read from `env` by its first request (a bad configuration is read again
@@ -387,6 +489,7 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
         keys: Rc::new(keys),
         policies: env.kv("POLICY").ok().map(Rc::new),
         db: env.d1("DB").ok().map(Rc::new),
+        limiter: env.durable_object("LIMITER").ok().map(Rc::new),
     });
     ISOLATE.with(|i| *i.borrow_mut() = Some(isolate.clone()));
     Ok(isolate)
@@ -406,6 +509,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
             policies: isolate.policies.clone(),
             env,
             db: isolate.db.clone(),
+            limiter: isolate.limiter.clone(),
             clock_offset_ms: isolate.config.clock_offset_ms as f64,
         },
         isolate.config.clone(),
