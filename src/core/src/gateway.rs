@@ -22,6 +22,7 @@ mod dispatch;
 mod limit;
 mod plan;
 mod record;
+mod records;
 mod relay;
 mod request;
 mod resolve;
@@ -216,6 +217,7 @@ impl<H: Host> Gateway<H> {
             Endpoint::Health => return Ok(Reply::local(br#"{"status":"ok"}"#.to_vec())),
             Endpoint::AdminStatus => return Ok(self.admin_status(req)?),
             Endpoint::AdminUsage => return Ok(self.admin_usage(req).await?),
+            Endpoint::AdminRecords => return Ok(self.admin_records(req).await?),
             Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);

@@ -37,8 +37,8 @@ pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
 pub use log::{Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, LimitStore, PolicyStore, Settings, TeamStore, Upstream,
-    UpstreamError, UpstreamRequest, UpstreamResponse,
+    ByteStream, Clock, Host, KeyStore, LimitStore, PolicyStore, RecordStore, Settings, TeamStore,
+    Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable, BINDING_SCHEME};
 pub use state::{Cooldowns, LogStats, PolicyLoadError, Records, Shared, BUILTIN_POLICY};

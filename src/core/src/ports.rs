@@ -125,6 +125,38 @@ pub trait LimitStore {
         &self,
         asks: Vec<crate::limits::ScopeAsk>,
     ) -> Result<Vec<crate::limits::Standing>, StoreError>;
+    /// Whether this store knows a key's latest state before the key store's readers do (the Workers' Durable
+    /// Objects, told by the admin API): then every request of a key passes its scope, limited or not, so a
+    /// revocation applies to the next request on every isolate.
+    fn knows_latest(&self) -> bool {
+        false
+    }
+    /// Tells the store of a key's or team's new state (see [`Self::knows_latest`]).
+    async fn tell(
+        &self,
+        _scope: &str,
+        _state: crate::limits::ScopeState,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Writes key and team records: the key administration API. Keys are stored under their hash only.
+#[allow(async_fn_in_trait)]
+pub trait RecordStore {
+    /// 32 bytes from the platform's secure random source, for a new key.
+    fn secret_bytes(&self) -> Result<[u8; 32], StoreError>;
+    async fn insert_key(
+        &self,
+        key_hash: &str,
+        record: &crate::auth::KeyRecord,
+    ) -> Result<(), StoreError>;
+    /// Replaces the record of the key with `record.id`; `false` when there is none.
+    async fn update_key(&self, record: &crate::auth::KeyRecord) -> Result<bool, StoreError>;
+    /// Every key's record, oldest first.
+    async fn keys(&self) -> Result<Vec<crate::auth::KeyRecord>, StoreError>;
+    async fn put_team(&self, record: &crate::auth::TeamRecord) -> Result<(), StoreError>;
+    async fn teams(&self) -> Result<Vec<crate::auth::TeamRecord>, StoreError>;
 }
 
 pub trait Host:
@@ -132,6 +164,7 @@ pub trait Host:
     + KeyStore
     + TeamStore
     + LimitStore
+    + RecordStore
     + PolicyStore
     + UsageStore
     + Clock
@@ -146,6 +179,7 @@ impl<
             + KeyStore
             + TeamStore
             + LimitStore
+            + RecordStore
             + PolicyStore
             + UsageStore
             + Clock

@@ -190,6 +190,48 @@ impl crate::ports::LimitStore for FakeHost {
     }
 }
 
+impl crate::ports::RecordStore for FakeHost {
+    fn secret_bytes(&self) -> Result<[u8; 32], StoreError> {
+        let mut out = [0u8; 32];
+        for chunk in out.chunks_mut(8) {
+            chunk.copy_from_slice(&self.random_u64().to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    async fn insert_key(&self, key_hash: &str, record: &KeyRecord) -> Result<(), StoreError> {
+        self.keys
+            .borrow_mut()
+            .insert(key_hash.to_owned(), record.clone());
+        Ok(())
+    }
+
+    async fn update_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        let mut keys = self.keys.borrow_mut();
+        let found = keys.values_mut().find(|k| k.id == record.id);
+        Ok(found.map(|k| *k = record.clone()).is_some())
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys: Vec<KeyRecord> = self.keys.borrow().values().cloned().collect();
+        keys.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(keys)
+    }
+
+    async fn put_team(&self, record: &crate::auth::TeamRecord) -> Result<(), StoreError> {
+        self.teams
+            .borrow_mut()
+            .insert(record.name.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn teams(&self) -> Result<Vec<crate::auth::TeamRecord>, StoreError> {
+        let mut teams: Vec<_> = self.teams.borrow().values().cloned().collect();
+        teams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(teams)
+    }
+}
+
 impl PolicyStore for FakeHost {
     async fn active_policy(&self) -> Result<Option<String>, StoreError> {
         Ok(self.published.borrow().as_ref().map(|(h, _)| h.clone()))

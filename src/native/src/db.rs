@@ -127,6 +127,44 @@ pub fn revoke_key(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, KeyE
     Ok(true)
 }
 
+/// Replaces the record of the key with `record.id`; `false` when there is none.
+pub fn update_key(conn: &Connection, record: &KeyRecord) -> Result<bool, KeyError> {
+    let changed = conn.execute(
+        "UPDATE api_keys SET record = ?1, name = ?2, updated_at_ms = ?3 WHERE id = ?4",
+        params![
+            serde_json::to_string(record)?,
+            record.name,
+            record.updated_at_ms,
+            record.id
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+pub fn keys(conn: &Connection) -> Result<Vec<KeyRecord>, KeyError> {
+    records(
+        conn,
+        "SELECT record FROM api_keys ORDER BY created_at_ms, id",
+    )
+}
+
+pub fn teams(conn: &Connection) -> Result<Vec<TeamRecord>, KeyError> {
+    records(conn, "SELECT record FROM teams ORDER BY name")
+}
+
+fn records<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+) -> Result<Vec<T>, KeyError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    rows.iter()
+        .map(|j| serde_json::from_str(j).map_err(KeyError::from))
+        .collect()
+}
+
 /// Creates or replaces a team.
 pub fn put_team(conn: &Connection, team: &TeamRecord) -> Result<(), KeyError> {
     conn.execute(

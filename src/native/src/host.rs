@@ -143,6 +143,34 @@ impl KeyStore for NativeHost {
     }
 }
 
+impl gateway_core::RecordStore for NativeHost {
+    fn secret_bytes(&self) -> Result<[u8; 32], StoreError> {
+        let mut out = [0u8; 32];
+        getrandom::fill(&mut out).map_err(StoreError::new)?;
+        Ok(out)
+    }
+
+    async fn insert_key(&self, key_hash: &str, record: &KeyRecord) -> Result<(), StoreError> {
+        crate::db::insert_key(&self.db, key_hash, record).map_err(StoreError::new)
+    }
+
+    async fn update_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        crate::db::update_key(&self.db, record).map_err(StoreError::new)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        crate::db::keys(&self.db).map_err(StoreError::new)
+    }
+
+    async fn put_team(&self, record: &gateway_core::TeamRecord) -> Result<(), StoreError> {
+        crate::db::put_team(&self.db, record).map_err(StoreError::new)
+    }
+
+    async fn teams(&self) -> Result<Vec<gateway_core::TeamRecord>, StoreError> {
+        crate::db::teams(&self.db).map_err(StoreError::new)
+    }
+}
+
 impl gateway_core::TeamStore for NativeHost {
     async fn find_team(&self, name: &str) -> Result<Option<gateway_core::TeamRecord>, StoreError> {
         crate::db::find_team(&self.db, name).map_err(StoreError::new)

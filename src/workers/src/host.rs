@@ -264,6 +264,132 @@ impl KeyStore for WorkerHost {
     }
 }
 
+/// Keys in KV (`key/<hash>`) with D1's `api_keys` as the index the admin API lists and finds them by id; teams
+/// in KV (`team/<name>`) and D1's `teams`.
+impl gateway_core::RecordStore for WorkerHost {
+    fn secret_bytes(&self) -> Result<[u8; 32], StoreError> {
+        let mut out = [0u8; 32];
+        js_sys::global()
+            .unchecked_into::<web_sys::WorkerGlobalScope>()
+            .crypto()
+            .and_then(|c| c.get_random_values_with_u8_array(&mut out))
+            .map_err(|e| StoreError::new(js_message(&e, "crypto.getRandomValues failed")))?;
+        Ok(out)
+    }
+
+    async fn insert_key(&self, key_hash: &str, record: &KeyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(StoreError::new)?;
+        self.d1_run(
+            "INSERT INTO api_keys (key_hash, id, name, record, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            vec![
+                SqlValue::Text(key_hash.to_owned()),
+                SqlValue::Text(record.id.clone()),
+                SqlValue::Text(record.name.clone()),
+                SqlValue::Text(json.clone()),
+                SqlValue::Integer(record.created_at_ms),
+                SqlValue::Integer(record.updated_at_ms),
+            ],
+        )
+        .await?;
+        self.kv_put(&format!("key/{key_hash}"), json).await
+    }
+
+    async fn update_key(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        use gateway_core::ports::UsageStore;
+        let found = self
+            .usage_rows(
+                "SELECT key_hash FROM api_keys WHERE id = ?1",
+                vec![SqlValue::Text(record.id.clone())],
+            )
+            .await?;
+        let Some(SqlValue::Text(hash)) =
+            found.into_iter().next().and_then(|r| r.into_iter().next())
+        else {
+            return Ok(false);
+        };
+        let json = serde_json::to_string(record).map_err(StoreError::new)?;
+        self.d1_run(
+            "UPDATE api_keys SET record = ?1, name = ?2, updated_at_ms = ?3 WHERE id = ?4",
+            vec![
+                SqlValue::Text(json.clone()),
+                SqlValue::Text(record.name.clone()),
+                SqlValue::Integer(record.updated_at_ms),
+                SqlValue::Text(record.id.clone()),
+            ],
+        )
+        .await?;
+        self.kv_put(&format!("key/{hash}"), json).await?;
+        Ok(true)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.d1_records("SELECT record FROM api_keys ORDER BY created_at_ms, id")
+            .await
+    }
+
+    async fn put_team(&self, record: &gateway_core::TeamRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(StoreError::new)?;
+        self.d1_run(
+            "INSERT INTO teams (name, record, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at_ms = excluded.updated_at_ms",
+            vec![
+                SqlValue::Text(record.name.clone()),
+                SqlValue::Text(json.clone()),
+                SqlValue::Integer(record.created_at_ms),
+                SqlValue::Integer(record.updated_at_ms),
+            ],
+        )
+        .await?;
+        self.kv_put(&format!("team/{}", record.name), json).await
+    }
+
+    async fn teams(&self) -> Result<Vec<gateway_core::TeamRecord>, StoreError> {
+        self.d1_records("SELECT record FROM teams ORDER BY name")
+            .await
+    }
+}
+
+impl WorkerHost {
+    async fn d1_run(&self, sql: &str, params: Vec<SqlValue>) -> Result<(), StoreError> {
+        let Some(db) = &self.db else {
+            return Err(StoreError::new("the Worker has no D1 binding `DB`"));
+        };
+        db.prepare(sql)
+            .bind(&js_params(params))
+            .map_err(StoreError::new)?
+            .run()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::new)
+    }
+
+    async fn d1_records<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        use gateway_core::ports::UsageStore;
+        self.usage_rows(sql, Vec::new())
+            .await?
+            .into_iter()
+            .filter_map(|r| match r.into_iter().next() {
+                Some(SqlValue::Text(json)) => {
+                    Some(serde_json::from_str(&json).map_err(StoreError::new))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn kv_put(&self, key: &str, value: String) -> Result<(), StoreError> {
+        self.keys
+            .put(key, value)
+            .map_err(StoreError::new)?
+            .execute()
+            .await
+            .map_err(StoreError::new)
+    }
+}
+
 impl gateway_core::TeamStore for WorkerHost {
     async fn find_team(&self, name: &str) -> Result<Option<gateway_core::TeamRecord>, StoreError> {
         self.keys

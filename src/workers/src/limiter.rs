@@ -4,21 +4,29 @@
 //! binding is per location and approximate). The counters are kept in the object's storage after every change,
 //! so an evicted or restarted object goes on from where it was.
 //!
+//! It also keeps the latest state of its key's or team's record (revoked, limits) that the key admin API tells it:
+//! every request of a key passes its object, so a revocation or a new limit applies to the next request on every
+//! isolate, whatever their caches of the KV record still say.
+//!
 //! Its protocol is JSON over `fetch` to `https://limiter/<op>`: `reserve` and `standing` take a [`ScopeAsk`],
-//! `settle` a [`Settlement`], `cancel` a [`Reservation`].
+//! `settle` a [`Settlement`], `cancel` a [`Reservation`], `state` a [`ScopeState`].
 
 use std::cell::RefCell;
 
-use gateway_core::limits::{Counters, Reservation, ScopeAsk, Used};
+use gateway_core::limits::{Counters, Reservation, ScopeAsk, ScopeState, Used};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 const STORED: &str = "counters";
+/// The key's or team's latest record state, as the admin API told it.
+const RECORD: &str = "record";
 
 #[durable_object]
 pub struct Limiter {
     state: State,
     counters: RefCell<Option<Counters>>,
+    /// `Some(None)`: read, and nothing was told.
+    record: RefCell<Option<Option<ScopeState>>>,
 }
 
 /// What `reserve` answers: the reservation, or the refusal, with where the scope stands.
@@ -41,6 +49,17 @@ pub struct Settlement {
 }
 
 impl Limiter {
+    /// The record state the admin API last told, read from storage the first time.
+    async fn record(&self) -> Result<Option<ScopeState>> {
+        if let Some(r) = *self.record.borrow() {
+            return Ok(r);
+        }
+        let stored: Option<String> = self.state.storage().get(RECORD).await?;
+        let record = stored.and_then(|s| serde_json::from_str(&s).ok());
+        *self.record.borrow_mut() = Some(record);
+        Ok(record)
+    }
+
     /// The counters, read from storage the first time after the object started.
     async fn load(&self) -> Result<()> {
         if self.counters.borrow().is_some() {
@@ -79,6 +98,7 @@ impl DurableObject for Limiter {
         Self {
             state,
             counters: RefCell::new(None),
+            record: RefCell::new(None),
         }
     }
 
@@ -91,16 +111,28 @@ impl DurableObject for Limiter {
                     Ok(a) => a,
                     Err(e) => return bad(e),
                 };
+                let record = self.record().await?;
                 let answer = self
-                    .change(|c| match c.reserve(&ask.limits, ask.zone, ask.ask) {
-                        Ok(reservation) => Reserved::Granted {
-                            reservation,
-                            standing: c.standing(&ask.limits, ask.zone, ask.ask.now_ms),
-                        },
-                        Err(refusal) => Reserved::Refused {
-                            refusal,
-                            standing: c.standing(&ask.limits, ask.zone, ask.ask.now_ms),
-                        },
+                    .change(|c| {
+                        let limits = match ScopeState::apply(record.as_ref(), &ask) {
+                            Ok(limits) => limits,
+                            Err(refusal) => {
+                                return Reserved::Refused {
+                                    refusal,
+                                    standing: c.standing(&ask.limits, ask.zone, ask.ask.now_ms),
+                                }
+                            }
+                        };
+                        match c.reserve(&limits, ask.zone, ask.ask) {
+                            Ok(reservation) => Reserved::Granted {
+                                reservation,
+                                standing: c.standing(&limits, ask.zone, ask.ask.now_ms),
+                            },
+                            Err(refusal) => Reserved::Refused {
+                                refusal,
+                                standing: c.standing(&limits, ask.zone, ask.ask.now_ms),
+                            },
+                        }
                     })
                     .await?;
                 Response::from_json(&answer)

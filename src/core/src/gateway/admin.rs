@@ -39,7 +39,7 @@ impl<H: Host> Gateway<H> {
     }
 
     /// The admin endpoints' token (`GATEWAY_ADMIN_TOKEN`): without one configured they do not exist (404).
-    fn admit_admin(&self, req: &GatewayRequest) -> Result<(), ApiError> {
+    pub(super) fn admit_admin(&self, req: &GatewayRequest) -> Result<(), ApiError> {
         let Some(token) = &self.config.admin_token else {
             return Err(no_route(&req.method, &req.path));
         };

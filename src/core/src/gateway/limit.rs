@@ -64,7 +64,7 @@ impl<H: Host> Gateway<H> {
         (call, plan, pricing): (&ApiCall, &AttemptPlan<'_>, &Pricing),
         trace: &mut Trace,
     ) -> Result<(), ApiError> {
-        if !holder.has_limits() {
+        if !holder.has_limits() && !self.host.knows_latest() {
             return Ok(());
         }
         let now = self.host.now_ms() as i64;
@@ -83,6 +83,9 @@ impl<H: Host> Gateway<H> {
                 trace.limit_headers(rate_headers(&standings, now));
                 trace.hold(granted.into_iter().map(|(h, _)| h).collect());
                 Ok(())
+            }
+            Admission::Refused { refusal, .. } if refusal.limit == Limit::Revoked => {
+                Err(ApiError::unauthorized("this API key has been revoked"))
             }
             Admission::Refused {
                 scope,
@@ -154,8 +157,13 @@ impl<H: Host> Gateway<H> {
     ) -> Result<Vec<ScopeAsk>, ApiError> {
         let reporting = &self.config.reporting_currency;
         let mut asks = Vec::with_capacity(2);
-        let mut add = |scope: String, limits: &limits::Limits| -> Result<(), ApiError> {
-            if limits.is_empty() {
+        let always_key = self.host.knows_latest();
+        let mut add = |scope: String,
+                       limits: &limits::Limits,
+                       updated_at_ms: i64,
+                       always: bool|
+         -> Result<(), ApiError> {
+            if limits.is_empty() && !always {
                 return Ok(());
             }
             let resolved = limits
@@ -166,12 +174,24 @@ impl<H: Host> Gateway<H> {
                 limits: resolved,
                 zone: self.config.limit_zone,
                 ask,
+                updated_at_ms,
             });
             Ok(())
         };
-        add(format!("key:{}", holder.key.id), &holder.key.limits)?;
+        let key = holder.key;
+        add(
+            format!("key:{}", key.id),
+            &key.limits,
+            key.updated_at_ms,
+            always_key,
+        )?;
         if let Some(team) = &holder.team {
-            add(format!("team:{}", team.name), &team.limits)?;
+            add(
+                format!("team:{}", team.name),
+                &team.limits,
+                team.updated_at_ms,
+                false,
+            )?;
         }
         Ok(asks)
     }
@@ -277,6 +297,7 @@ fn refused(
             "rate limit reached for {who}: {} concurrent streams",
             limits.concurrent_streams.unwrap_or(0)
         ),
+        Limit::Revoked => "this API key has been revoked".to_owned(),
         Limit::BudgetDay | Limit::BudgetMonth => {
             let (period, budget, spent) = if refusal.limit == Limit::BudgetDay {
                 ("daily", limits.day_pico, standing.day_pico)

@@ -102,7 +102,7 @@ fn invalid(message: &str, param: &str) -> ApiError {
     ApiError::invalid_request(message).with_param(param)
 }
 
-fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
     let bytes = match body {
         RequestBody::TooLarge => return Err(ApiError::payload_too_large(limit)),
         RequestBody::TimedOut => {

@@ -11,6 +11,8 @@ pub(super) enum Endpoint {
     Embeddings,
     AdminStatus,
     AdminUsage,
+    /// `/admin/keys…` and `/admin/teams…` (methods checked by the handler).
+    AdminRecords,
 }
 
 impl Endpoint {
@@ -20,7 +22,10 @@ impl Endpoint {
             Endpoint::Chat => Some("chat"),
             Endpoint::Embeddings => Some("embeddings"),
             Endpoint::Models => Some("models"),
-            Endpoint::Health | Endpoint::AdminStatus | Endpoint::AdminUsage => None,
+            Endpoint::Health
+            | Endpoint::AdminStatus
+            | Endpoint::AdminUsage
+            | Endpoint::AdminRecords => None,
         }
     }
 }
@@ -46,6 +51,15 @@ pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
             format!("the request path is longer than {MAX_PATH_BYTES} bytes"),
         )
         .into());
+    }
+    for prefix in ["/admin/keys", "/admin/teams"] {
+        if path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('/'))
+        {
+            return Ok(Endpoint::AdminRecords);
+        }
     }
     let Some(&(_, allowed, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
         return Err(no_route(method, path).into());

@@ -7,6 +7,7 @@ mod fallback;
 mod limits;
 mod policy;
 mod providers;
+mod records;
 mod routes;
 mod streams;
 
