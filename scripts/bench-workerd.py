@@ -9,7 +9,11 @@ authenticated, decided by the policy and logged (the stand-in counts rows). Late
 on core 1, loadgen and the mock on core 0 (median of three runs); CPU per request: workerd's user + system time over
 a run with 8 connections divided by the requests served (median of three runs).
 
-    python3 scripts/bench-workerd.py [--seconds 6] [--policies DIR] [--bundle DIR]
+    python3 scripts/bench-workerd.py [--seconds 6] [--policies DIR] [--bundle DIR] [--limits none|objects|limited]
+
+`--limits objects` binds LIMITER to workerd's Durable Objects (in memory), so every request of the key passes its
+object; `--limits limited` also gives the key and its team every kind of limit (never reached), so a request
+passes two objects.
 
 Needs release builds of `gateway-policy`, `mock-provider` and `loadgen` and a built Worker (scripts/build-worker.sh).
 """
@@ -32,6 +36,8 @@ def main():
     ap.add_argument("--profile", metavar="OUT.cpuprofile",
                     help="only sample the gateway's CPU (V8 profiler through workerd's inspector) under the chat load "
                          "and print where it goes; writes the profile for Chrome DevTools")
+    ap.add_argument("--limits", choices=("none", "objects", "limited"), default="none",
+                    help="Durable Object limit counters: none (no LIMITER binding), objects, or limited key and team")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-workerd-"))
     # workerd embeds files relative to its config: everything goes into one directory.
@@ -50,13 +56,25 @@ def main():
         active = (pdir / "active").read_text().strip()
         key = "gw-" + "ab" * 32
         record = {"id": "key_bench", "name": "bench", "created_at_ms": 0}
-        seed = {"keys": {f"key/{hashlib.sha256(key.encode()).hexdigest()}": json.dumps(record)},
+        limits = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12, "concurrent_streams": 10**6,
+                  "budget": {"currency": "CNY", "day": "1000000", "month": "10000000"}}
+        keys = {}
+        if args.limits == "limited":
+            record.update(team="bench-team", limits=limits)
+            keys["team/bench-team"] = json.dumps({"name": "bench-team", "limits": limits})
+        keys[f"key/{hashlib.sha256(key.encode()).hexdigest()}"] = json.dumps(record)
+        seed = {"keys": keys,
                 "policy": {"policy/active": active, f"policy/{active}": (pdir / f"{active}.json").read_text()}}
         bases = {"OPENAI_BASE_URL": f"{murl}/v1", "DEEPSEEK_BASE_URL": f"{murl}/deepseek", "SILICONFLOW_BASE_URL": f"{murl}/siliconflow/v1",
                  "OPENROUTER_BASE_URL": f"{murl}/openrouter/api/v1", "GEMINI_BASE_URL": f"{murl}/gemini/v1beta",
                  "WORKERS_AI_BASE_URL": f"{murl}/workers-ai/client/v4/accounts/acc/ai"}
         settings = {**SETTINGS, "POLICY_REFRESH_MS": "10000", **bases, "SEED": json.dumps(seed)}
         bindings = ",\n    ".join(f"(name = {capnp_str(k)}, text = {capnp_str(v)})" for k, v in settings.items())
+        objects = ""
+        if args.limits != "none":
+            bindings += ',\n    (name = "LIMITER", durableObjectNamespace = "Limiter")'
+            objects = ('durableObjectNamespaces = [(className = "Limiter", uniqueKey = "gateway-limiter", '
+                       'enableSql = true)],\n  durableObjectStorage = (inMemory = void),')
         gp, pp = free_port(), free_port()
         config = f'''using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -81,6 +99,7 @@ const gateway :Workerd.Worker = (
   bindings = [
     {bindings}
   ],
+  {objects}
   globalOutbound = "internet",
 );
 const proxy :Workerd.Worker = (

@@ -44,6 +44,12 @@ fn script(stream: bool) -> Script {
 }
 
 fn gateway(stream: bool) -> Gateway<FakeHost> {
+    gateway_limited(stream, false)
+}
+
+/// The key and its team with every kind of limit (never reached): requests and tokens per minute, streams,
+/// budgets per day and month.
+fn gateway_limited(stream: bool, limited: bool) -> Gateway<FakeHost> {
     use gateway_policy::{catalog::Catalog, check::check, compile::compile, load};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let files = load::sources(&[dir]).unwrap();
@@ -56,7 +62,30 @@ fn gateway(stream: bool) -> Gateway<FakeHost> {
     let mut record = key_record("key_1");
     record.team = Some("web".into());
     record.tier = Some("pro".into());
+    let limits = gateway_core::limits::Limits {
+        requests_per_minute: Some(1_000_000_000),
+        tokens_per_minute: Some(1_000_000_000_000),
+        concurrent_streams: Some(1_000_000),
+        budget: Some(gateway_core::limits::Budget {
+            currency: "CNY".into(),
+            day: Some("1000000".into()),
+            month: Some("10000000".into()),
+        }),
+    };
+    if limited {
+        record.limits = limits.clone();
+    }
     let mut host = FakeHost::new(script(stream)).with_key(KEY, record);
+    if limited {
+        host.teams.borrow_mut().insert(
+            "web".into(),
+            gateway_core::TeamRecord {
+                name: "web".into(),
+                limits,
+                ..Default::default()
+            },
+        );
+    }
     host.timers = Timers::Never;
     host.record_sent = false;
     Gateway::new(host, Rc::new(config)).with_policy(Some(Rc::new(
@@ -97,6 +126,10 @@ fn pipeline(c: &mut Criterion) {
     let json = gateway(false);
     c.bench_function("handle chat JSON (example policies)", |b| {
         b.iter(|| run(&json, false))
+    });
+    let limited = gateway_limited(false, true);
+    c.bench_function("handle chat JSON, key and team with every limit", |b| {
+        b.iter(|| run(&limited, false))
     });
     let streaming = gateway(true);
     c.bench_function("handle chat stream, 14 events (example policies)", |b| {

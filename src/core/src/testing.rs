@@ -61,6 +61,11 @@ pub struct FakeHost {
     pub teams: Rc<RefCell<HashMap<String, crate::auth::TeamRecord>>>,
     /// The counters of keys and teams.
     pub ledger: crate::limits::Ledger,
+    /// Behave like the Workers' Durable Objects: keep the states the admin API tells, and have every request of a
+    /// key pass its scope.
+    pub knows_latest: bool,
+    pub told: Rc<RefCell<HashMap<String, crate::limits::ScopeState>>>,
+    secrets: Rc<Cell<u64>>,
 }
 
 /// A plain key record: not revoked, never expires.
@@ -99,6 +104,9 @@ impl FakeHost {
             settings: Rc::default(),
             teams: Rc::default(),
             ledger: crate::limits::Ledger::default(),
+            knows_latest: false,
+            told: Rc::default(),
+            secrets: Rc::default(),
         }
     }
 
@@ -175,7 +183,29 @@ impl crate::ports::LimitStore for FakeHost {
         &self,
         asks: Vec<crate::limits::ScopeAsk>,
     ) -> Result<crate::limits::Admission, StoreError> {
+        let mut asks = asks;
+        for a in &mut asks {
+            match crate::limits::ScopeState::apply(self.told.borrow().get(&a.scope), a) {
+                Ok(limits) => a.limits = limits,
+                Err(refusal) => {
+                    return Ok(crate::limits::Admission::Refused {
+                        scope: a.scope.clone(),
+                        refusal,
+                        standing: crate::limits::Standing::default(),
+                    })
+                }
+            }
+        }
         Ok(self.ledger.reserve(&asks))
+    }
+
+    fn knows_latest(&self) -> bool {
+        self.knows_latest
+    }
+
+    async fn tell(&self, scope: &str, state: crate::limits::ScopeState) -> Result<(), StoreError> {
+        self.told.borrow_mut().insert(scope.to_owned(), state);
+        Ok(())
     }
 
     async fn settle(&self, held: Vec<crate::limits::Held>, used: crate::limits::Used) {
@@ -191,10 +221,14 @@ impl crate::ports::LimitStore for FakeHost {
 }
 
 impl crate::ports::RecordStore for FakeHost {
+    /// Different bytes every call (`random_u64` is a constant): each new key is a new key.
     fn secret_bytes(&self) -> Result<[u8; 32], StoreError> {
+        let n = self.secrets.get() + 1;
+        self.secrets.set(n);
         let mut out = [0u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.random_u64().to_le_bytes());
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            chunk
+                .copy_from_slice(&(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64).to_le_bytes());
         }
         Ok(out)
     }

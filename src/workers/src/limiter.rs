@@ -142,16 +142,27 @@ impl DurableObject for Limiter {
                     Ok(a) => a,
                     Err(e) => return bad(e),
                 };
+                let limits =
+                    ScopeState::apply(self.record().await?.as_ref(), &ask).unwrap_or(ask.limits);
                 self.load().await?;
                 let standing = {
                     let mut c = self.counters.borrow_mut();
                     c.get_or_insert_with(Counters::default).standing(
-                        &ask.limits,
+                        &limits,
                         ask.zone,
                         ask.ask.now_ms,
                     )
                 };
                 Response::from_json(&standing)
+            }
+            "/state" => {
+                let state: ScopeState = match serde_json::from_str(&body) {
+                    Ok(s) => s,
+                    Err(e) => return bad(e),
+                };
+                self.state.storage().put(RECORD, body).await?;
+                *self.record.borrow_mut() = Some(Some(state));
+                Response::empty()
             }
             "/settle" => {
                 let s: Settlement = match serde_json::from_str(&body) {

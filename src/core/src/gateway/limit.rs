@@ -64,7 +64,7 @@ impl<H: Host> Gateway<H> {
         (call, plan, pricing): (&ApiCall, &AttemptPlan<'_>, &Pricing),
         trace: &mut Trace,
     ) -> Result<(), ApiError> {
-        if !holder.has_limits() && !self.host.knows_latest() {
+        if !holder.has_limits() && !self.passes_every_key() {
             return Ok(());
         }
         let now = self.host.now_ms() as i64;
@@ -103,6 +103,12 @@ impl<H: Host> Gateway<H> {
                 ))
             }
         }
+    }
+
+    /// Whether every request of a key passes its scope, limited or not: when the limit store knows a key's latest
+    /// state (a revocation then holds on the next request) and `KEY_REVOCATION` is `immediate`.
+    fn passes_every_key(&self) -> bool {
+        self.config.immediate_revocation && self.host.knows_latest()
     }
 
     /// What the request asks: one request, its prompt's estimate plus its completion cap in tokens, and the
@@ -157,7 +163,7 @@ impl<H: Host> Gateway<H> {
     ) -> Result<Vec<ScopeAsk>, ApiError> {
         let reporting = &self.config.reporting_currency;
         let mut asks = Vec::with_capacity(2);
-        let always_key = self.host.knows_latest();
+        let always_key = self.passes_every_key();
         let mut add = |scope: String,
                        limits: &limits::Limits,
                        updated_at_ms: i64,

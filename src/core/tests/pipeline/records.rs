@@ -169,3 +169,71 @@ fn bad_admin_requests_get_clear_errors() {
     let no_token = run_with(&gw, request("GET", "/admin/keys", Some(KEY), ""));
     assert_eq!(no_token.status, 401);
 }
+
+#[test]
+fn a_store_that_knows_the_latest_state_refuses_a_revoked_key_whatever_an_isolate_cached() {
+    // Two isolates (two gateways, each with its own caches) over one store that keeps what the admin API tells
+    // it, as the Workers' Durable Objects do.
+    let mut host = FakeHost::new(ok_json());
+    host.knows_latest = true;
+    let (edge, admin_side) = (gateway(&host), gateway(&host));
+    let created = run_with(
+        &admin_side,
+        admin("POST", "/admin/keys", r#"{"name": "app"}"#),
+    );
+    let (key, id) = (
+        created.json()["key"].as_str().unwrap().to_owned(),
+        created.json()["id"].as_str().unwrap().to_owned(),
+    );
+    // The edge isolate reads and caches the key record (for KEY_CACHE_MS).
+    assert_eq!(
+        run_with(
+            &edge,
+            request("POST", "/v1/chat/completions", Some(&key), CHAT)
+        )
+        .status,
+        200
+    );
+    run_with(
+        &admin_side,
+        admin("POST", &format!("/admin/keys/{id}/revoke"), ""),
+    );
+    // Its cache still says the key is fine; the store says it was revoked.
+    let refused = run_with(
+        &edge,
+        request("POST", "/v1/chat/completions", Some(&key), CHAT),
+    );
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("revoked"));
+    // A new limit, likewise, holds at once.
+    let other = run_with(
+        &admin_side,
+        admin("POST", "/admin/keys", r#"{"name": "b"}"#),
+    );
+    let (key_b, id_b) = (
+        other.json()["key"].as_str().unwrap().to_owned(),
+        other.json()["id"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(
+        run_with(
+            &edge,
+            request("POST", "/v1/chat/completions", Some(&key_b), CHAT)
+        )
+        .status,
+        200
+    );
+    run_with(
+        &admin_side,
+        admin(
+            "PATCH",
+            &format!("/admin/keys/{id_b}"),
+            r#"{"limits": {"requests_per_minute": 1}}"#,
+        ),
+    );
+    // The request it made before counts in this minute: one a minute, so the next is refused.
+    let limited = run_with(
+        &edge,
+        request("POST", "/v1/chat/completions", Some(&key_b), CHAT),
+    );
+    assert_eq!(limited.status, 429, "{}", limited.body);
+}
