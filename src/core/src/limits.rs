@@ -539,6 +539,10 @@ pub struct ScopeAsk {
     /// ([`ScopeState`]) uses that one's instead.
     #[serde(default)]
     pub updated_at_ms: i64,
+    /// The reporting currency budgets and spend are in (a host that reads spend back from the log sums the rows
+    /// in this currency only).
+    #[serde(default)]
+    pub currency: String,
 }
 
 /// The latest state of a key or team record, as the key admin API tells a store that keeps its own copy (the
@@ -896,6 +900,7 @@ mod tests {
                 ..Ask::default()
             },
             updated_at_ms: 0,
+            currency: "USD".into(),
         };
         // The team allows 2 a minute, its keys 5 each: the team's third request is refused and not counted
         // against the key.

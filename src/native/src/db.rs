@@ -185,11 +185,12 @@ pub fn find_team(conn: &Connection, name: &str) -> Result<Option<TeamRecord>, Ke
     }
 }
 
-/// What a scope (`key:<id>`, `team:<name>`) spent today and this month in `zone`, in the reporting currency's
-/// pico-units, from the log rows (the indexes on key and on team, by time).
+/// What a scope (`key:<id>`, `team:<name>`) spent today and this month in `zone`, in pico-units of the reporting
+/// `currency` (rows logged in another reporting currency are not summed with them), from the log rows (the
+/// indexes on key and on team, by time).
 pub fn spend(
     conn: &Connection,
-    scope: &str,
+    (scope, currency): (&str, &str),
     zone: gateway_core::limits::Zone,
     now_ms: i64,
 ) -> rusqlite::Result<(u128, u128)> {
@@ -199,11 +200,12 @@ pub fn spend(
         None => return Ok((0, 0)),
     };
     let sql = format!(
-        "SELECT COALESCE(SUM(cost_reporting_pico), 0) FROM request_logs WHERE {column} = ?1 AND ts_ms >= ?2"
+        "SELECT COALESCE(SUM(cost_reporting_pico), 0) FROM request_logs \
+         WHERE {column} = ?1 AND ts_ms >= ?2 AND reporting_currency = ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut sum = |since: i64| -> rusqlite::Result<u128> {
-        let total: i64 = stmt.query_row(params![id, since], |r| r.get(0))?;
+        let total: i64 = stmt.query_row(params![id, since, currency], |r| r.get(0))?;
         Ok(u128::try_from(total).unwrap_or(0))
     };
     let day = sum(zone.day_bounds(now_ms).0)?;

@@ -208,8 +208,9 @@ impl NativeHost {
             if self.ledger.knows(&a.scope) {
                 continue;
             }
-            let (day, month) = crate::db::spend(&self.db, &a.scope, a.zone, a.ask.now_ms)
-                .map_err(StoreError::new)?;
+            let (day, month) =
+                crate::db::spend(&self.db, (&a.scope, &a.currency), a.zone, a.ask.now_ms)
+                    .map_err(StoreError::new)?;
             self.ledger.seed(&a.scope, a.ask.now_ms, a.zone, day, month);
         }
         Ok(())

@@ -130,6 +130,11 @@ enum KeysCommand {
         #[arg(long, value_delimiter = ',')]
         allow: Vec<String>,
     },
+    /// Print every key's record (never the key itself), one JSON object a line.
+    List {
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+    },
     /// Revoke a key by its id: refused (401) from the next request on, by every thread of a running gateway
     /// within a second.
     Revoke {
@@ -142,6 +147,11 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum TeamsCommand {
+    /// Print every team's record, one JSON object a line.
+    List {
+        #[arg(long, env = "GATEWAY_DB", default_value = "gateway.sqlite")]
+        db: PathBuf,
+    },
     /// Create or replace a team's limits and allow-list (shared by its keys).
     Set {
         #[arg(long)]
@@ -268,6 +278,24 @@ fn run(cli: Cli) -> Result<(), String> {
             let rows = db::query(&conn, &sql, params).map_err(|e| e.to_string())?;
             let (_, body) = gateway_core::usage::render(&query, &rows);
             println!("{}", String::from_utf8_lossy(&body).trim_end());
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List { db },
+        } => {
+            let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            for k in db::keys(&conn).map_err(|e| e.to_string())? {
+                println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        }
+        Command::Teams {
+            command: TeamsCommand::List { db },
+        } => {
+            let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+            for t in db::teams(&conn).map_err(|e| e.to_string())? {
+                println!("{}", serde_json::to_string(&t).map_err(|e| e.to_string())?);
+            }
             Ok(())
         }
         Command::Keys {

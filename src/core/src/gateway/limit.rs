@@ -181,6 +181,7 @@ impl<H: Host> Gateway<H> {
                 zone: self.config.limit_zone,
                 ask,
                 updated_at_ms,
+                currency: reporting.clone(),
             });
             Ok(())
         };

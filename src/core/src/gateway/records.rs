@@ -255,6 +255,7 @@ impl<H: Host> Gateway<H> {
                 ..Ask::default()
             },
             updated_at_ms: 0,
+            currency: self.config.reporting_currency.clone(),
         };
         let s: Standing = self
             .host

@@ -203,3 +203,66 @@ fn a_budget_rule_routes_to_the_cheap_target_before_the_budget_runs_out() {
     // $0.00000195 of $0.00001 each: 100%, 80.5%, 61% left.
     assert_eq!(rules, ["default", "default", "saving"]);
 }
+
+#[test]
+fn a_budget_reserves_the_costliest_target_of_the_plan_so_a_fallback_stays_inside() {
+    // DeepSeek Flash first (¥1 / ¥4 per 1M off-peak), gpt-5.4 as the fallback ($2.50 / $15). With max_tokens
+    // 1,000 the worst cases are $0.00056 and $0.0150: a $0.01 budget fits the first but not the fallback, so the
+    // request is refused rather than risk passing the budget when DeepSeek fails.
+    let budget = |day: &str| Limits {
+        budget: Some(Budget {
+            currency: "USD".into(),
+            day: Some(day.into()),
+            month: None,
+        }),
+        ..Limits::default()
+    };
+    let host = FakeHost::new(ok_json());
+    host.route(
+        "http://ds",
+        Script::Reply(500, vec![], vec![b"{}".to_vec()]),
+    );
+    limit_key(&host, budget("0.01"), None, &[]);
+    let policy = "default -> deepseek:deepseek-flash fallback openai:gpt-5.4\n";
+    let body = r#"{"model":"x","max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}"#;
+    let refused = run_with(
+        &with_policy(&host, policy),
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.record.limited_by.as_deref(), Some("key:budget_day"));
+    assert!(host.sent.borrow().is_empty());
+    // With $0.02 it is admitted; DeepSeek fails, gpt-5.4 answers (9 + 1 tokens: $0.0000375), inside the budget.
+    let host = FakeHost::new(ok_json());
+    host.route(
+        "http://ds",
+        Script::Reply(500, vec![], vec![b"{}".to_vec()]),
+    );
+    limit_key(&host, budget("0.02"), None, &[]);
+    let seen = run_with(
+        &with_policy(&host, policy),
+        request("POST", "/v1/chat/completions", Some(KEY), body),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(seen.record.provider.as_deref(), Some("openai"));
+    assert_eq!(
+        seen.record.cost.as_ref().unwrap().reporting_pico,
+        Some(37_500_000)
+    );
+    let standing = host.ledger.standing(&[gateway_core::limits::ScopeAsk {
+        scope: "key:key_test".into(),
+        limits: budget("0.02").resolve(&gw_prices(), "USD").unwrap(),
+        zone: Default::default(),
+        ask: gateway_core::limits::Ask {
+            now_ms: host.now.get() as i64,
+            ..Default::default()
+        },
+        updated_at_ms: 0,
+        currency: "USD".into(),
+    }]);
+    assert_eq!(standing[0].day_pico, 37_500_000, "settled at what it cost");
+}
+
+fn gw_prices() -> gateway_policy::prices::PriceBook {
+    gateway_policy::prices::PriceBook::new(&gateway_policy::catalog::Catalog::builtin().prices)
+}
