@@ -206,8 +206,8 @@ def test_a_budget_rule_routes_to_the_cheap_target_before_the_budget_runs_out(gw,
     """A $0.02 daily budget; gpt-5.4 answers cost $0.0055 (1,000 prompt and 200 completion tokens at $2.50 and
     $15 per 1M): once less than half the budget is left, the policy sends the key to Workers AI's gpt-oss-20b
     ($0.00026 each), so it keeps working long past the point where gpt-5.4 would have spent the rest. Last in this
-    module: it publishes a policy. (The mock reports far more tokens than each request reserved, so the test lets
-    each answer settle before the next request reads the spend.)"""
+    module: it publishes a policy. (A JSON answer is settled before it is sent, so each request sees the cost of
+    the one before.)"""
     from harness import policy_sources
     usage = {"prompt": 1000, "completion": 200}
     known_usage(openai=usage, workers_ai=usage)
@@ -223,7 +223,5 @@ def test_a_budget_rule_routes_to_the_cheap_target_before_the_budget_runs_out(gw,
         r = chat(gw, k, model="x", max_tokens=10)
         assert r.status_code == 200, r.text
         routes.append((r.headers["x-gateway-rule"], r.headers["x-gateway-provider"]))
-        # A request is settled just after its answer: the next one sees its cost (until then, its reservation).
-        time.sleep(0.3)
     # 72.5% left after the first (gpt-5.4), 45% after the second: Workers AI from the third on.
     assert routes == [("default", "openai")] * 2 + [("saving", "workers_ai")] * 10, routes

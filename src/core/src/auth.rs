@@ -55,6 +55,23 @@ pub struct TeamRecord {
     pub updated_at_ms: i64,
 }
 
+/// A key or team record as the key admin API last wrote it: what a changes feed carries to every isolate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordChange {
+    Key(KeyRecord),
+    Team(TeamRecord),
+}
+
+/// The records changed since a version of the feed. `complete` is false when the feed no longer reaches back
+/// that far: whatever was cached may be stale.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChanges {
+    pub version: u64,
+    pub changes: Vec<RecordChange>,
+    pub complete: bool,
+}
+
 /// Whether `provider/model` is allowed by `patterns` (empty: everything). A pattern is `provider/model` with `*`
 /// standing for any run of characters: `deepseek/*`, `openai/gpt-5*`, `*/gpt-4o-mini`, `*`.
 pub fn allowed(patterns: &[String], provider: &str, model: &str) -> bool {

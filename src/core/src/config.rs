@@ -38,11 +38,6 @@ pub struct GatewayConfig {
     pub limit_zone: crate::limits::Zone,
     /// The completion tokens reserved for a request that sets no `max_tokens` (`LIMIT_MAX_TOKENS`).
     pub limit_max_tokens: u64,
-    /// Every request of a key passes its limit counters' store when that store knows the key's latest state
-    /// (Workers' Durable Objects), so a revocation holds on the next request everywhere (`KEY_REVOCATION =
-    /// immediate`, the default); `cached`: keys without limits skip it, and a revocation of one takes effect
-    /// within `KEY_CACHE_MS` and KV's propagation.
-    pub immediate_revocation: bool,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -57,7 +52,7 @@ impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
     /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
-    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE`, `LIMIT_MAX_TOKENS` and `KEY_REVOCATION`.
+    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE` and `LIMIT_MAX_TOKENS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -107,11 +102,6 @@ impl GatewayConfig {
                 Some(z) => crate::limits::Zone::parse(&z).map_err(ConfigError::BadTimeZone)?,
             },
             limit_max_tokens: number(&get, "LIMIT_MAX_TOKENS", DEFAULT_LIMIT_MAX_TOKENS)?,
-            immediate_revocation: match get("KEY_REVOCATION").as_deref() {
-                None | Some("immediate") => true,
-                Some("cached") => false,
-                Some(other) => return Err(ConfigError::BadKeyRevocation(other.to_owned())),
-            },
         })
     }
 }

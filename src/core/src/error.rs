@@ -476,8 +476,6 @@ pub enum ConfigError {
     BadCurrency(String),
     #[error("LIMIT_TIMEZONE: {0}")]
     BadTimeZone(String),
-    #[error("KEY_REVOCATION must be `immediate` or `cached`, got `{0}`")]
-    BadKeyRevocation(String),
 }
 
 #[cfg(test)]

@@ -196,13 +196,21 @@ impl<H: Host> Gateway<H> {
         }
         let outcome = self.serve(&req, &mut trace).await;
         let (response, record) = respond::respond(outcome, trace, &self.host, &self.config);
-        let host = self.host.clone();
-        let record = async move {
+        // A whole answer is settled before it is sent: the client's next request sees what this one cost. A
+        // stream is settled when it ends.
+        let record = if matches!(response.body, crate::http::Body::Full(_)) {
             let mut row = record.await;
-            limit::settle(&host, &mut row).await;
-            row
-        }
-        .boxed_local();
+            limit::settle(&self.host, &mut row).await;
+            futures::future::ready(row).boxed_local()
+        } else {
+            let host = self.host.clone();
+            async move {
+                let mut row = record.await;
+                limit::settle(&host, &mut row).await;
+                row
+            }
+            .boxed_local()
+        };
         Handled {
             response,
             record,

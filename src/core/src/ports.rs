@@ -157,6 +157,16 @@ pub trait RecordStore {
     async fn keys(&self) -> Result<Vec<crate::auth::KeyRecord>, StoreError>;
     async fn put_team(&self, record: &crate::auth::TeamRecord) -> Result<(), StoreError>;
     async fn teams(&self) -> Result<Vec<crate::auth::TeamRecord>, StoreError>;
+    /// Adds a changed record to the changes feed, on hosts whose key store readers can lag (Workers: KV reads
+    /// are cached at the edge and propagate within a minute).
+    async fn announce(&self, _change: crate::auth::RecordChange) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The records changed since `version` of the feed; `None` on a host without one (natively every thread
+    /// shares one signal instead).
+    async fn changes(&self, _since: u64) -> Result<Option<crate::auth::RecordChanges>, StoreError> {
+        Ok(None)
+    }
 }
 
 pub trait Host:

@@ -45,6 +45,13 @@ pub struct Shared {
     /// dropped when it moves, so a revocation or a new limit applies to the next request.
     records: Records,
     records_seen: Cell<u64>,
+    /// The latest key (by id) and team (by name) records from the changes feed: they win over an older record
+    /// read from the key store (Workers' KV can serve a stale one for up to a minute).
+    latest_keys: RefCell<HashMap<String, KeyRecord>>,
+    latest_teams: RefCell<HashMap<String, crate::auth::TeamRecord>>,
+    /// The feed's version this isolate has applied, and when it last asked (`None`: never).
+    feed_version: Cell<u64>,
+    feed_checked_at: Cell<Option<f64>>,
     checked_at_ms: Cell<Option<f64>>,
     refreshing: Cell<bool>,
     /// The host's log writer's counters, when it keeps them (the native host), shown by `/admin/status`.
@@ -160,6 +167,75 @@ impl Shared {
     /// The handle that says key and team records changed.
     pub fn records(&self) -> &Records {
         &self.records
+    }
+
+    /// The feed version to ask changes since, when the last check is `every_ms` old (or there was none).
+    pub fn feed_due(&self, now_ms: f64, every_ms: f64) -> Option<u64> {
+        match self.feed_checked_at.get() {
+            Some(at) if now_ms - at < every_ms => None,
+            _ => Some(self.feed_version.get()),
+        }
+    }
+
+    /// Notes that the feed was asked at `now_ms` (whatever it answered), so it is asked again only when due.
+    pub fn feed_checked(&self, now_ms: f64) {
+        self.feed_checked_at.set(Some(now_ms));
+    }
+
+    /// Applies the records changed since the last version: they replace cached records and older ones read later.
+    pub fn apply_changes(&self, feed: crate::auth::RecordChanges) {
+        use crate::auth::RecordChange;
+        if !feed.complete {
+            self.keys.borrow_mut().clear();
+            self.teams.borrow_mut().clear();
+        }
+        for change in feed.changes {
+            match change {
+                RecordChange::Key(k) => {
+                    for (record, _) in self.keys.borrow_mut().values_mut() {
+                        if record.as_ref().is_some_and(|r| r.id == k.id) {
+                            *record = Some(k.clone());
+                        }
+                    }
+                    let mut latest = self.latest_keys.borrow_mut();
+                    if latest.len() >= MAX_CACHED_KEYS {
+                        latest.clear();
+                    }
+                    latest.insert(k.id.clone(), k);
+                }
+                RecordChange::Team(t) => {
+                    self.teams.borrow_mut().retain(|name, _| name != &t.name);
+                    let mut latest = self.latest_teams.borrow_mut();
+                    if latest.len() >= MAX_CACHED_KEYS {
+                        latest.clear();
+                    }
+                    latest.insert(t.name.clone(), t);
+                }
+            }
+        }
+        self.feed_version.set(feed.version);
+    }
+
+    /// `record`, or the feed's newer one for the same key.
+    pub fn latest_key(&self, record: KeyRecord) -> KeyRecord {
+        match self.latest_keys.borrow().get(&record.id) {
+            Some(l) if l.updated_at_ms >= record.updated_at_ms => l.clone(),
+            _ => record,
+        }
+    }
+
+    /// `record` (or none), or the feed's newer one for the team.
+    pub fn latest_team(
+        &self,
+        name: &str,
+        record: Option<crate::auth::TeamRecord>,
+    ) -> Option<crate::auth::TeamRecord> {
+        let latest = self.latest_teams.borrow();
+        match (latest.get(name), record) {
+            (Some(l), Some(r)) if l.updated_at_ms < r.updated_at_ms => Some(r),
+            (Some(l), _) => Some(l.clone()),
+            (None, r) => r,
+        }
     }
 
     /// Drops cached key and team records if any changed since they were read.

@@ -65,6 +65,8 @@ pub struct FakeHost {
     /// key pass its scope.
     pub knows_latest: bool,
     pub told: Rc<RefCell<HashMap<String, crate::limits::ScopeState>>>,
+    /// The changes feed (when `knows_latest`): every record the admin API wrote, in order.
+    pub feed: Rc<RefCell<Vec<crate::auth::RecordChange>>>,
     secrets: Rc<Cell<u64>>,
 }
 
@@ -106,6 +108,7 @@ impl FakeHost {
             ledger: crate::limits::Ledger::default(),
             knows_latest: false,
             told: Rc::default(),
+            feed: Rc::default(),
             secrets: Rc::default(),
         }
     }
@@ -263,6 +266,25 @@ impl crate::ports::RecordStore for FakeHost {
         let mut teams: Vec<_> = self.teams.borrow().values().cloned().collect();
         teams.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(teams)
+    }
+
+    async fn announce(&self, change: crate::auth::RecordChange) -> Result<(), StoreError> {
+        if self.knows_latest {
+            self.feed.borrow_mut().push(change);
+        }
+        Ok(())
+    }
+
+    async fn changes(&self, since: u64) -> Result<Option<crate::auth::RecordChanges>, StoreError> {
+        if !self.knows_latest {
+            return Ok(None);
+        }
+        let feed = self.feed.borrow();
+        Ok(Some(crate::auth::RecordChanges {
+            version: feed.len() as u64,
+            changes: feed.iter().skip(since as usize).cloned().collect(),
+            complete: true,
+        }))
     }
 }
 

@@ -347,6 +347,28 @@ impl gateway_core::RecordStore for WorkerHost {
         self.d1_records("SELECT record FROM teams ORDER BY name")
             .await
     }
+
+    /// The changes feed is the `Limiter` object named `records` (crate::limiter): without the binding, none.
+    async fn announce(&self, change: gateway_core::auth::RecordChange) -> Result<(), StoreError> {
+        let Some(ns) = &self.limiter else {
+            return Ok(());
+        };
+        limiter_call::<serde_json::Value>(ns, crate::limiter::FEED, "announce", &change)
+            .await
+            .map(|_| ())
+    }
+
+    async fn changes(
+        &self,
+        since: u64,
+    ) -> Result<Option<gateway_core::auth::RecordChanges>, StoreError> {
+        let Some(ns) = &self.limiter else {
+            return Ok(None);
+        };
+        limiter_call(ns, crate::limiter::FEED, "changes", &since)
+            .await
+            .map(Some)
+    }
 }
 
 impl WorkerHost {

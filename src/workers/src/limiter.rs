@@ -5,11 +5,16 @@
 //! so an evicted or restarted object goes on from where it was.
 //!
 //! It also keeps the latest state of its key's or team's record (revoked, limits) that the key admin API tells it:
-//! every request of a key passes its object, so a revocation or a new limit applies to the next request on every
-//! isolate, whatever their caches of the KV record still say.
+//! a limited key's requests pass its object, so a new limit applies to the next one on every isolate.
+//!
+//! One more object, named [`FEED`], holds the **changes feed** of key and team records: the admin API announces
+//! every record it writes, and every isolate asks for the changes since its last version at most once a second
+//! (`gateway/authenticate.rs`), so a revocation reaches all of them within about a second — KV's edge caches can
+//! serve the old record for up to a minute.
 //!
 //! Its protocol is JSON over `fetch` to `https://limiter/<op>`: `reserve` and `standing` take a [`ScopeAsk`],
-//! `settle` a [`Settlement`], `cancel` a [`Reservation`], `state` a [`ScopeState`].
+//! `settle` a [`Settlement`], `cancel` a [`Reservation`], `state` a [`ScopeState`]; `announce` a `RecordChange`,
+//! `changes` a version.
 
 use std::cell::RefCell;
 
@@ -18,8 +23,16 @@ use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 const STORED: &str = "counters";
+/// The object that holds the changes feed of key and team records (no key or team scope is named so: theirs
+/// begin with `key:` or `team:`).
+pub const FEED: &str = "records";
+/// The feed keeps at least this long of changes (longer than KV takes to propagate a write)…
+const FEED_KEEP_MS: i64 = 10 * 60_000;
+/// …and at most this many.
+const FEED_MAX: usize = 10_000;
 /// The key's or team's latest record state, as the admin API told it.
 const RECORD: &str = "record";
+const FEED_STORED: &str = "feed";
 
 #[durable_object]
 pub struct Limiter {
@@ -27,6 +40,16 @@ pub struct Limiter {
     counters: RefCell<Option<Counters>>,
     /// `Some(None)`: read, and nothing was told.
     record: RefCell<Option<Option<ScopeState>>>,
+    /// The changes feed, in the `records` object only.
+    feed: RefCell<Option<Feed>>,
+}
+
+/// Changed key and team records, numbered: `version` is the number of the last one.
+#[derive(Default, Serialize, Deserialize)]
+struct Feed {
+    version: u64,
+    /// (number, when, the record).
+    entries: std::collections::VecDeque<(u64, i64, gateway_core::auth::RecordChange)>,
 }
 
 /// What `reserve` answers: the reservation, or the refusal, with where the scope stands.
@@ -58,6 +81,19 @@ impl Limiter {
         let record = stored.and_then(|s| serde_json::from_str(&s).ok());
         *self.record.borrow_mut() = Some(record);
         Ok(record)
+    }
+
+    /// The changes feed, read from storage the first time.
+    async fn load_feed(&self) -> Result<()> {
+        if self.feed.borrow().is_some() {
+            return Ok(());
+        }
+        let stored: Option<String> = self.state.storage().get(FEED_STORED).await?;
+        let feed = stored
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        self.feed.borrow_mut().get_or_insert(feed);
+        Ok(())
     }
 
     /// The counters, read from storage the first time after the object started.
@@ -99,6 +135,7 @@ impl DurableObject for Limiter {
             state,
             counters: RefCell::new(None),
             record: RefCell::new(None),
+            feed: RefCell::new(None),
         }
     }
 
@@ -179,6 +216,60 @@ impl DurableObject for Limiter {
                 };
                 self.change(|c| c.cancel(&r)).await?;
                 Response::empty()
+            }
+            "/announce" => {
+                let change: gateway_core::auth::RecordChange = match serde_json::from_str(&body) {
+                    Ok(c) => c,
+                    Err(e) => return bad(e),
+                };
+                self.load_feed().await?;
+                let json = {
+                    let mut feed = self.feed.borrow_mut();
+                    let feed = feed.get_or_insert_with(Feed::default);
+                    let now = worker::Date::now().as_millis() as i64;
+                    feed.version += 1;
+                    feed.entries.push_back((feed.version, now, change));
+                    while feed.entries.len() > FEED_MAX
+                        || (feed.entries.len() > 1
+                            && feed
+                                .entries
+                                .front()
+                                .is_some_and(|(_, at, _)| now - at > FEED_KEEP_MS))
+                    {
+                        feed.entries.pop_front();
+                    }
+                    serde_json::to_string(&*feed)
+                        .map_err(|e| worker::Error::RustError(e.to_string()))?
+                };
+                self.state.storage().put(FEED_STORED, json).await?;
+                Response::empty()
+            }
+            "/changes" => {
+                let since: u64 = match serde_json::from_str(&body) {
+                    Ok(s) => s,
+                    Err(e) => return bad(e),
+                };
+                self.load_feed().await?;
+                let answer = {
+                    let feed = self.feed.borrow();
+                    let feed = feed.as_ref();
+                    let version = feed.map_or(0, |f| f.version);
+                    let oldest = feed
+                        .and_then(|f| f.entries.front())
+                        .map_or(version + 1, |(n, _, _)| *n);
+                    gateway_core::auth::RecordChanges {
+                        version,
+                        // The feed reaches back to `since` when nothing after it was dropped.
+                        complete: since >= version || since + 1 >= oldest,
+                        changes: feed
+                            .into_iter()
+                            .flat_map(|f| f.entries.iter())
+                            .filter(|(n, _, _)| *n > since)
+                            .map(|(_, _, c)| c.clone())
+                            .collect(),
+                    }
+                };
+                Response::from_json(&answer)
             }
             other => Response::error(format!("limiter: no operation `{other}`"), 404),
         }

@@ -20,6 +20,7 @@ impl<H: Host> Gateway<H> {
         };
         let hash = auth::hash_key(key);
         let now = self.host.now_ms();
+        self.follow_changes(now).await;
         let record = match self.shared.cached_key(&hash, now, self.config.key_cache_ms) {
             Some(cached) => cached,
             None => {
@@ -30,9 +31,28 @@ impl<H: Host> Gateway<H> {
                 found
             }
         };
-        record.ok_or_else(|| ApiError::unauthorized("incorrect API key provided"))
+        record
+            .map(|r| self.shared.latest_key(r))
+            .ok_or_else(|| ApiError::unauthorized("incorrect API key provided"))
+    }
+
+    /// Applies the key and team records changed since this isolate last asked (at most once per
+    /// [`FEED_EVERY_MS`], on the request that finds it due): a revocation reaches every isolate within about a
+    /// second, whatever its caches or the key store's edge caches still say. A feed that cannot be read is asked
+    /// again when next due.
+    async fn follow_changes(&self, now: f64) {
+        let Some(since) = self.shared.feed_due(now, FEED_EVERY_MS) else {
+            return;
+        };
+        self.shared.feed_checked(now);
+        if let Ok(Some(feed)) = self.host.changes(since).await {
+            self.shared.apply_changes(feed);
+        }
     }
 }
+
+/// How often an isolate asks the changes feed (a revocation takes effect within this, plus one round trip).
+pub const FEED_EVERY_MS: f64 = 1_000.0;
 
 /// A revoked or expired key is refused (after its id is in the log row).
 pub(super) fn admit(key: &KeyRecord, now_ms: f64) -> Result<(), ApiError> {

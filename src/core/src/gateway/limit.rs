@@ -52,6 +52,7 @@ impl<H: Host> Gateway<H> {
         let found = self.host.find_team(name).await.map_err(|e| {
             ApiError::new(ErrorCode::KeyStoreUnavailable, format!("team store: {e}"))
         })?;
+        let found = self.shared.latest_team(name, found);
         self.shared.cache_team(name, found.clone(), now);
         Ok(found)
     }
@@ -64,7 +65,7 @@ impl<H: Host> Gateway<H> {
         (call, plan, pricing): (&ApiCall, &AttemptPlan<'_>, &Pricing),
         trace: &mut Trace,
     ) -> Result<(), ApiError> {
-        if !holder.has_limits() && !self.passes_every_key() {
+        if !holder.has_limits() {
             return Ok(());
         }
         let now = self.host.now_ms() as i64;
@@ -103,12 +104,6 @@ impl<H: Host> Gateway<H> {
                 ))
             }
         }
-    }
-
-    /// Whether every request of a key passes its scope, limited or not: when the limit store knows a key's latest
-    /// state (a revocation then holds on the next request) and `KEY_REVOCATION` is `immediate`.
-    fn passes_every_key(&self) -> bool {
-        self.config.immediate_revocation && self.host.knows_latest()
     }
 
     /// What the request asks: one request, its prompt's estimate plus its completion cap in tokens, and the
@@ -163,41 +158,31 @@ impl<H: Host> Gateway<H> {
     ) -> Result<Vec<ScopeAsk>, ApiError> {
         let reporting = &self.config.reporting_currency;
         let mut asks = Vec::with_capacity(2);
-        let always_key = self.passes_every_key();
-        let mut add = |scope: String,
-                       limits: &limits::Limits,
-                       updated_at_ms: i64,
-                       always: bool|
-         -> Result<(), ApiError> {
-            if limits.is_empty() && !always {
-                return Ok(());
-            }
-            let resolved = limits
-                .resolve(&pricing.book, reporting)
-                .map_err(|e| ApiError::internal(format!("{scope}: {e}")))?;
-            asks.push(ScopeAsk {
-                scope,
-                limits: resolved,
-                zone: self.config.limit_zone,
-                ask,
-                updated_at_ms,
-                currency: reporting.clone(),
-            });
-            Ok(())
-        };
+        let mut add =
+            |scope: String, limits: &limits::Limits, updated_at_ms: i64| -> Result<(), ApiError> {
+                if limits.is_empty() {
+                    return Ok(());
+                }
+                let resolved = limits
+                    .resolve(&pricing.book, reporting)
+                    .map_err(|e| ApiError::internal(format!("{scope}: {e}")))?;
+                asks.push(ScopeAsk {
+                    scope,
+                    limits: resolved,
+                    zone: self.config.limit_zone,
+                    ask,
+                    updated_at_ms,
+                    currency: reporting.clone(),
+                });
+                Ok(())
+            };
         let key = holder.key;
-        add(
-            format!("key:{}", key.id),
-            &key.limits,
-            key.updated_at_ms,
-            always_key,
-        )?;
+        add(format!("key:{}", key.id), &key.limits, key.updated_at_ms)?;
         if let Some(team) = &holder.team {
             add(
                 format!("team:{}", team.name),
                 &team.limits,
                 team.updated_at_ms,
-                false,
             )?;
         }
         Ok(asks)

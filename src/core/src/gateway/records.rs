@@ -125,6 +125,8 @@ impl<H: Host> Gateway<H> {
             .insert_key(&auth::hash_key(&key), &record)
             .await
             .map_err(|e| ApiError::internal(format!("key store: {e}")))?;
+        self.announce(crate::auth::RecordChange::Key(record.clone()))
+            .await?;
         self.shared.records().changed();
         let mut view = self.key_view(&record).await?;
         if let Value::Object(m) = &mut view {
@@ -150,6 +152,8 @@ impl<H: Host> Gateway<H> {
             &key.limits,
         )
         .await?;
+        self.announce(crate::auth::RecordChange::Key(key.clone()))
+            .await?;
         self.shared.records().changed();
         Ok(reply(200, self.key_view(&key).await?))
     }
@@ -167,8 +171,18 @@ impl<H: Host> Gateway<H> {
             &team.limits,
         )
         .await?;
+        self.announce(crate::auth::RecordChange::Team(team.clone()))
+            .await?;
         self.shared.records().changed();
         Ok(reply(status, self.team_view(&team).await?))
+    }
+
+    /// Adds the record to the changes feed (on hosts with one), which every isolate follows.
+    async fn announce(&self, change: crate::auth::RecordChange) -> Result<(), ApiError> {
+        self.host
+            .announce(change)
+            .await
+            .map_err(|e| ApiError::internal(format!("record changes feed: {e}")))
     }
 
     /// Tells a limit store that keeps its own copy of a scope's limits (Durable Objects) the new ones.
