@@ -34,7 +34,7 @@ const FEED_MAX: usize = 10_000;
 const RECORD: &str = "record";
 const FEED_STORED: &str = "feed";
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct Limiter {
     state: State,
     counters: RefCell<Option<Counters>>,
