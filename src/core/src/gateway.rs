@@ -226,6 +226,7 @@ impl<H: Host> Gateway<H> {
             Endpoint::AdminStatus => return Ok(self.admin_status(req)?),
             Endpoint::AdminUsage => return Ok(self.admin_usage(req).await?),
             Endpoint::AdminRecords => return Ok(self.admin_records(req).await?),
+            Endpoint::AdminLogs => return Ok(self.admin_logs(req).await?),
             Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);

@@ -16,6 +16,7 @@ pub mod health;
 mod http;
 pub mod limits;
 mod log;
+pub mod logs;
 pub mod ports;
 pub mod providers;
 mod redact;

@@ -38,6 +38,30 @@ impl<H: Host> Gateway<H> {
         })
     }
 
+    /// `GET /admin/logs?…` (crate::logs): newest first, filtered, a page at a time; `GET /admin/logs/{id}`.
+    pub(super) async fn admin_logs(&self, req: &GatewayRequest) -> Result<Reply, ApiError> {
+        self.admit_admin(req)?;
+        if req.method != "GET" {
+            return Err(ApiError::method_not_allowed(&req.method, &req.path));
+        }
+        let read = |e: crate::error::StoreError| ApiError::internal(format!("request log: {e}"));
+        let body = match req.path.strip_prefix("/admin/logs/") {
+            Some(id) => {
+                let (sql, params) = crate::logs::detail_sql(id);
+                let rows = self.host.usage_rows(&sql, params).await.map_err(read)?;
+                crate::logs::render_detail(rows)
+                    .ok_or_else(|| ApiError::not_found(format!("no request `{id}` in the log")))?
+            }
+            None => {
+                let query = crate::logs::LogQuery::parse(&req.query)?;
+                let (sql, params) = query.sql();
+                let rows = self.host.usage_rows(&sql, params).await.map_err(read)?;
+                crate::logs::render_list(&query, rows)
+            }
+        };
+        Ok(Reply::local(serde_json::to_vec(&body).unwrap_or_default()))
+    }
+
     /// The admin endpoints' token (`GATEWAY_ADMIN_TOKEN`): without one configured they do not exist (404).
     pub(super) fn admit_admin(&self, req: &GatewayRequest) -> Result<(), ApiError> {
         let Some(token) = &self.config.admin_token else {

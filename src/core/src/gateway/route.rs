@@ -13,6 +13,8 @@ pub(super) enum Endpoint {
     AdminUsage,
     /// `/admin/keys…` and `/admin/teams…` (methods checked by the handler).
     AdminRecords,
+    /// `/admin/logs` and `/admin/logs/{id}`.
+    AdminLogs,
 }
 
 impl Endpoint {
@@ -25,7 +27,8 @@ impl Endpoint {
             Endpoint::Health
             | Endpoint::AdminStatus
             | Endpoint::AdminUsage
-            | Endpoint::AdminRecords => None,
+            | Endpoint::AdminRecords
+            | Endpoint::AdminLogs => None,
         }
     }
 }
@@ -60,6 +63,9 @@ pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
         {
             return Ok(Endpoint::AdminRecords);
         }
+    }
+    if path == "/admin/logs" || path.starts_with("/admin/logs/") {
+        return Ok(Endpoint::AdminLogs);
     }
     let Some(&(_, allowed, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
         return Err(no_route(method, path).into());
