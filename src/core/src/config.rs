@@ -70,9 +70,7 @@ impl GatewayConfig {
             }
         }
         let reporting_currency = get("REPORTING_CURRENCY").unwrap_or_else(|| "USD".into());
-        if reporting_currency.len() != 3
-            || !reporting_currency.bytes().all(|b| b.is_ascii_uppercase())
-        {
+        if !gateway_policy::prices::is_currency(&reporting_currency) {
             return Err(ConfigError::BadCurrency(reporting_currency));
         }
         Ok(Self {

@@ -14,6 +14,7 @@
 //!
 //! Unset means unlimited, never zero.
 
+use gateway_policy::prices::{civil_from_days, days_from_civil};
 use serde::{Deserialize, Serialize};
 
 pub const MINUTE_MS: i64 = 60_000;
@@ -57,7 +58,7 @@ impl Limits {
             if b.day.is_none() && b.month.is_none() {
                 return Some("a budget needs `day` or `month` (or leave `budget` out)".into());
             }
-            if !(b.currency.len() == 3 && b.currency.bytes().all(|c| c.is_ascii_uppercase())) {
+            if !gateway_policy::prices::is_currency(&b.currency) {
                 return Some(format!(
                     "budget currency `{}` is not a currency code such as USD or CNY",
                     b.currency
@@ -124,16 +125,6 @@ pub struct Resolved {
     pub month_pico: Option<u128>,
 }
 
-impl Resolved {
-    pub fn is_unlimited(&self) -> bool {
-        self == &Resolved::default()
-    }
-
-    pub fn has_budget(&self) -> bool {
-        self.day_pico.is_some() || self.month_pico.is_some()
-    }
-}
-
 /// A time zone for day and month boundaries: a fixed offset from UTC, in minutes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Zone {
@@ -186,21 +177,9 @@ impl Zone {
                     .join(", ")
             )
         };
-        let (sign, rest) = match s.as_bytes().first() {
-            Some(b'+') => (1, &s[1..]),
-            Some(b'-') => (-1, &s[1..]),
-            _ => return Err(bad()),
-        };
-        let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 {
-            return Err(bad());
-        }
-        let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-        if h > 14 || m > 59 {
-            return Err(bad());
-        }
+        let minutes = gateway_policy::prices::parse_offset(s).ok_or_else(bad)?;
         Ok(Zone {
-            offset_minutes: sign * (h * 60 + m),
+            offset_minutes: minutes as i32,
         })
     }
 
@@ -215,7 +194,7 @@ impl Zone {
 
     /// The local month (`year × 12 + month − 1`) of a moment.
     pub fn month(self, utc_ms: i64) -> i64 {
-        let (y, m, _) = civil(self.day(utc_ms));
+        let (y, m, _) = civil_from_days(self.day(utc_ms));
         y * 12 + i64::from(m) - 1
     }
 
@@ -227,7 +206,7 @@ impl Zone {
 
     /// When the local month of `utc_ms` began and ends (UTC ms).
     pub fn month_bounds(self, utc_ms: i64) -> (i64, i64) {
-        let (y, m, _) = civil(self.day(utc_ms));
+        let (y, m, _) = civil_from_days(self.day(utc_ms));
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         let off = i64::from(self.offset_minutes) * MINUTE_MS;
         (
@@ -235,30 +214,6 @@ impl Zone {
             days_from_civil(ny, nm, 1) * DAY_MS - off,
         )
     }
-}
-
-/// Year, month (1–12) and day of days since 1970-01-01 (Howard Hinnant's civil_from_days).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// What a request asks of a scope at admission.
@@ -883,7 +838,7 @@ mod tests {
         assert!(Zone::parse("America/New_York").is_err());
         assert!(Zone::parse("+8").is_err());
         for d in [-1000, 0, 59, 60, 365, 20_000, 21_000] {
-            let (y, m, day) = civil(d);
+            let (y, m, day) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, day), d);
         }
     }

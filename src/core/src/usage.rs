@@ -96,18 +96,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
 
 /// `2026-12-01T08:00:00Z`.
 pub fn format_time(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
+    let (y, m, d) = gateway_policy::prices::civil_from_days(ms.div_euclid(DAY_MS));
     let secs = ms.rem_euclid(DAY_MS) / 1000;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,

@@ -319,7 +319,8 @@ impl PriceTable {
     }
 }
 
-fn is_currency(s: &str) -> bool {
+/// A currency code: three capital letters (`USD`, `CNY`).
+pub fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
 }
 
@@ -349,14 +350,31 @@ pub fn parse_date(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || d == 0 || d > days_in[(m - 1) as usize] {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
+    Some(days_from_civil(y, m, d))
+}
+
+/// Days since 1970-01-01 of a date (Howard Hinnant's days_from_civil; the date is not checked).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = i64::from((m + 9) % 12);
     let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    era * 146_097 + doe - 719_468
+}
+
+/// Year, month (1–12) and day of days since 1970-01-01 (Howard Hinnant's civil_from_days).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 const WEEK: u32 = 7 * 24 * 60;
@@ -410,8 +428,8 @@ fn window_minutes(w: &Window) -> Result<Vec<(u32, u32)>, String> {
     Ok(out)
 }
 
-/// `+08:00` → 480 minutes.
-fn parse_offset(s: &str) -> Option<i64> {
+/// `+08:00` → 480 minutes (at most 14 hours either way).
+pub fn parse_offset(s: &str) -> Option<i64> {
     let (sign, rest) = match s.as_bytes().first()? {
         b'+' => (1, &s[1..]),
         b'-' => (-1, &s[1..]),
