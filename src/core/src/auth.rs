@@ -72,6 +72,54 @@ pub struct RecordChanges {
     pub complete: bool,
 }
 
+/// The changes feed itself: numbered records, kept for at least [`RecordFeed::KEEP_MS`] (longer than KV takes to
+/// propagate a write) and at most [`RecordFeed::MAX`] of them. A host that has a feed stores one of these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordFeed {
+    /// The number of the last change.
+    pub version: u64,
+    /// (number, when, the record), oldest first.
+    pub entries: std::collections::VecDeque<(u64, i64, RecordChange)>,
+}
+
+impl RecordFeed {
+    pub const KEEP_MS: i64 = 10 * 60_000;
+    pub const MAX: usize = 10_000;
+
+    /// Adds a change written at `now_ms`, dropping what is both old and not the last.
+    pub fn announce(&mut self, change: RecordChange, now_ms: i64) {
+        self.version += 1;
+        self.entries.push_back((self.version, now_ms, change));
+        while self.entries.len() > Self::MAX
+            || (self.entries.len() > 1
+                && self
+                    .entries
+                    .front()
+                    .is_some_and(|(_, at, _)| now_ms - at > Self::KEEP_MS))
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The changes after version `since`; not complete when some of them were dropped already.
+    pub fn since(&self, since: u64) -> RecordChanges {
+        let oldest = self
+            .entries
+            .front()
+            .map_or(self.version + 1, |(n, _, _)| *n);
+        RecordChanges {
+            version: self.version,
+            complete: since >= self.version || since + 1 >= oldest,
+            changes: self
+                .entries
+                .iter()
+                .filter(|(n, _, _)| *n > since)
+                .map(|(_, _, c)| c.clone())
+                .collect(),
+        }
+    }
+}
+
 /// Whether `provider/model` is allowed by `patterns` (empty: everything). A pattern is `provider/model` with `*`
 /// standing for any run of characters: `deepseek/*`, `openai/gpt-5*`, `*/gpt-4o-mini`, `*`.
 pub fn allowed(patterns: &[String], provider: &str, model: &str) -> bool {
@@ -198,6 +246,24 @@ mod tests {
         assert!(!allowed(&list(&["openai/gpt-5"]), "openai", "gpt-5.4"));
         assert_eq!(allow_problem(&list(&["deepseek/*", "*"])), None);
         assert!(allow_problem(&list(&["deepseek"])).is_some());
+    }
+
+    #[test]
+    fn the_feed_answers_what_came_since_and_says_when_it_no_longer_reaches_back() {
+        let mut feed = RecordFeed::default();
+        let key = |id: &str| RecordChange::Key(crate::testing::key_record(id));
+        feed.announce(key("a"), 0);
+        feed.announce(key("b"), 1);
+        let since = feed.since(1);
+        assert_eq!(
+            (since.version, since.complete, since.changes),
+            (2, true, vec![key("b")])
+        );
+        // Ten minutes later the old entries go, and an isolate that last saw version 0 is told it missed some.
+        feed.announce(key("c"), RecordFeed::KEEP_MS + 2);
+        assert_eq!(feed.entries.len(), 1);
+        assert!(!feed.since(0).complete && feed.since(2).complete);
+        assert!(feed.since(3).changes.is_empty());
     }
 
     #[test]

@@ -198,19 +198,16 @@ impl<H: Host> Gateway<H> {
         let (response, record) = respond::respond(outcome, trace, &self.host, &self.config);
         // A whole answer is settled before it is sent: the client's next request sees what this one cost. A
         // stream is settled when it ends.
-        let record = if matches!(response.body, crate::http::Body::Full(_)) {
+        let host = self.host.clone();
+        let mut record = async move {
             let mut row = record.await;
-            limit::settle(&self.host, &mut row).await;
-            futures::future::ready(row).boxed_local()
-        } else {
-            let host = self.host.clone();
-            async move {
-                let mut row = record.await;
-                limit::settle(&host, &mut row).await;
-                row
-            }
-            .boxed_local()
-        };
+            limit::settle(&host, &mut row).await;
+            row
+        }
+        .boxed_local();
+        if matches!(response.body, crate::http::Body::Full(_)) {
+            record = futures::future::ready(record.await).boxed_local();
+        }
         Handled {
             response,
             record,

@@ -255,8 +255,6 @@ pub enum Limit {
     ConcurrentStreams,
     BudgetDay,
     BudgetMonth,
-    /// The key was revoked (its Durable Object knows before every isolate's cache does).
-    Revoked,
 }
 
 impl Limit {
@@ -267,7 +265,6 @@ impl Limit {
             Limit::ConcurrentStreams => "concurrent_streams",
             Limit::BudgetDay => "budget_day",
             Limit::BudgetMonth => "budget_month",
-            Limit::Revoked => "revoked",
         }
     }
 
@@ -490,43 +487,10 @@ pub struct ScopeAsk {
     pub limits: Resolved,
     pub zone: Zone,
     pub ask: Ask,
-    /// When the record these limits come from last changed: a store that was told of a newer record
-    /// ([`ScopeState`]) uses that one's instead.
-    #[serde(default)]
-    pub updated_at_ms: i64,
     /// The reporting currency budgets and spend are in (a host that reads spend back from the log sums the rows
     /// in this currency only).
     #[serde(default)]
     pub currency: String,
-}
-
-/// The latest state of a key or team record, as the key admin API tells a store that keeps its own copy (the
-/// Workers' Durable Objects): it applies from the next request, whatever an isolate's cache still holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScopeState {
-    pub updated_at_ms: i64,
-    pub revoked: bool,
-    pub limits: Resolved,
-}
-
-impl ScopeState {
-    /// The limits to enforce for `ask`, or the refusal of a revoked key: this state's when it is at least as new
-    /// as the record the request was read with.
-    pub fn apply(state: Option<&ScopeState>, ask: &ScopeAsk) -> Result<Resolved, Refusal> {
-        match state {
-            Some(s) if s.updated_at_ms >= ask.updated_at_ms => {
-                if s.revoked {
-                    return Err(Refusal {
-                        limit: Limit::Revoked,
-                        retry_at_ms: None,
-                        too_large: false,
-                    });
-                }
-                Ok(s.limits)
-            }
-            _ => Ok(ask.limits),
-        }
-    }
 }
 
 /// A scope's reservation, to settle when the request ends.
@@ -854,7 +818,6 @@ mod tests {
                 now_ms: T0,
                 ..Ask::default()
             },
-            updated_at_ms: 0,
             currency: "USD".into(),
         };
         // The team allows 2 a minute, its keys 5 each: the team's third request is refused and not counted

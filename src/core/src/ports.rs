@@ -125,20 +125,6 @@ pub trait LimitStore {
         &self,
         asks: Vec<crate::limits::ScopeAsk>,
     ) -> Result<Vec<crate::limits::Standing>, StoreError>;
-    /// Whether this store knows a key's latest state before the key store's readers do (the Workers' Durable
-    /// Objects, told by the admin API): then every request of a key passes its scope, limited or not, so a
-    /// revocation applies to the next request on every isolate.
-    fn knows_latest(&self) -> bool {
-        false
-    }
-    /// Tells the store of a key's or team's new state (see [`Self::knows_latest`]).
-    async fn tell(
-        &self,
-        _scope: &str,
-        _state: crate::limits::ScopeState,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 /// Writes key and team records: the key administration API. Keys are stored under their hash only.

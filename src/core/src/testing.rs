@@ -61,12 +61,10 @@ pub struct FakeHost {
     pub teams: Rc<RefCell<HashMap<String, crate::auth::TeamRecord>>>,
     /// The counters of keys and teams.
     pub ledger: crate::limits::Ledger,
-    /// Behave like the Workers' Durable Objects: keep the states the admin API tells, and have every request of a
-    /// key pass its scope.
-    pub knows_latest: bool,
-    pub told: Rc<RefCell<HashMap<String, crate::limits::ScopeState>>>,
-    /// The changes feed (when `knows_latest`): every record the admin API wrote, in order.
-    pub feed: Rc<RefCell<Vec<crate::auth::RecordChange>>>,
+    /// Keep a changes feed of key and team records, as the Workers host does.
+    pub has_feed: bool,
+    /// The changes feed (when `has_feed`): every record the admin API wrote, in order.
+    pub feed: Rc<RefCell<crate::auth::RecordFeed>>,
     secrets: Rc<Cell<u64>>,
 }
 
@@ -106,8 +104,7 @@ impl FakeHost {
             settings: Rc::default(),
             teams: Rc::default(),
             ledger: crate::limits::Ledger::default(),
-            knows_latest: false,
-            told: Rc::default(),
+            has_feed: false,
             feed: Rc::default(),
             secrets: Rc::default(),
         }
@@ -186,29 +183,7 @@ impl crate::ports::LimitStore for FakeHost {
         &self,
         asks: Vec<crate::limits::ScopeAsk>,
     ) -> Result<crate::limits::Admission, StoreError> {
-        let mut asks = asks;
-        for a in &mut asks {
-            match crate::limits::ScopeState::apply(self.told.borrow().get(&a.scope), a) {
-                Ok(limits) => a.limits = limits,
-                Err(refusal) => {
-                    return Ok(crate::limits::Admission::Refused {
-                        scope: a.scope.clone(),
-                        refusal,
-                        standing: crate::limits::Standing::default(),
-                    })
-                }
-            }
-        }
         Ok(self.ledger.reserve(&asks))
-    }
-
-    fn knows_latest(&self) -> bool {
-        self.knows_latest
-    }
-
-    async fn tell(&self, scope: &str, state: crate::limits::ScopeState) -> Result<(), StoreError> {
-        self.told.borrow_mut().insert(scope.to_owned(), state);
-        Ok(())
     }
 
     async fn settle(&self, held: Vec<crate::limits::Held>, used: crate::limits::Used) {
@@ -269,22 +244,16 @@ impl crate::ports::RecordStore for FakeHost {
     }
 
     async fn announce(&self, change: crate::auth::RecordChange) -> Result<(), StoreError> {
-        if self.knows_latest {
-            self.feed.borrow_mut().push(change);
+        if self.has_feed {
+            self.feed
+                .borrow_mut()
+                .announce(change, self.now.get() as i64);
         }
         Ok(())
     }
 
     async fn changes(&self, since: u64) -> Result<Option<crate::auth::RecordChanges>, StoreError> {
-        if !self.knows_latest {
-            return Ok(None);
-        }
-        let feed = self.feed.borrow();
-        Ok(Some(crate::auth::RecordChanges {
-            version: feed.len() as u64,
-            changes: feed.iter().skip(since as usize).cloned().collect(),
-            complete: true,
-        }))
+        Ok(self.has_feed.then(|| self.feed.borrow().since(since)))
     }
 }
 

@@ -98,9 +98,22 @@ pub fn insert_key(conn: &Connection, key_hash: &str, record: &KeyRecord) -> Resu
 }
 
 pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, KeyError> {
+    record(
+        conn,
+        "SELECT record FROM api_keys WHERE key_hash = ?1",
+        key_hash,
+    )
+}
+
+/// The record (JSON in the `record` column) of the row `sql` finds by `param`.
+fn record<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    param: &str,
+) -> Result<Option<T>, KeyError> {
     let json: Option<String> = conn
-        .prepare_cached("SELECT record FROM api_keys WHERE key_hash = ?1")
-        .and_then(|mut s| s.query_row([key_hash], |r| r.get(0)).optional())?;
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row([param], |r| r.get(0)).optional())?;
     match json {
         None => Ok(None),
         Some(j) => Ok(Some(serde_json::from_str(&j)?)),
@@ -109,22 +122,13 @@ pub fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<KeyRecord>, 
 
 /// Marks a key revoked (by id); `false` when there is no such key.
 pub fn revoke_key(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, KeyError> {
-    let json: Option<String> = conn
-        .query_row("SELECT record FROM api_keys WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let Some(json) = json else {
+    let Some(mut key) = record::<KeyRecord>(conn, "SELECT record FROM api_keys WHERE id = ?1", id)?
+    else {
         return Ok(false);
     };
-    let mut record: KeyRecord = serde_json::from_str(&json)?;
-    record.revoked = true;
-    record.updated_at_ms = now_ms;
-    conn.execute(
-        "UPDATE api_keys SET record = ?1, updated_at_ms = ?2 WHERE id = ?3",
-        params![serde_json::to_string(&record)?, now_ms, id],
-    )?;
-    Ok(true)
+    key.revoked = true;
+    key.updated_at_ms = now_ms;
+    update_key(conn, &key)
 }
 
 /// Replaces the record of the key with `record.id`; `false` when there is none.
@@ -176,13 +180,7 @@ pub fn put_team(conn: &Connection, team: &TeamRecord) -> Result<(), KeyError> {
 }
 
 pub fn find_team(conn: &Connection, name: &str) -> Result<Option<TeamRecord>, KeyError> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT record FROM teams WHERE name = ?1")
-        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())?;
-    match json {
-        None => Ok(None),
-        Some(j) => Ok(Some(serde_json::from_str(&j)?)),
-    }
+    record(conn, "SELECT record FROM teams WHERE name = ?1", name)
 }
 
 /// What a scope (`key:<id>`, `team:<name>`) spent today and this month in `zone`, in pico-units of the reporting

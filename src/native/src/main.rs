@@ -172,6 +172,14 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Records as JSON, one a line.
+fn print_lines<T: serde::Serialize>(records: Vec<T>) -> Result<(), String> {
+    for r in records {
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
 fn parse_limits(json: Option<&str>) -> Result<gateway_core::limits::Limits, String> {
     let Some(json) = json else {
         return Ok(Default::default());
@@ -284,19 +292,13 @@ fn run(cli: Cli) -> Result<(), String> {
             command: KeysCommand::List { db },
         } => {
             let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
-            for k in db::keys(&conn).map_err(|e| e.to_string())? {
-                println!("{}", serde_json::to_string(&k).map_err(|e| e.to_string())?);
-            }
-            Ok(())
+            print_lines(db::keys(&conn).map_err(|e| e.to_string())?)
         }
         Command::Teams {
             command: TeamsCommand::List { db },
         } => {
             let conn = db::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
-            for t in db::teams(&conn).map_err(|e| e.to_string())? {
-                println!("{}", serde_json::to_string(&t).map_err(|e| e.to_string())?);
-            }
-            Ok(())
+            print_lines(db::teams(&conn).map_err(|e| e.to_string())?)
         }
         Command::Keys {
             command: KeysCommand::Revoke { id, db },

@@ -513,23 +513,6 @@ impl gateway_core::LimitStore for WorkerHost {
         .into_iter()
         .collect()
     }
-    /// With Durable Objects the admin API tells a key's object of its changes, and requests can pass it.
-    fn knows_latest(&self) -> bool {
-        self.limiter.is_some()
-    }
-
-    async fn tell(
-        &self,
-        scope: &str,
-        state: gateway_core::limits::ScopeState,
-    ) -> Result<(), StoreError> {
-        let Some(ns) = &self.limiter else {
-            return Ok(());
-        };
-        limiter_call::<serde_json::Value>(ns, scope, "state", &state)
-            .await
-            .map(|_| ())
-    }
 }
 
 /// One operation on the `Limiter` object of `scope`: its JSON answer (`null` for an empty one).

@@ -4,52 +4,34 @@
 //! binding is per location and approximate). The counters are kept in the object's storage after every change,
 //! so an evicted or restarted object goes on from where it was.
 //!
-//! It also keeps the latest state of its key's or team's record (revoked, limits) that the key admin API tells it:
-//! a limited key's requests pass its object, so a new limit applies to the next one on every isolate.
-//!
 //! One more object, named [`FEED`], holds the **changes feed** of key and team records: the admin API announces
 //! every record it writes, and every isolate asks for the changes since its last version at most once a second
 //! (`gateway/authenticate.rs`), so a revocation reaches all of them within about a second — KV's edge caches can
 //! serve the old record for up to a minute.
 //!
 //! Its protocol is JSON over `fetch` to `https://limiter/<op>`: `reserve` and `standing` take a [`ScopeAsk`],
-//! `settle` a [`Settlement`], `cancel` a [`Reservation`], `state` a [`ScopeState`]; `announce` a `RecordChange`,
-//! `changes` a version.
+//! `settle` a [`Settlement`], `cancel` a [`Reservation`]; `announce` a `RecordChange`, `changes` a version. The
+//! feed itself, what it keeps and what it answers, is the core's `RecordFeed`.
 
 use std::cell::RefCell;
 
-use gateway_core::limits::{Counters, Reservation, ScopeAsk, ScopeState, Used};
-use serde::{Deserialize, Serialize};
+use gateway_core::auth::{RecordChange, RecordFeed};
+use gateway_core::limits::{Counters, Refusal, Reservation, ScopeAsk, Standing, Used};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 const STORED: &str = "counters";
+const FEED_STORED: &str = "feed";
 /// The object that holds the changes feed of key and team records (no key or team scope is named so: theirs
 /// begin with `key:` or `team:`).
 pub const FEED: &str = "records";
-/// The feed keeps at least this long of changes (longer than KV takes to propagate a write)…
-const FEED_KEEP_MS: i64 = 10 * 60_000;
-/// …and at most this many.
-const FEED_MAX: usize = 10_000;
-/// The key's or team's latest record state, as the admin API told it.
-const RECORD: &str = "record";
-const FEED_STORED: &str = "feed";
 
 #[durable_object(fetch)]
 pub struct Limiter {
     state: State,
     counters: RefCell<Option<Counters>>,
-    /// `Some(None)`: read, and nothing was told.
-    record: RefCell<Option<Option<ScopeState>>>,
     /// The changes feed, in the `records` object only.
-    feed: RefCell<Option<Feed>>,
-}
-
-/// Changed key and team records, numbered: `version` is the number of the last one.
-#[derive(Default, Serialize, Deserialize)]
-struct Feed {
-    version: u64,
-    /// (number, when, the record).
-    entries: std::collections::VecDeque<(u64, i64, gateway_core::auth::RecordChange)>,
+    feed: RefCell<Option<RecordFeed>>,
 }
 
 /// What `reserve` answers: the reservation, or the refusal, with where the scope stands.
@@ -57,11 +39,11 @@ struct Feed {
 pub enum Reserved {
     Granted {
         reservation: Reservation,
-        standing: gateway_core::limits::Standing,
+        standing: Standing,
     },
     Refused {
-        refusal: gateway_core::limits::Refusal,
-        standing: gateway_core::limits::Standing,
+        refusal: Refusal,
+        standing: Standing,
     },
 }
 
@@ -72,61 +54,63 @@ pub struct Settlement {
 }
 
 impl Limiter {
-    /// The record state the admin API last told, read from storage the first time.
-    async fn record(&self) -> Result<Option<ScopeState>> {
-        if let Some(r) = *self.record.borrow() {
-            return Ok(r);
-        }
-        let stored: Option<String> = self.state.storage().get(RECORD).await?;
-        let record = stored.and_then(|s| serde_json::from_str(&s).ok());
-        *self.record.borrow_mut() = Some(record);
-        Ok(record)
-    }
-
-    /// The changes feed, read from storage the first time.
-    async fn load_feed(&self) -> Result<()> {
-        if self.feed.borrow().is_some() {
-            return Ok(());
-        }
-        let stored: Option<String> = self.state.storage().get(FEED_STORED).await?;
-        let feed = stored
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        self.feed.borrow_mut().get_or_insert(feed);
-        Ok(())
-    }
-
-    /// The counters, read from storage the first time after the object started.
-    async fn load(&self) -> Result<()> {
-        if self.counters.borrow().is_some() {
-            return Ok(());
-        }
-        let stored: Option<String> = self.state.storage().get(STORED).await?;
-        let counters = stored
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        self.counters.borrow_mut().get_or_insert(counters);
-        Ok(())
-    }
-
-    async fn save(&self) -> Result<()> {
-        let json = {
-            let c = self.counters.borrow();
-            serde_json::to_string(&*c).map_err(|e| worker::Error::RustError(e.to_string()))?
+    /// Runs `f` on the value stored under `key` (read from storage the first time after the object started, the
+    /// default before anything was stored), then stores it again. No borrow is held across an await.
+    async fn change<T, R>(
+        &self,
+        (cell, key): (&RefCell<Option<T>>, &str),
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        self.load(cell, key).await?;
+        let (out, json) = {
+            let mut value = cell.borrow_mut();
+            let value = value.get_or_insert_with(T::default);
+            let out = f(value);
+            let json = serde_json::to_string(value)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            (out, json)
         };
-        self.state.storage().put(STORED, json).await
-    }
-
-    /// Runs `f` on the counters (no borrow is held across an await) and stores them.
-    async fn change<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> Result<T> {
-        self.load().await?;
-        let out = {
-            let mut c = self.counters.borrow_mut();
-            f(c.get_or_insert_with(Counters::default))
-        };
-        self.save().await?;
+        self.state.storage().put(key, json).await?;
         Ok(out)
     }
+
+    /// Reads `f` of the value under `key`, storing nothing.
+    async fn read<T, R>(
+        &self,
+        (cell, key): (&RefCell<Option<T>>, &str),
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R>
+    where
+        T: DeserializeOwned + Default,
+    {
+        self.load(cell, key).await?;
+        let mut value = cell.borrow_mut();
+        Ok(f(value.get_or_insert_with(T::default)))
+    }
+
+    async fn load<T: DeserializeOwned + Default>(
+        &self,
+        cell: &RefCell<Option<T>>,
+        key: &str,
+    ) -> Result<()> {
+        if cell.borrow().is_some() {
+            return Ok(());
+        }
+        let stored: Option<String> = self.state.storage().get(key).await?;
+        let value = stored
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        cell.borrow_mut().get_or_insert(value);
+        Ok(())
+    }
+}
+
+/// `body` as a `T`, or the 400 that says why not.
+fn parse<T: DeserializeOwned>(body: &str) -> std::result::Result<T, Result<Response>> {
+    serde_json::from_str(body).map_err(|e| Response::error(format!("limiter: {e}"), 400))
 }
 
 impl DurableObject for Limiter {
@@ -134,141 +118,79 @@ impl DurableObject for Limiter {
         Self {
             state,
             counters: RefCell::new(None),
-            record: RefCell::new(None),
             feed: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let body = req.text().await?;
-        let bad = |e: serde_json::Error| Response::error(format!("limiter: {e}"), 400);
+        let counters = (&self.counters, STORED);
+        let feed = (&self.feed, FEED_STORED);
         match req.path().as_str() {
             "/reserve" => {
-                let ask: ScopeAsk = match serde_json::from_str(&body) {
+                let ask: ScopeAsk = match parse(&body) {
                     Ok(a) => a,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                let record = self.record().await?;
                 let answer = self
-                    .change(|c| {
-                        let limits = match ScopeState::apply(record.as_ref(), &ask) {
-                            Ok(limits) => limits,
-                            Err(refusal) => {
-                                return Reserved::Refused {
-                                    refusal,
-                                    standing: c.standing(&ask.limits, ask.zone, ask.ask.now_ms),
-                                }
-                            }
-                        };
-                        match c.reserve(&limits, ask.zone, ask.ask) {
+                    .change(counters, |c| {
+                        let reserved = c.reserve(&ask.limits, ask.zone, ask.ask);
+                        let standing = c.standing(&ask.limits, ask.zone, ask.ask.now_ms);
+                        match reserved {
                             Ok(reservation) => Reserved::Granted {
                                 reservation,
-                                standing: c.standing(&limits, ask.zone, ask.ask.now_ms),
+                                standing,
                             },
-                            Err(refusal) => Reserved::Refused {
-                                refusal,
-                                standing: c.standing(&limits, ask.zone, ask.ask.now_ms),
-                            },
+                            Err(refusal) => Reserved::Refused { refusal, standing },
                         }
                     })
                     .await?;
                 Response::from_json(&answer)
             }
             "/standing" => {
-                let ask: ScopeAsk = match serde_json::from_str(&body) {
+                let ask: ScopeAsk = match parse(&body) {
                     Ok(a) => a,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                let limits =
-                    ScopeState::apply(self.record().await?.as_ref(), &ask).unwrap_or(ask.limits);
-                self.load().await?;
-                let standing = {
-                    let mut c = self.counters.borrow_mut();
-                    c.get_or_insert_with(Counters::default).standing(
-                        &limits,
-                        ask.zone,
-                        ask.ask.now_ms,
-                    )
-                };
+                let standing = self
+                    .read(counters, |c| {
+                        c.standing(&ask.limits, ask.zone, ask.ask.now_ms)
+                    })
+                    .await?;
                 Response::from_json(&standing)
             }
-            "/state" => {
-                let state: ScopeState = match serde_json::from_str(&body) {
-                    Ok(s) => s,
-                    Err(e) => return bad(e),
-                };
-                self.state.storage().put(RECORD, body).await?;
-                *self.record.borrow_mut() = Some(Some(state));
-                Response::empty()
-            }
             "/settle" => {
-                let s: Settlement = match serde_json::from_str(&body) {
+                let s: Settlement = match parse(&body) {
                     Ok(s) => s,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                self.change(|c| c.settle(&s.reservation, s.used)).await?;
+                self.change(counters, |c| c.settle(&s.reservation, s.used))
+                    .await?;
                 Response::empty()
             }
             "/cancel" => {
-                let r: Reservation = match serde_json::from_str(&body) {
+                let r: Reservation = match parse(&body) {
                     Ok(r) => r,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                self.change(|c| c.cancel(&r)).await?;
+                self.change(counters, |c| c.cancel(&r)).await?;
                 Response::empty()
             }
             "/announce" => {
-                let change: gateway_core::auth::RecordChange = match serde_json::from_str(&body) {
+                let change: RecordChange = match parse(&body) {
                     Ok(c) => c,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                self.load_feed().await?;
-                let json = {
-                    let mut feed = self.feed.borrow_mut();
-                    let feed = feed.get_or_insert_with(Feed::default);
-                    let now = worker::Date::now().as_millis() as i64;
-                    feed.version += 1;
-                    feed.entries.push_back((feed.version, now, change));
-                    while feed.entries.len() > FEED_MAX
-                        || (feed.entries.len() > 1
-                            && feed
-                                .entries
-                                .front()
-                                .is_some_and(|(_, at, _)| now - at > FEED_KEEP_MS))
-                    {
-                        feed.entries.pop_front();
-                    }
-                    serde_json::to_string(&*feed)
-                        .map_err(|e| worker::Error::RustError(e.to_string()))?
-                };
-                self.state.storage().put(FEED_STORED, json).await?;
+                let now = worker::Date::now().as_millis() as i64;
+                self.change(feed, |f| f.announce(change, now)).await?;
                 Response::empty()
             }
             "/changes" => {
-                let since: u64 = match serde_json::from_str(&body) {
+                let since: u64 = match parse(&body) {
                     Ok(s) => s,
-                    Err(e) => return bad(e),
+                    Err(bad) => return bad,
                 };
-                self.load_feed().await?;
-                let answer = {
-                    let feed = self.feed.borrow();
-                    let feed = feed.as_ref();
-                    let version = feed.map_or(0, |f| f.version);
-                    let oldest = feed
-                        .and_then(|f| f.entries.front())
-                        .map_or(version + 1, |(n, _, _)| *n);
-                    gateway_core::auth::RecordChanges {
-                        version,
-                        // The feed reaches back to `since` when nothing after it was dropped.
-                        complete: since >= version || since + 1 >= oldest,
-                        changes: feed
-                            .into_iter()
-                            .flat_map(|f| f.entries.iter())
-                            .filter(|(n, _, _)| *n > since)
-                            .map(|(_, _, c)| c.clone())
-                            .collect(),
-                    }
-                };
+                let answer = self.read(feed, |f| f.since(since)).await?;
                 Response::from_json(&answer)
             }
             other => Response::error(format!("limiter: no operation `{other}`"), 404),

@@ -85,9 +85,6 @@ impl<H: Host> Gateway<H> {
                 trace.hold(granted.into_iter().map(|(h, _)| h).collect());
                 Ok(())
             }
-            Admission::Refused { refusal, .. } if refusal.limit == Limit::Revoked => {
-                Err(ApiError::unauthorized("this API key has been revoked"))
-            }
             Admission::Refused {
                 scope,
                 refusal,
@@ -156,36 +153,46 @@ impl<H: Host> Gateway<H> {
         pricing: &Pricing,
         ask: Ask,
     ) -> Result<Vec<ScopeAsk>, ApiError> {
-        let reporting = &self.config.reporting_currency;
         let mut asks = Vec::with_capacity(2);
-        let mut add =
-            |scope: String, limits: &limits::Limits, updated_at_ms: i64| -> Result<(), ApiError> {
-                if limits.is_empty() {
-                    return Ok(());
-                }
-                let resolved = limits
-                    .resolve(&pricing.book, reporting)
-                    .map_err(|e| ApiError::internal(format!("{scope}: {e}")))?;
-                asks.push(ScopeAsk {
-                    scope,
-                    limits: resolved,
-                    zone: self.config.limit_zone,
-                    ask,
-                    updated_at_ms,
-                    currency: reporting.clone(),
-                });
-                Ok(())
-            };
-        let key = holder.key;
-        add(format!("key:{}", key.id), &key.limits, key.updated_at_ms)?;
-        if let Some(team) = &holder.team {
-            add(
+        let key = &holder.key;
+        if !key.limits.is_empty() {
+            asks.push(self.scope_ask(
+                format!("key:{}", key.id),
+                &key.limits,
+                &pricing.book,
+                ask,
+            )?);
+        }
+        if let Some(team) = holder.team.as_ref().filter(|t| !t.limits.is_empty()) {
+            asks.push(self.scope_ask(
                 format!("team:{}", team.name),
                 &team.limits,
-                team.updated_at_ms,
-            )?;
+                &pricing.book,
+                ask,
+            )?);
         }
         Ok(asks)
+    }
+
+    /// What `ask` asks of `scope` under `limits` (their budgets converted with `book` to the reporting currency).
+    pub(super) fn scope_ask(
+        &self,
+        scope: String,
+        limits: &limits::Limits,
+        book: &gateway_policy::prices::PriceBook,
+        ask: Ask,
+    ) -> Result<ScopeAsk, ApiError> {
+        let reporting = &self.config.reporting_currency;
+        let limits = limits
+            .resolve(book, reporting)
+            .map_err(|e| ApiError::internal(format!("{scope}: {e}")))?;
+        Ok(ScopeAsk {
+            scope,
+            limits,
+            zone: self.config.limit_zone,
+            ask,
+            currency: reporting.clone(),
+        })
     }
 
     /// A requested model outside the key's or team's allow-list is refused before the policy runs: one that
@@ -289,7 +296,6 @@ fn refused(
             "rate limit reached for {who}: {} concurrent streams",
             limits.concurrent_streams.unwrap_or(0)
         ),
-        Limit::Revoked => "this API key has been revoked".to_owned(),
         Limit::BudgetDay | Limit::BudgetMonth => {
             let (period, budget, spent) = if refusal.limit == Limit::BudgetDay {
                 ("daily", limits.day_pico, standing.day_pico)
@@ -316,43 +322,39 @@ fn refused(
     err
 }
 
+/// A limit, or what is left of it, in a scope's standing.
+type Count = fn(&Standing) -> Option<u64>;
+
 /// OpenAI's `x-ratelimit-*` headers, for the scope with the least left of each limit that is set.
 fn rate_headers(standings: &[Standing], now: i64) -> Vec<(String, String)> {
+    let kinds: [(&str, Count, Count); 2] = [
+        (
+            "requests",
+            |s| s.limits.requests_per_minute,
+            Standing::remaining_requests,
+        ),
+        (
+            "tokens",
+            |s| s.limits.tokens_per_minute,
+            Standing::remaining_tokens,
+        ),
+    ];
     let mut headers = Vec::new();
-    let reset = |s: &Standing| limits::reset_duration(s.reset_ms - now);
-    if let Some(s) = standings
-        .iter()
-        .filter(|s| s.limits.requests_per_minute.is_some())
-        .min_by_key(|s| s.remaining_requests())
-    {
-        headers.extend([
-            (
-                "x-ratelimit-limit-requests".to_owned(),
-                s.limits.requests_per_minute.unwrap_or(0).to_string(),
-            ),
-            (
-                "x-ratelimit-remaining-requests".to_owned(),
-                s.remaining_requests().unwrap_or(0).to_string(),
-            ),
-            ("x-ratelimit-reset-requests".to_owned(), reset(s)),
-        ]);
-    }
-    if let Some(s) = standings
-        .iter()
-        .filter(|s| s.limits.tokens_per_minute.is_some())
-        .min_by_key(|s| s.remaining_tokens())
-    {
-        headers.extend([
-            (
-                "x-ratelimit-limit-tokens".to_owned(),
-                s.limits.tokens_per_minute.unwrap_or(0).to_string(),
-            ),
-            (
-                "x-ratelimit-remaining-tokens".to_owned(),
-                s.remaining_tokens().unwrap_or(0).to_string(),
-            ),
-            ("x-ratelimit-reset-tokens".to_owned(), reset(s)),
-        ]);
+    for (kind, limit, remaining) in kinds {
+        let tightest = standings
+            .iter()
+            .filter_map(|s| Some((s, limit(s)?, remaining(s)?)))
+            .min_by_key(|(_, _, left)| *left);
+        if let Some((s, limit, left)) = tightest {
+            headers.extend([
+                (format!("x-ratelimit-limit-{kind}"), limit.to_string()),
+                (format!("x-ratelimit-remaining-{kind}"), left.to_string()),
+                (
+                    format!("x-ratelimit-reset-{kind}"),
+                    limits::reset_duration(s.reset_ms - now),
+                ),
+            ]);
+        }
     }
     headers
 }

@@ -10,17 +10,17 @@
 //! | `POST /admin/teams` `{name, allow?, limits?}`, `GET /admin/teams`, `GET`/`PATCH /admin/teams/{name}` | the same for teams |
 //!
 //! A change applies from the next request: every thread's cached records are dropped (natively all threads
-//! share the signal), and a store that keeps its own copy of limits (the Workers' Durable Objects) is told the
-//! new state, so a revocation reaches every isolate at once.
+//! share the signal), and on hosts with a changes feed (Workers) the record goes into it, which every isolate
+//! follows within a second.
 
 use serde_json::{json, Map, Value};
 
 use super::request::json_body;
 use super::{Gateway, Reply};
-use crate::auth::{self, KeyRecord, TeamRecord};
+use crate::auth::{self, KeyRecord, RecordChange, TeamRecord};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::GatewayRequest;
-use crate::limits::{Ask, Limits, ScopeAsk, ScopeState, Standing};
+use crate::limits::{Ask, Limits, Standing};
 use crate::ports::Host;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -121,13 +121,12 @@ impl<H: Host> Gateway<H> {
             ..KeyRecord::default()
         };
         patch_key(&mut record, &body)?;
+        self.check_limits(&record.limits)?;
         self.host
             .insert_key(&auth::hash_key(&key), &record)
             .await
             .map_err(|e| ApiError::internal(format!("key store: {e}")))?;
-        self.announce(crate::auth::RecordChange::Key(record.clone()))
-            .await?;
-        self.shared.records().changed();
+        self.changed(RecordChange::Key(record.clone())).await?;
         let mut view = self.key_view(&record).await?;
         if let Value::Object(m) = &mut view {
             m.insert("key".into(), Value::String(key));
@@ -136,6 +135,7 @@ impl<H: Host> Gateway<H> {
     }
 
     async fn save_key(&self, mut key: KeyRecord) -> Result<Reply, ApiError> {
+        self.check_limits(&key.limits)?;
         key.updated_at_ms = (self.host.now_ms() as i64).max(key.updated_at_ms + 1);
         let found = self
             .host
@@ -145,69 +145,39 @@ impl<H: Host> Gateway<H> {
         if !found {
             return Err(ApiError::not_found(format!("no key with id `{}`", key.id)));
         }
-        self.tell(
-            &format!("key:{}", key.id),
-            key.updated_at_ms,
-            key.revoked,
-            &key.limits,
-        )
-        .await?;
-        self.announce(crate::auth::RecordChange::Key(key.clone()))
-            .await?;
-        self.shared.records().changed();
+        self.changed(RecordChange::Key(key.clone())).await?;
         Ok(reply(200, self.key_view(&key).await?))
     }
 
     async fn save_team(&self, mut team: TeamRecord, status: u16) -> Result<Reply, ApiError> {
+        self.check_limits(&team.limits)?;
         team.updated_at_ms = (self.host.now_ms() as i64).max(team.updated_at_ms + 1);
         self.host
             .put_team(&team)
             .await
             .map_err(|e| ApiError::internal(format!("team store: {e}")))?;
-        self.tell(
-            &format!("team:{}", team.name),
-            team.updated_at_ms,
-            false,
-            &team.limits,
-        )
-        .await?;
-        self.announce(crate::auth::RecordChange::Team(team.clone()))
-            .await?;
-        self.shared.records().changed();
+        self.changed(RecordChange::Team(team.clone())).await?;
         Ok(reply(status, self.team_view(&team).await?))
     }
 
-    /// Adds the record to the changes feed (on hosts with one), which every isolate follows.
-    async fn announce(&self, change: crate::auth::RecordChange) -> Result<(), ApiError> {
+    /// Budgets in a currency the price table cannot convert to the reporting currency are a 400 now, not a 500
+    /// on every request later.
+    fn check_limits(&self, limits: &Limits) -> Result<(), ApiError> {
+        limits
+            .resolve(&self.config.prices, &self.config.reporting_currency)
+            .map(|_| ())
+            .map_err(|e| invalid(&format!("`limits`: {e}"), "limits"))
+    }
+
+    /// A record was written: into the changes feed (on hosts with one, which every isolate follows), and every
+    /// thread's cached records are dropped.
+    async fn changed(&self, change: RecordChange) -> Result<(), ApiError> {
         self.host
             .announce(change)
             .await
-            .map_err(|e| ApiError::internal(format!("record changes feed: {e}")))
-    }
-
-    /// Tells a limit store that keeps its own copy of a scope's limits (Durable Objects) the new ones.
-    async fn tell(
-        &self,
-        scope: &str,
-        updated_at_ms: i64,
-        revoked: bool,
-        limits: &Limits,
-    ) -> Result<(), ApiError> {
-        if !self.host.knows_latest() {
-            return Ok(());
-        }
-        let limits = limits
-            .resolve(&self.config.prices, &self.config.reporting_currency)
-            .map_err(|e| invalid(&e, "limits"))?;
-        let state = ScopeState {
-            updated_at_ms,
-            revoked,
-            limits,
-        };
-        self.host
-            .tell(scope, state)
-            .await
-            .map_err(|e| ApiError::internal(format!("limits: {e}")))
+            .map_err(|e| ApiError::internal(format!("record changes feed: {e}")))?;
+        self.shared.records().changed();
+        Ok(())
     }
 
     async fn key_by_id(&self, id: &str) -> Result<KeyRecord, ApiError> {
@@ -231,46 +201,38 @@ impl<H: Host> Gateway<H> {
 
     /// A key's record as JSON (never the key), with where its limits stand.
     async fn key_view(&self, key: &KeyRecord) -> Result<Value, ApiError> {
-        let mut view = serde_json::to_value(key).unwrap_or_default();
-        let standing = self
-            .standing_of(&format!("key:{}", key.id), &key.limits)
-            .await?;
-        if let Value::Object(m) = &mut view {
-            m.insert("object".into(), "key".into());
-            m.insert("standing".into(), standing);
-        }
-        Ok(view)
+        self.view(key, "key", format!("key:{}", key.id), &key.limits)
+            .await
     }
 
     async fn team_view(&self, team: &TeamRecord) -> Result<Value, ApiError> {
-        let mut view = serde_json::to_value(team).unwrap_or_default();
-        let standing = self
-            .standing_of(&format!("team:{}", team.name), &team.limits)
-            .await?;
-        if let Value::Object(m) = &mut view {
-            m.insert("object".into(), "team".into());
-            m.insert("standing".into(), standing);
-        }
-        Ok(view)
+        self.view(team, "team", format!("team:{}", team.name), &team.limits)
+            .await
     }
 
-    /// Spend today and this month (reporting currency) and what is left of each limit.
-    async fn standing_of(&self, scope: &str, limits: &Limits) -> Result<Value, ApiError> {
-        let resolved = limits
-            .resolve(&self.config.prices, &self.config.reporting_currency)
-            .unwrap_or_default();
-        let now = self.host.now_ms() as i64;
-        let ask = ScopeAsk {
-            scope: scope.to_owned(),
-            limits: resolved,
-            zone: self.config.limit_zone,
-            ask: Ask {
-                now_ms: now,
+    /// A record as JSON with its `object` kind and its `standing`: spend today and this month (reporting
+    /// currency) and what is left of each limit.
+    async fn view(
+        &self,
+        record: &impl serde::Serialize,
+        object: &str,
+        scope: String,
+        limits: &Limits,
+    ) -> Result<Value, ApiError> {
+        // A record written before its budget's currency could be converted still shows its spend.
+        let limits = match self.check_limits(limits) {
+            Ok(()) => limits.clone(),
+            Err(_) => Limits::default(),
+        };
+        let ask = self.scope_ask(
+            scope,
+            &limits,
+            &self.config.prices,
+            Ask {
+                now_ms: self.host.now_ms() as i64,
                 ..Ask::default()
             },
-            updated_at_ms: 0,
-            currency: self.config.reporting_currency.clone(),
-        };
+        )?;
         let s: Standing = self
             .host
             .standing(vec![ask])
@@ -280,14 +242,22 @@ impl<H: Host> Gateway<H> {
             .next()
             .unwrap_or_default();
         let money = |p: u128| gateway_policy::prices::format_pico(p);
-        Ok(json!({
-            "currency": self.config.reporting_currency,
-            "spend_day": money(s.day_pico),
-            "spend_month": money(s.month_pico),
-            "budget_remaining_pct": s.budget_remaining_pct(),
-            "remaining_requests": s.remaining_requests(),
-            "remaining_tokens": s.remaining_tokens(),
-        }))
+        let mut view = serde_json::to_value(record).unwrap_or_default();
+        if let Value::Object(m) = &mut view {
+            m.insert("object".into(), object.into());
+            m.insert(
+                "standing".into(),
+                json!({
+                    "currency": self.config.reporting_currency,
+                    "spend_day": money(s.day_pico),
+                    "spend_month": money(s.month_pico),
+                    "budget_remaining_pct": s.budget_remaining_pct(),
+                    "remaining_requests": s.remaining_requests(),
+                    "remaining_tokens": s.remaining_tokens(),
+                }),
+            );
+        }
+        Ok(view)
     }
 }
 

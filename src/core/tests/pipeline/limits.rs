@@ -257,7 +257,6 @@ fn a_budget_reserves_the_costliest_target_of_the_plan_so_a_fallback_stays_inside
             now_ms: host.now.get() as i64,
             ..Default::default()
         },
-        updated_at_ms: 0,
         currency: "USD".into(),
     }]);
     assert_eq!(standing[0].day_pico, 37_500_000, "settled at what it cost");

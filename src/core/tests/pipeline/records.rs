@@ -175,7 +175,7 @@ fn a_revocation_reaches_an_isolate_that_cached_the_key_within_a_second() {
     // Two isolates (two gateways, each with its own caches) over one store with a changes feed, as on Workers:
     // the admin API writes the feed, every isolate asks it at most once a second.
     let mut host = FakeHost::new(ok_json());
-    host.knows_latest = true;
+    host.has_feed = true;
     let (edge, admin_side) = (gateway(&host), gateway(&host));
     let created = run_with(
         &admin_side,
