@@ -141,6 +141,7 @@ pub trait RecordStore {
     async fn update_key(&self, record: &crate::auth::KeyRecord) -> Result<bool, StoreError>;
     /// Every key's record, oldest first.
     async fn keys(&self) -> Result<Vec<crate::auth::KeyRecord>, StoreError>;
+    async fn key_by_id(&self, id: &str) -> Result<Option<crate::auth::KeyRecord>, StoreError>;
     async fn put_team(&self, record: &crate::auth::TeamRecord) -> Result<(), StoreError>;
     async fn teams(&self) -> Result<Vec<crate::auth::TeamRecord>, StoreError>;
     /// Adds a changed record to the changes feed, on hosts whose key store readers can lag (Workers: KV reads

@@ -37,10 +37,10 @@ pub struct Shared {
     health: RefCell<HealthSlot>,
     /// Shared by every worker thread natively ([`Shared::across_threads`]); per isolate on Workers.
     cooldowns: Cooldowns,
-    /// Key records by key hash (`None`: no such key), with when they were read from the key store.
-    keys: RefCell<HashMap<String, (Option<KeyRecord>, f64)>>,
+    /// Key records by key hash, as read from the key store.
+    keys: RecordCache<KeyRecord>,
     /// Team records by name, likewise.
-    teams: RefCell<HashMap<String, (Option<crate::auth::TeamRecord>, f64)>>,
+    teams: RecordCache<crate::auth::TeamRecord>,
     /// Bumped whenever a key or team record changes (shared by every thread natively): the caches above are
     /// dropped when it moves, so a revocation or a new limit applies to the next request.
     records: Records,
@@ -83,6 +83,50 @@ struct PolicySlot {
 struct HealthSlot {
     snapshot: Option<Snapshot>,
     attrs: Rc<BTreeMap<String, HealthAttrs>>,
+}
+
+/// Records read from a store, by what they were looked up with, and when (`None`: known not to exist). Cleared
+/// when it grows past [`MAX_CACHED_KEYS`].
+struct RecordCache<T>(RefCell<HashMap<String, (Option<T>, f64)>>);
+
+impl<T> Default for RecordCache<T> {
+    fn default() -> Self {
+        Self(RefCell::default())
+    }
+}
+
+impl<T: Clone> RecordCache<T> {
+    /// A record read less than `ttl_ms` ago (a missing one for at most [`UNKNOWN_KEY_CACHE_MS`]).
+    fn get(&self, key: &str, now_ms: f64, ttl_ms: u64) -> Option<Option<T>> {
+        let map = self.0.borrow();
+        let (record, at) = map.get(key)?;
+        let ttl = match record {
+            Some(_) => ttl_ms as f64,
+            None => UNKNOWN_KEY_CACHE_MS.min(ttl_ms as f64),
+        };
+        (now_ms - at < ttl).then(|| record.clone())
+    }
+
+    fn put(&self, key: &str, record: Option<T>, now_ms: f64) {
+        let mut map = self.0.borrow_mut();
+        if map.len() >= MAX_CACHED_KEYS {
+            map.clear();
+        }
+        map.insert(key.to_owned(), (record, now_ms));
+    }
+
+    fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
+
+/// Inserts into a map that is cleared when it grows past [`MAX_CACHED_KEYS`].
+fn bounded_insert<T>(map: &RefCell<HashMap<String, T>>, key: String, value: T) {
+    let mut map = map.borrow_mut();
+    if map.len() >= MAX_CACHED_KEYS {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 /// A counter of changes to key and team records, shared by every thread of a process. Cheap to clone.
@@ -182,35 +226,19 @@ impl Shared {
         self.feed_checked_at.set(Some(now_ms));
     }
 
-    /// Applies the records changed since the last version: they replace cached records and older ones read later.
+    /// Applies the records changed since the last version: from now on they win over older ones, cached or
+    /// read ([`Self::latest_key`], [`Self::latest_team`]). A feed that no longer reaches back that far drops the
+    /// caches.
     pub fn apply_changes(&self, feed: crate::auth::RecordChanges) {
         use crate::auth::RecordChange;
         if !feed.complete {
-            self.keys.borrow_mut().clear();
-            self.teams.borrow_mut().clear();
+            self.keys.clear();
+            self.teams.clear();
         }
         for change in feed.changes {
             match change {
-                RecordChange::Key(k) => {
-                    for (record, _) in self.keys.borrow_mut().values_mut() {
-                        if record.as_ref().is_some_and(|r| r.id == k.id) {
-                            *record = Some(k.clone());
-                        }
-                    }
-                    let mut latest = self.latest_keys.borrow_mut();
-                    if latest.len() >= MAX_CACHED_KEYS {
-                        latest.clear();
-                    }
-                    latest.insert(k.id.clone(), k);
-                }
-                RecordChange::Team(t) => {
-                    self.teams.borrow_mut().retain(|name, _| name != &t.name);
-                    let mut latest = self.latest_teams.borrow_mut();
-                    if latest.len() >= MAX_CACHED_KEYS {
-                        latest.clear();
-                    }
-                    latest.insert(t.name.clone(), t);
-                }
+                RecordChange::Key(k) => bounded_insert(&self.latest_keys, k.id.clone(), k),
+                RecordChange::Team(t) => bounded_insert(&self.latest_teams, t.name.clone(), t),
             }
         }
         self.feed_version.set(feed.version);
@@ -243,8 +271,8 @@ impl Shared {
         let now = self.records.generation();
         if self.records_seen.get() != now {
             self.records_seen.set(now);
-            self.keys.borrow_mut().clear();
-            self.teams.borrow_mut().clear();
+            self.keys.clear();
+            self.teams.clear();
         }
     }
 
@@ -255,17 +283,11 @@ impl Shared {
         ttl_ms: u64,
     ) -> Option<Option<crate::auth::TeamRecord>> {
         self.forget_changed_records();
-        let teams = self.teams.borrow();
-        let (record, at) = teams.get(name)?;
-        (now_ms - at < ttl_ms as f64).then(|| record.clone())
+        self.teams.get(name, now_ms, ttl_ms)
     }
 
     pub fn cache_team(&self, name: &str, record: Option<crate::auth::TeamRecord>, now_ms: f64) {
-        let mut teams = self.teams.borrow_mut();
-        if teams.len() >= MAX_CACHED_KEYS {
-            teams.clear();
-        }
-        teams.insert(name.to_owned(), (record, now_ms));
+        self.teams.put(name, record, now_ms);
     }
 
     /// A policy given at start (tests, `gateway serve --policy` before its first refresh).
@@ -370,21 +392,11 @@ impl Shared {
     /// up to [`UNKNOWN_KEY_CACHE_MS`]); `None` when the store must be asked.
     pub fn cached_key(&self, hash: &str, now_ms: f64, ttl_ms: u64) -> Option<Option<KeyRecord>> {
         self.forget_changed_records();
-        let keys = self.keys.borrow();
-        let (record, at) = keys.get(hash)?;
-        let ttl = match record {
-            Some(_) => ttl_ms as f64,
-            None => UNKNOWN_KEY_CACHE_MS.min(ttl_ms as f64),
-        };
-        (now_ms - at < ttl).then(|| record.clone())
+        self.keys.get(hash, now_ms, ttl_ms)
     }
 
     pub fn cache_key(&self, hash: &str, record: Option<KeyRecord>, now_ms: f64) {
-        let mut keys = self.keys.borrow_mut();
-        if keys.len() >= MAX_CACHED_KEYS {
-            keys.clear();
-        }
-        keys.insert(hash.to_owned(), (record, now_ms));
+        self.keys.put(hash, record, now_ms);
     }
 
     /// Whether a provider model is cooling down (tried only when nothing else is left).

@@ -224,6 +224,10 @@ impl crate::ports::RecordStore for FakeHost {
         Ok(found.map(|k| *k = record.clone()).is_some())
     }
 
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.keys.borrow().values().find(|k| k.id == id).cloned())
+    }
+
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let mut keys: Vec<KeyRecord> = self.keys.borrow().values().cloned().collect();
         keys.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));

@@ -121,9 +121,12 @@ fn record<T: serde::de::DeserializeOwned>(
 }
 
 /// Marks a key revoked (by id); `false` when there is no such key.
+pub fn key_by_id(conn: &Connection, id: &str) -> Result<Option<KeyRecord>, KeyError> {
+    record(conn, "SELECT record FROM api_keys WHERE id = ?1", id)
+}
+
 pub fn revoke_key(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, KeyError> {
-    let Some(mut key) = record::<KeyRecord>(conn, "SELECT record FROM api_keys WHERE id = ?1", id)?
-    else {
+    let Some(mut key) = key_by_id(conn, id)? else {
         return Ok(false);
     };
     key.revoked = true;

@@ -158,6 +158,10 @@ impl gateway_core::RecordStore for NativeHost {
         crate::db::update_key(&self.db, record).map_err(StoreError::new)
     }
 
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        crate::db::key_by_id(&self.db, id).map_err(StoreError::new)
+    }
+
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         crate::db::keys(&self.db).map_err(StoreError::new)
     }

@@ -322,9 +322,22 @@ impl gateway_core::RecordStore for WorkerHost {
         Ok(true)
     }
 
+    async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let found = self
+            .d1_records(
+                "SELECT record FROM api_keys WHERE id = ?1",
+                vec![SqlValue::Text(id.to_owned())],
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.d1_records("SELECT record FROM api_keys ORDER BY created_at_ms, id")
-            .await
+        self.d1_records(
+            "SELECT record FROM api_keys ORDER BY created_at_ms, id",
+            Vec::new(),
+        )
+        .await
     }
 
     async fn put_team(&self, record: &gateway_core::TeamRecord) -> Result<(), StoreError> {
@@ -344,7 +357,7 @@ impl gateway_core::RecordStore for WorkerHost {
     }
 
     async fn teams(&self) -> Result<Vec<gateway_core::TeamRecord>, StoreError> {
-        self.d1_records("SELECT record FROM teams ORDER BY name")
+        self.d1_records("SELECT record FROM teams ORDER BY name", Vec::new())
             .await
     }
 
@@ -388,9 +401,10 @@ impl WorkerHost {
     async fn d1_records<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
+        params: Vec<SqlValue>,
     ) -> Result<Vec<T>, StoreError> {
         use gateway_core::ports::UsageStore;
-        self.usage_rows(sql, Vec::new())
+        self.usage_rows(sql, params)
             .await?
             .into_iter()
             .filter_map(|r| match r.into_iter().next() {

@@ -46,15 +46,17 @@ impl<H: Host> Gateway<H> {
             return Ok(None);
         };
         let now = self.host.now_ms();
-        if let Some(cached) = self.shared.cached_team(name, now, self.config.key_cache_ms) {
-            return Ok(cached);
-        }
-        let found = self.host.find_team(name).await.map_err(|e| {
-            ApiError::new(ErrorCode::KeyStoreUnavailable, format!("team store: {e}"))
-        })?;
-        let found = self.shared.latest_team(name, found);
-        self.shared.cache_team(name, found.clone(), now);
-        Ok(found)
+        let record = match self.shared.cached_team(name, now, self.config.key_cache_ms) {
+            Some(cached) => cached,
+            None => {
+                let found = self.host.find_team(name).await.map_err(|e| {
+                    ApiError::new(ErrorCode::KeyStoreUnavailable, format!("team store: {e}"))
+                })?;
+                self.shared.cache_team(name, found.clone(), now);
+                found
+            }
+        };
+        Ok(self.shared.latest_team(name, record))
     }
 
     /// Reserves what the planned request may use in the key's and the team's scopes, or refuses it (429) saying

@@ -181,13 +181,10 @@ impl<H: Host> Gateway<H> {
     }
 
     async fn key_by_id(&self, id: &str) -> Result<KeyRecord, ApiError> {
-        let keys = self
-            .host
-            .keys()
+        self.host
+            .key_by_id(id)
             .await
-            .map_err(|e| ApiError::internal(format!("key store: {e}")))?;
-        keys.into_iter()
-            .find(|k| k.id == id)
+            .map_err(|e| ApiError::internal(format!("key store: {e}")))?
             .ok_or_else(|| ApiError::not_found(format!("no key with id `{id}`")))
     }
 
