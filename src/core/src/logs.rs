@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::log::SqlValue;
-use crate::usage::{parse_time, percent_decode};
+use crate::usage::{query_pairs, time_param};
 
 /// The columns of a list entry, in order.
 const LIST: &[&str] = &[
@@ -65,9 +65,7 @@ impl LogQuery {
             limit: 50,
             ..LogQuery::default()
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
+        for (k, v) in query_pairs(query) {
             let bad = |what: &str| {
                 ApiError::invalid_request(format!("`{k}` {what}, got `{v}`")).with_param(k)
             };
@@ -95,8 +93,8 @@ impl LogQuery {
                             .ok_or_else(|| bad("must be an HTTP status or `error`"))?,
                     ),
                 )),
-                "from" => q.from_ms = Some(parse_time(&v).ok_or_else(|| bad("must be a date, a UTC time or milliseconds"))?),
-                "to" => q.to_ms = Some(parse_time(&v).ok_or_else(|| bad("must be a date, a UTC time or milliseconds"))?),
+                "from" => q.from_ms = Some(time_param(k, &v)?),
+                "to" => q.to_ms = Some(time_param(k, &v)?),
                 other => {
                     return Err(ApiError::invalid_request(format!(
                         "unknown parameter `{other}` (limit, before, key, team, provider, model, rule, status, from, to)"

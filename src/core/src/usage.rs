@@ -94,6 +94,24 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(ms)
 }
 
+/// A query string's parameters, their values percent-decoded.
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, String)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k, percent_decode(v))
+    })
+}
+
+/// The time parameter `k` (see [`parse_time`]), or the 400 that says what it takes.
+pub(crate) fn time_param(k: &str, v: &str) -> Result<i64, ApiError> {
+    parse_time(v).ok_or_else(|| {
+        ApiError::invalid_request(format!(
+            "`{k}` must be a date (2026-12-01), a UTC time (2026-12-01T08:00:00Z) or milliseconds, got `{v}`"
+        ))
+        .with_param(k)
+    })
+}
+
 /// `2026-12-01T08:00:00Z`.
 pub fn format_time(ms: i64) -> String {
     let (y, m, d) = gateway_policy::prices::civil_from_days(ms.div_euclid(DAY_MS));
@@ -114,20 +132,10 @@ impl UsageQuery {
         let mut to = None;
         let mut group_by = Vec::new();
         let mut csv = false;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
-            let time = |v: &str| {
-                parse_time(v).ok_or_else(|| {
-                    ApiError::invalid_request(format!(
-                        "`{k}` must be a date (2026-12-01), a UTC time (2026-12-01T08:00:00Z) or milliseconds, got `{v}`"
-                    ))
-                    .with_param(k)
-                })
-            };
+        for (k, v) in query_pairs(query) {
             match k {
-                "from" => from = Some(time(&v)?),
-                "to" => to = Some(time(&v)?),
+                "from" => from = Some(time_param(k, &v)?),
+                "to" => to = Some(time_param(k, &v)?),
                 "group_by" => {
                     for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                         let Some((_, g)) = Group::ALL.iter().find(|(n, _)| *n == name) else {
@@ -222,7 +230,7 @@ impl UsageQuery {
     }
 }
 
-pub(crate) fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
