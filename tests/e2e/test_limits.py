@@ -41,6 +41,14 @@ def key(gw, **limits):
     return gw.create_key(**attrs)
 
 
+def clear_of_a_minute_edge(seconds=15.0):
+    """Wait, if need be, until at least `seconds` remain of the current UTC minute: the counters' windows are whole
+    UTC minutes, so a test that counts requests within one window must not straddle two."""
+    left = 60.0 - time.time() % 60.0
+    if left < seconds:
+        time.sleep(left + 0.05)
+
+
 def chat(gw, k, model="gpt-4o-mini", **extra):
     return httpx.post(gw.url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {k}"},
                       json={"model": model, "messages": [{"role": "user", "content": "hi"}], **extra})
@@ -89,6 +97,7 @@ def test_tokens_per_minute_count_prompt_and_completion_of_streams(gw, known_usag
     fourth is refused, though each reserved only its small prompt and max_tokens of 50."""
     known_usage(openai={"prompt": 1000, "completion": 200})
     k = key(gw, tokens_per_minute=3000)
+    clear_of_a_minute_edge()
     statuses = []
     for _ in range(4):
         r = chat(gw, k, stream=True, max_tokens=50)
@@ -155,8 +164,10 @@ def admin(gw, method, path, body=None):
 
 def test_the_key_admin_api_creates_limits_and_revokes_with_effect_on_the_next_request(gw):
     """A key made by `POST /admin/keys` (shown once), used, listed with its spend, given a tighter limit and
-    revoked: each change holds for the very next request (on the Worker through the key's Durable Object, which
-    the API tells; its KV record is cached by the isolate for KEY_CACHE_MS)."""
+    revoked: each change holds for the very next request (on the Worker the isolate's cached KV record is
+    overlaid by the records' changes feed). The counts are within one minute window, so the test starts clear of a
+    minute's edge."""
+    clear_of_a_minute_edge()
     created = admin(gw, "POST", "/admin/keys", {"name": "app", "team": "e2e-research",
                                                   "limits": {"requests_per_minute": 100}})
     assert created.status_code == 201, created.text
