@@ -72,9 +72,18 @@ if [ -z "$key" ]; then
   printf '%s\n' "$key" > .gateway/demo-key
 fi
 
-if [ ${#vars[@]} -gt 0 ]; then
+if [ -n "${mock_url:-}" ]; then
   say "publishing the example routing policies (policies/) to the local KV"
   ./target/debug/gateway-policy publish policies --local --persist-to "$STATE" --wrangler wrangler >/dev/null
+fi
+
+# The console's sign-in token (GATEWAY_ADMIN_TOKEN), kept across runs in .gateway/admin-token unless .dev.vars sets one.
+if ! grep -qE '^GATEWAY_ADMIN_TOKEN=.+' .dev.vars 2>/dev/null; then
+  [ -s .gateway/admin-token ] || python3 -c "import secrets; print('adm-' + secrets.token_hex(16))" > .gateway/admin-token
+  admin_token=$(cat .gateway/admin-token)
+  vars+=(--var "GATEWAY_ADMIN_TOKEN:$admin_token")
+else
+  admin_token="(GATEWAY_ADMIN_TOKEN in .dev.vars)"
 fi
 
 port=${PORT:-8787}
@@ -95,6 +104,8 @@ cat <<EOF
 
   AI gateway running in workerd at http://127.0.0.1:$port
   demo API key: $key
+
+  console: http://127.0.0.1:$port/console/   (sign in with the admin token: $admin_token)
 
   curl http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $key" -H "content-type: application/json" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
 

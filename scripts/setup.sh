@@ -39,10 +39,19 @@ if [ "$(cat node_modules/.setup-stamp 2>/dev/null || true)" != "$lock_sum" ]; th
   echo "$lock_sum" > node_modules/.setup-stamp
 fi
 
+# Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own browser download is
+# not reachable from every machine).
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing Debian's chromium (apt-get)"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
+fi
+
 # Python packages for the end-to-end and SDK tests, in the project's own virtualenv.
 req_sum=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/.setup-stamp 2>/dev/null || true)" != "$req_sum" ]; then
-  say "creating .venv with the test requirements (openai SDK, pytest)"
+  say "creating .venv with the test requirements (openai SDK, pytest, playwright)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   echo "$req_sum" > .venv/.setup-stamp

@@ -11,6 +11,9 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 
 bash scripts/setup.sh
 
+say "building the console (console/src → console/dist)"
+bash scripts/build-console.sh
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy (native and wasm32)"
@@ -29,8 +32,8 @@ say "the example policy: check (warnings fail), its tests, formatting"
 ./target/debug/gateway-policy test policies
 ./target/debug/gateway-policy fmt --check policies
 
-say "the Workers AI binding path in Miniflare (workerd) with a fake AI binding"
-node --test tests/workerd/
+say "the Workers AI binding path in Miniflare (workerd) with a fake AI binding; the console's texts"
+node --test tests/workerd/ tests/console/
 
 say "end-to-end tests: native host and workerd, with the OpenAI SDK"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider

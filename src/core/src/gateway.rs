@@ -21,6 +21,7 @@ mod cost;
 mod dispatch;
 mod limit;
 mod plan;
+mod policy_admin;
 mod record;
 mod records;
 mod relay;
@@ -62,6 +63,8 @@ enum Reply {
         body: Vec<u8>,
         /// `None`: JSON.
         content_type: Option<&'static str>,
+        /// More headers (a console session's `set-cookie`).
+        headers: Vec<(String, String)>,
     },
     /// An upstream's JSON answer, in OpenAI's shape.
     Json(Vec<u8>),
@@ -224,6 +227,8 @@ impl<H: Host> Gateway<H> {
             Endpoint::AdminUsage => return Ok(self.admin_usage(req).await?),
             Endpoint::AdminRecords => return Ok(self.admin_records(req).await?),
             Endpoint::AdminLogs => return Ok(self.admin_logs(req).await?),
+            Endpoint::AdminSession => return Ok(self.admin_session(req)?),
+            Endpoint::AdminPolicy => return Ok(self.admin_policy(req).await?),
             Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);
@@ -306,6 +311,7 @@ impl Reply {
             status: 200,
             body,
             content_type: None,
+            headers: Vec::new(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod providers;
 mod redact;
 pub mod rollup;
+pub mod session;
 pub mod sse;
 mod state;
 pub mod task;

@@ -14,6 +14,8 @@ const LIST: &[&str] = &[
     "ts_ms",
     "key_id",
     "team",
+    "method",
+    "path",
     "endpoint",
     "requested_model",
     "provider",
@@ -53,13 +55,16 @@ pub struct LogQuery {
     pub filters: Vec<(&'static str, SqlValue)>,
     /// `status=error`: every status from 400 on.
     pub errors_only: bool,
+    /// `endpoint=api`: the API's traffic only (chat, embeddings, models), not the gateway's own endpoints.
+    pub api_only: bool,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
 }
 
 impl LogQuery {
-    /// `limit` (1–200, default 50), `before`, `key`, `team`, `provider`, `model`, `rule`, `status` (a number or
-    /// `error`), `from`, `to` (dates, UTC times or milliseconds).
+    /// `limit` (1–200, default 50), `before`, `key`, `team`, `provider`, `model`, `rule`, `endpoint` (`chat`,
+    /// `embeddings`, `models`, or `api` for all three), `status` (a number or `error`), `from`, `to` (dates, UTC
+    /// times or milliseconds).
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let mut q = LogQuery {
             limit: 50,
@@ -83,6 +88,8 @@ impl LogQuery {
                 "provider" => q.filters.push(("provider", SqlValue::Text(v))),
                 "model" => q.filters.push(("model", SqlValue::Text(v))),
                 "rule" => q.filters.push(("rule_id", SqlValue::Text(v))),
+                "endpoint" if v == "api" => q.api_only = true,
+                "endpoint" => q.filters.push(("endpoint", SqlValue::Text(v))),
                 "status" if v == "error" => q.errors_only = true,
                 "status" => q.filters.push((
                     "status",
@@ -97,7 +104,7 @@ impl LogQuery {
                 "to" => q.to_ms = Some(time_param(k, &v)?),
                 other => {
                     return Err(ApiError::invalid_request(format!(
-                        "unknown parameter `{other}` (limit, before, key, team, provider, model, rule, status, from, to)"
+                        "unknown parameter `{other}` (limit, before, key, team, provider, model, rule, endpoint, status, from, to)"
                     ))
                     .with_param(other))
                 }
@@ -128,6 +135,9 @@ impl LogQuery {
         }
         if self.errors_only {
             clauses.push("status >= 400".into());
+        }
+        if self.api_only {
+            clauses.push("endpoint IS NOT NULL".into());
         }
         let filter = if clauses.is_empty() {
             String::new()
@@ -238,6 +248,10 @@ mod tests {
         ] {
             assert!(LogQuery::parse(bad).is_err(), "{bad}");
         }
+        let (sql, _) = LogQuery::parse("endpoint=api").unwrap().sql();
+        assert!(sql.contains("WHERE endpoint IS NOT NULL"), "{sql}");
+        let (sql, params) = LogQuery::parse("endpoint=chat").unwrap().sql();
+        assert!(sql.contains("WHERE endpoint = ?1") && params[0] == SqlValue::Text("chat".into()));
         // A value is a parameter, never SQL.
         let (sql, params) = LogQuery::parse("key=x'%20OR%201=1--").unwrap().sql();
         assert!(!sql.contains("OR 1=1"));

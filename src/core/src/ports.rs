@@ -67,6 +67,11 @@ pub trait PolicyStore {
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError>;
     /// The latest health snapshot ([`crate::health::Snapshot`] as JSON); `None` before the first one.
     async fn health_snapshot(&self) -> Result<Option<String>, StoreError>;
+    /// The pointer's earlier values, oldest first (`policy/history`); empty when there are none.
+    async fn policy_history(&self) -> Result<Vec<String>, StoreError>;
+    /// Points `policy/active` at `hash` (an artifact already in the store) and stores `history` with it: the
+    /// console's rollback. `gateway-policy publish` and `rollback` write the same entries.
+    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError>;
 }
 
 /// Time and randomness, which differ between wasm32 and native.

@@ -76,7 +76,13 @@ pub fn bucket(ms: f64) -> usize {
 }
 
 impl Rollups {
+    /// Adds a row of the API's traffic (chat, embeddings, models: rows with an `endpoint`). The gateway's own
+    /// endpoints (health, the admin API and the console that calls it, unknown paths) stay in the log but are
+    /// not usage, so a dashboard's request counts are the apps' requests.
     pub fn add(&mut self, rec: &LogRecord) {
+        if rec.endpoint.is_none() {
+            return;
+        }
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         let usage = rec.usage.unwrap_or_default();
         let key = Key {
@@ -212,6 +218,7 @@ mod tests {
         let row = |ts_ms: i64, status: u16, pico: u64| LogRecord {
             ts_ms,
             status,
+            endpoint: Some("chat"),
             key_id: Some("key_1".into()),
             provider: Some("deepseek".into()),
             model: Some("deepseek-flash".into()),
@@ -234,6 +241,11 @@ mod tests {
         r.add(&row(HOUR_MS + 5, 200, 7));
         r.add(&row(HOUR_MS + 9, 502, 0));
         r.add(&row(2 * HOUR_MS, 200, 11));
+        // The gateway's own endpoints (health, admin) are not usage.
+        r.add(&LogRecord {
+            endpoint: None,
+            ..row(HOUR_MS + 7, 200, 0)
+        });
         let st = r.statements();
         // Two hours of one day: each statement adds to its hour and to the day.
         assert_eq!(st.len(), 2);

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use futures::executor::block_on;
@@ -51,6 +51,9 @@ pub struct FakeHost {
     pub sent: Rc<RefCell<Vec<UpstreamRequest>>>,
     /// The published policy: `policy/active`'s hash and the artifact it names.
     pub published: Rc<RefCell<Option<(String, String)>>>,
+    /// Artifacts published before the current one (by hash), and `policy/history`.
+    pub earlier: Rc<RefCell<BTreeMap<String, String>>>,
+    pub history: Rc<RefCell<Vec<String>>>,
     pub health: Rc<RefCell<Option<String>>>,
     pub now: Rc<Cell<f64>>,
     pub timers: Timers,
@@ -97,6 +100,8 @@ impl FakeHost {
             routes: Rc::default(),
             sent: Rc::default(),
             published: Rc::default(),
+            earlier: Rc::default(),
+            history: Rc::default(),
             health: Rc::default(),
             now: Rc::new(Cell::new(1_700_000_000_000.0)),
             timers: Timers::Immediate,
@@ -266,15 +271,30 @@ impl PolicyStore for FakeHost {
         Ok(self.published.borrow().as_ref().map(|(h, _)| h.clone()))
     }
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
+        let current = self
             .published
             .borrow()
             .as_ref()
             .filter(|(h, _)| h == hash)
-            .map(|(_, json)| json.clone()))
+            .map(|(_, json)| json.clone());
+        Ok(current.or_else(|| self.earlier.borrow().get(hash).cloned()))
     }
     async fn health_snapshot(&self) -> Result<Option<String>, StoreError> {
         Ok(self.health.borrow().clone())
+    }
+    async fn policy_history(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.history.borrow().clone())
+    }
+    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError> {
+        let json = self
+            .policy_artifact(hash)
+            .await?
+            .ok_or_else(|| StoreError::new(format!("no artifact {hash}")))?;
+        if let Some((h, j)) = self.published.borrow_mut().replace((hash.to_owned(), json)) {
+            self.earlier.borrow_mut().insert(h, j);
+        }
+        *self.history.borrow_mut() = history.to_vec();
+        Ok(())
     }
 }
 

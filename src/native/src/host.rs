@@ -242,6 +242,21 @@ impl PolicyStore for NativeHost {
             .map(|h| h.clone())
             .map_err(|_| StoreError::new("health snapshot lock poisoned"))
     }
+
+    async fn policy_history(&self) -> Result<Vec<String>, StoreError> {
+        self.policy
+            .as_ref()
+            .map_or(Ok(Vec::new()), |p| p.history())
+            .map_err(StoreError::new)
+    }
+
+    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError> {
+        self.policy
+            .as_ref()
+            .ok_or_else(|| StoreError::new("no --policy is configured"))?
+            .activate(hash, history)
+            .map_err(StoreError::new)
+    }
 }
 
 impl Clock for NativeHost {

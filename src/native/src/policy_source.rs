@@ -26,6 +26,8 @@ pub enum PolicySourceError {
     Missing { path: String, hash: String },
     #[error("{path}: {reason}")]
     Invalid { path: String, reason: String },
+    #[error("{path} is a policy file: the console rolls back a published directory (`gateway serve --policy DIR`, `gateway-policy publish --dir DIR`)")]
+    NotADirectory { path: String },
     #[error("{path}: names {named} but holds {holds}")]
     WrongHash {
         path: String,
@@ -133,6 +135,48 @@ impl PolicySource {
             });
         }
         Ok(Some(json))
+    }
+}
+
+impl PolicySource {
+    /// The pointer's earlier values, oldest first (a directory's `history`; nothing for a file).
+    pub fn history(&self) -> Result<Vec<String>, PolicySourceError> {
+        if !self.path.is_dir() {
+            return Ok(Vec::new());
+        }
+        let path = self.path.join(Entry::History.file_name());
+        match read(&path)? {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text).map_err(|e| PolicySourceError::Invalid {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Points `active` at `hash` and writes `history`, each written aside and renamed (as `gateway-policy
+    /// publish --dir` writes them), the history first.
+    pub fn activate(&self, hash: &str, history: &[String]) -> Result<(), PolicySourceError> {
+        if !self.path.is_dir() {
+            return Err(PolicySourceError::NotADirectory {
+                path: self.path.display().to_string(),
+            });
+        }
+        if !is_hash(hash) {
+            return Err(PolicySourceError::BadHash(hash.to_owned()));
+        }
+        let history = serde_json::to_string(history).unwrap_or_else(|_| "[]".into());
+        for (entry, value) in [(Entry::History, history), (Entry::Active, hash.to_owned())] {
+            let path = self.path.join(entry.file_name());
+            let aside = self.path.join(format!(".{}.tmp", entry.file_name()));
+            let io = |source| PolicySourceError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            std::fs::write(&aside, value).map_err(io)?;
+            std::fs::rename(&aside, &path).map_err(io)?;
+        }
+        Ok(())
     }
 }
 

@@ -414,6 +414,16 @@ async fn handle(
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<OutBody>, Infallible> {
+    if let Some(file) = crate::console::serve(req.method().as_str(), req.uri().path()) {
+        let mut builder = Response::builder().status(file.status);
+        for (k, v) in file.headers {
+            builder = builder.header(k, v);
+        }
+        let body = (req.method() != hyper::Method::HEAD).then(|| Bytes::from_static(file.body));
+        return Ok(builder
+            .body(OutBody::Full(body))
+            .unwrap_or_else(|_| Response::new(OutBody::Full(None))));
+    }
     let limit = gateway.config().max_body_bytes;
     let (parts, body) = req.into_parts();
     let headers: Vec<(String, String)> = parts

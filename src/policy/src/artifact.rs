@@ -290,3 +290,96 @@ pub enum FieldIndex {
         any: Vec<u32>,
     },
 }
+
+/// A rule as text again, from what the artifact keeps (each condition's source, the compiled steps, the
+/// options), for the console and other readers: `rule cheap (30-routing.policy:6): when tokens < 500 and
+/// lang == zh -> deepseek:deepseek-flash fallback siliconflow:Qwen/Qwen3-8B with timeout 8s`. Groups appear
+/// expanded, as the rule runs them.
+impl CompiledRule {
+    pub fn text(&self, kind: &str) -> String {
+        let when = match &self.when {
+            Cond::True => String::new(),
+            c => format!("when {} ", c.text()),
+        };
+        let action = match &self.action {
+            Action::Deny { status, message } => format!("deny {status} {message:?}"),
+            Action::Route { steps } => steps
+                .iter()
+                .map(Step::text)
+                .collect::<Vec<_>>()
+                .join(" fallback "),
+        };
+        let mut options = Vec::new();
+        let o = &self.options;
+        let duration = |ms: u64| match ms {
+            m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+            m if m % 1000 == 0 => format!("{}s", m / 1000),
+            m => format!("{m}ms"),
+        };
+        if let Some(ms) = o.timeout_ms {
+            options.push(format!("timeout {}", duration(ms)));
+        }
+        if let Some(ms) = o.first_token_timeout_ms {
+            options.push(format!("first_token_timeout {}", duration(ms)));
+        }
+        if let Some(n) = o.retries {
+            options.push(format!("retries {n}"));
+        }
+        if !o.retry_on.is_empty() {
+            options.push(format!("retry_on {{{}}}", o.retry_on.join(", ")));
+        }
+        let with = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", options.join(", "))
+        };
+        let loc = format!("{}:{}", self.loc.file, self.loc.line);
+        match kind {
+            "default" => format!("default ({loc}): -> {action}{with}"),
+            _ => format!("{kind} {} ({loc}): {when}-> {action}{with}", self.id),
+        }
+    }
+}
+
+impl Cond {
+    /// The condition as written (each comparison's own source text).
+    pub fn text(&self) -> String {
+        let inner = |c: &Cond| match c {
+            Cond::And { .. } | Cond::Or { .. } => format!("({})", c.text()),
+            _ => c.text(),
+        };
+        match self {
+            Cond::True => "true".into(),
+            Cond::Cmp { src, .. }
+            | Cond::In { src, .. }
+            | Cond::Matches { src, .. }
+            | Cond::Contains { src, .. } => src.clone(),
+            Cond::Not { cond } => format!("not {}", inner(cond)),
+            Cond::And { all } => all.iter().map(inner).collect::<Vec<_>>().join(" and "),
+            Cond::Or { any } => any.iter().map(inner).collect::<Vec<_>>().join(" or "),
+        }
+    }
+}
+
+impl Step {
+    fn text(&self) -> String {
+        let list = |ts: &[Target]| {
+            ts.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Step::Target { target } => target.to_string(),
+            Step::Split { arms } => format!(
+                "split {{ {} }}",
+                arms.iter()
+                    .map(|a| format!("{} {}", a.target, a.weight))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Step::Cheapest { targets } => format!("cheapest({})", list(targets)),
+            Step::Fastest { targets } => format!("fastest({})", list(targets)),
+        }
+    }
+}

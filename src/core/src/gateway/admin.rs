@@ -4,10 +4,11 @@
 use super::route::no_route;
 use super::{Gateway, Reply};
 use crate::auth;
-use crate::error::ApiError;
-use crate::http::GatewayRequest;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{find_header, GatewayRequest};
 use crate::ports::Host;
 use crate::providers::Providers;
+use crate::session;
 
 impl<H: Host> Gateway<H> {
     /// `GET /admin/status`, behind its own token (`GATEWAY_ADMIN_TOKEN`); 404 when no token is configured.
@@ -35,6 +36,7 @@ impl<H: Host> Gateway<H> {
             status: 200,
             body,
             content_type: Some(content_type),
+            headers: Vec::new(),
         })
     }
 
@@ -63,20 +65,104 @@ impl<H: Host> Gateway<H> {
     }
 
     /// The admin endpoints' token (`GATEWAY_ADMIN_TOKEN`): without one configured they do not exist (404).
+    /// Admitted with the token as a bearer, or with a console session's cookie (crate::session), whose writes
+    /// must also carry the session's CSRF token.
     pub(super) fn admit_admin(&self, req: &GatewayRequest) -> Result<(), ApiError> {
-        let Some(token) = &self.config.admin_token else {
-            return Err(no_route(&req.method, &req.path));
+        let token = self.admin_token(req)?;
+        if auth::presented_key(&req.headers).is_some() {
+            return admit_token(token, auth::presented_key(&req.headers));
+        }
+        let Some(s) = self.console_session(token, req) else {
+            return admit_token(token, None);
         };
-        // Compared as hashes: the comparison's timing says nothing about the token.
-        let presented = auth::presented_key(&req.headers).map(auth::hash_key);
-        if presented.as_deref() != Some(auth::hash_key(token).as_str()) {
-            return Err(ApiError::unauthorized(
-                "the admin endpoints need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`",
+        let writes = !matches!(req.method.as_str(), "GET" | "HEAD");
+        let presented = find_header(&req.headers, session::CSRF_HEADER).unwrap_or_default();
+        if writes && !session::csrf_matches(token, &s, presented) {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "a console session's writes need the `{}` header it was given at sign-in",
+                    session::CSRF_HEADER
+                ),
             ));
         }
         Ok(())
     }
+
+    fn admin_token(&self, req: &GatewayRequest) -> Result<&str, ApiError> {
+        self.config
+            .admin_token
+            .as_deref()
+            .ok_or_else(|| no_route(&req.method, &req.path))
+    }
+
+    fn console_session(&self, token: &str, req: &GatewayRequest) -> Option<session::Session> {
+        session::verify(
+            token,
+            session::cookie_of(&req.headers)?,
+            self.host.now_ms() as i64,
+        )
+    }
+
+    /// `/admin/session`: `POST {"token": …}` signs the console in (the cookie and the CSRF token), `GET` says
+    /// whether the cookie is a live session (and its CSRF token, for a page loaded again), `DELETE` signs out.
+    pub(super) fn admin_session(&self, req: &GatewayRequest) -> Result<Reply, ApiError> {
+        let token = self.admin_token(req)?;
+        let now = self.host.now_ms() as i64;
+        let secure = session::over_tls(&req.headers);
+        let answer = |s: Option<&session::Session>| {
+            let body = match s {
+                Some(s) => {
+                    serde_json::json!({"signed_in": true, "csrf": s.csrf, "expires_at_ms": s.expires_at_ms})
+                }
+                None => serde_json::json!({"signed_in": false}),
+            };
+            Reply::Local {
+                status: 200,
+                body: serde_json::to_vec(&body).unwrap_or_default(),
+                content_type: None,
+                headers: vec![
+                    ("set-cookie".into(), session::set_cookie(s, now, secure)),
+                    ("cache-control".into(), "no-store".into()),
+                ],
+            }
+        };
+        match req.method.as_str() {
+            "POST" => {
+                let body = super::request::json_body(&req.body, 4096)?;
+                admit_token(token, body.get("token").and_then(|t| t.as_str()))?;
+                Ok(answer(Some(&session::issue(token, now))))
+            }
+            "GET" => {
+                let s = self.console_session(token, req).ok_or_else(|| {
+                    ApiError::unauthorized("not signed in: POST /admin/session with {\"token\": <GATEWAY_ADMIN_TOKEN>}")
+                })?;
+                let mut reply = answer(Some(&s));
+                if let Reply::Local { headers, .. } = &mut reply {
+                    headers.retain(|(name, _)| name != "set-cookie");
+                }
+                Ok(reply)
+            }
+            "DELETE" => {
+                self.admit_admin(req)?;
+                Ok(answer(None))
+            }
+            _ => Err(ApiError::method_not_allowed(&req.method, &req.path)),
+        }
+    }
 }
+
+/// `presented` is the admin token (compared as hashes: the comparison's timing says nothing about the token).
+fn admit_token(token: &str, presented: Option<&str>) -> Result<(), ApiError> {
+    if presented.map(auth::hash_key).as_deref() != Some(auth::hash_key(token).as_str()) {
+        return Err(ApiError::unauthorized(
+            "the admin endpoints need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>` (or a console session)",
+        ));
+    }
+    Ok(())
+}
+
+impl<H: Host> Gateway<H> {}
 
 /// `GET /v1/models`: every model of every configured provider, as `provider/model`.
 pub(super) fn models(providers: &Providers) -> Reply {

@@ -180,7 +180,7 @@ impl<H: Host> Gateway<H> {
         Ok(())
     }
 
-    async fn key_by_id(&self, id: &str) -> Result<KeyRecord, ApiError> {
+    pub(super) async fn key_by_id(&self, id: &str) -> Result<KeyRecord, ApiError> {
         self.host
             .key_by_id(id)
             .await
@@ -263,6 +263,7 @@ fn reply(status: u16, body: Value) -> Reply {
         status,
         body: serde_json::to_vec(&body).unwrap_or_default(),
         content_type: None,
+        headers: Vec::new(),
     }
 }
 

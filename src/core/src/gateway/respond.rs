@@ -25,9 +25,11 @@ pub(super) fn respond<H: Host>(
             status,
             body,
             content_type,
+            headers: more,
         }) => {
             let record = trace.answered(status, host.now_ms());
-            let headers = vec![self::content_type(content_type.unwrap_or(JSON))];
+            let mut headers = vec![self::content_type(content_type.unwrap_or(JSON))];
+            headers.extend(more);
             (status, headers, Body::Full(body), ready(record))
         }
         Ok(Reply::Json(body)) => {

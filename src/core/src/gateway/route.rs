@@ -15,6 +15,10 @@ pub(super) enum Endpoint {
     AdminRecords,
     /// `/admin/logs` and `/admin/logs/{id}`.
     AdminLogs,
+    /// `/admin/session`: the console's sign-in (methods checked by the handler).
+    AdminSession,
+    /// `/admin/policy`, `/admin/policy/rollback`, `/admin/explain`.
+    AdminPolicy,
 }
 
 impl Endpoint {
@@ -28,7 +32,9 @@ impl Endpoint {
             | Endpoint::AdminStatus
             | Endpoint::AdminUsage
             | Endpoint::AdminRecords
-            | Endpoint::AdminLogs => None,
+            | Endpoint::AdminLogs
+            | Endpoint::AdminSession
+            | Endpoint::AdminPolicy => None,
         }
     }
 }
@@ -63,6 +69,12 @@ pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
         {
             return Ok(Endpoint::AdminRecords);
         }
+    }
+    if path == "/admin/session" {
+        return Ok(Endpoint::AdminSession);
+    }
+    if ["/admin/policy", "/admin/policy/rollback", "/admin/explain"].contains(&path) {
+        return Ok(Endpoint::AdminPolicy);
     }
     if path == "/admin/logs" || path.starts_with("/admin/logs/") {
         return Ok(Endpoint::AdminLogs);
