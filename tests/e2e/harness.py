@@ -354,6 +354,14 @@ class WorkerdGateway(Gateway):
         self.proc.stop()
 
 
+def clear_of_a_minute_edge(seconds: float = 15.0) -> None:
+    """Wait, if need be, until at least `seconds` remain of the current UTC minute: rate limits count in whole UTC
+    minutes, so a test that counts requests within one window must not straddle two."""
+    left = 60.0 - time.time() % 60.0
+    if left < seconds:
+        time.sleep(left + 0.05)
+
+
 def policy_sources(text: str) -> Path:
     """A policy directory with this text (and the repository's catalog); for `publish`."""
     d = Path(tempfile.mkdtemp(prefix="gateway-policy-"))

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from harness import ADMIN_TOKEN, SELECTED_HOSTS, policy_sources, start_gateway
+from harness import ADMIN_TOKEN, SELECTED_HOSTS, clear_of_a_minute_edge, policy_sources, start_gateway
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -111,8 +111,10 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     assert "deepseek:deepseek-flash" in detail.locator(".plan").inner_text()
     shot(page, gw, "logs")
 
-    # Keys: a key made in the console works from the SDK until the console revokes it.
+    # Keys: a key made in the console works from the SDK; a tighter limit set in the console holds for its next
+    # request; revoked in the console, the SDK gets 401.
     page.click("a[href='#/keys']")
+    clear_of_a_minute_edge(20)
     page.fill("form[name=create-key] input[name=name]", "console-app")
     page.fill("form[name=create-key] input[name=rpm]", "100")
     page.fill("form[name=create-key] input[name=day]", "5")
@@ -126,6 +128,13 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     row.wait_for()
     assert "100 req/min" in row.inner_text() and "5 USD/day" in row.inner_text()
     shot(page, gw, "keys")
+    row.locator("button.edit").click()
+    assert page.input_value("form[name=create-key] input[name=rpm]") == "100"
+    page.fill("form[name=create-key] input[name=rpm]", "1")
+    page.click("form[name=create-key] button[type=submit]")
+    page.wait_for_selector(f"tr[data-key-id='{key_id}']:has-text('1 req/min')")
+    with pytest.raises(openai.RateLimitError):
+        client(gw, new_key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     row.locator("button.danger").click()
     page.wait_for_selector(f"tr.revoked[data-key-id='{key_id}']")
     # Revoked: the next request natively, within a second on every Worker isolate (the records feed).

@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from harness import ADMIN_TOKEN, BIN_DIR, SELECTED_HOSTS, NativeGateway, start_gateway
+from harness import ADMIN_TOKEN, BIN_DIR, SELECTED_HOSTS, NativeGateway, clear_of_a_minute_edge, start_gateway
 
 PICO = 10**12
 
@@ -39,14 +39,6 @@ def key(gw, **limits):
     if allow:
         attrs["allow"] = allow
     return gw.create_key(**attrs)
-
-
-def clear_of_a_minute_edge(seconds=15.0):
-    """Wait, if need be, until at least `seconds` remain of the current UTC minute: the counters' windows are whole
-    UTC minutes, so a test that counts requests within one window must not straddle two."""
-    left = 60.0 - time.time() % 60.0
-    if left < seconds:
-        time.sleep(left + 0.05)
 
 
 def chat(gw, k, model="gpt-4o-mini", **extra):

@@ -41,6 +41,17 @@ function LimitFields({ f, set }) {
   );
 }
 
+/** The form's fields for a record's limits and allow-list (the inverse of limitsOf). */
+function fieldsOf(record) {
+  const l = record.limits || {};
+  const b = l.budget || {};
+  return {
+    name: record.name, team: record.team || "", rpm: l.requests_per_minute ?? "", tpm: l.tokens_per_minute ?? "",
+    streams: l.concurrent_streams ?? "", day: b.day || "", month: b.month || "", currency: b.currency || "USD",
+    allow: (record.allow || []).join(", "),
+  };
+}
+
 const allowOf = (s) => (s || "").split(",").map((p) => p.trim()).filter(Boolean);
 
 function describeLimits(t, l) {
@@ -75,6 +86,7 @@ export function Keys() {
   const [form, setForm] = useState({});
   const [teamForm, setTeamForm] = useState({});
   const [created, setCreated] = useState(null);
+  const [editing, setEditing] = useState(null);
   const [error, setError] = useState("");
   const load = () => {
     get("/admin/keys").then((r) => setKeys(r.data), (e) => setError(e.message));
@@ -90,6 +102,16 @@ export function Keys() {
     if (form.team) body.team = form.team;
     if (form.allow) body.allow = allowOf(form.allow);
     if (form.expires) body.expires_at_ms = Date.parse(form.expires + "Z");
+    if (editing) {
+      // Cleared fields clear what they held.
+      body.team = form.team || null;
+      body.allow = allowOf(form.allow);
+      run(patch(`/admin/keys/${encodeURIComponent(editing)}`, body).then(() => {
+        setEditing(null);
+        setForm({});
+      }));
+      return;
+    }
     run(post("/admin/keys", body).then((k) => {
       setCreated(k);
       setForm({});
@@ -111,12 +133,13 @@ export function Keys() {
       <h2>{t("keys")}</h2>
       {error && <p class="error" role="alert">{error}</p>}
       <form class="card form" onSubmit={createKey} name="create-key">
-        <h3>{t("createKey")}</h3>
+        <h3>{editing ? `${t("editKey")} ${editing}` : t("createKey")}</h3>
         <label>{t("name")} <input name="name" required value={form.name || ""} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} /></label>
         <label>{t("team")} <input name="team" value={form.team || ""} onInput={(e) => setForm({ ...form, team: e.currentTarget.value })} /></label>
         <LimitFields f={form} set={setForm} />
         <label>{t("expires")} <input type="datetime-local" name="expires" value={form.expires || ""} onInput={(e) => setForm({ ...form, expires: e.currentTarget.value })} /></label>
-        <button type="submit">{t("create")}</button>
+        <button type="submit">{editing ? t("save") : t("create")}</button>
+        {editing && <button type="button" class="link" onClick={() => { setEditing(null); setForm({}); }}>{t("cancel")}</button>}
       </form>
       {created && (
         <div class="card created" role="status">
@@ -134,7 +157,12 @@ export function Keys() {
               <td>{k.expires_at_ms ? when(k.expires_at_ms) : "–"}</td>
               <td>{k.revoked ? t("revoked") : t("active")}</td>
               <Standing s={k.standing} />
-              <td>{!k.revoked && <button class="danger" onClick={() => revoke(k)}>{t("revoke")}</button>}</td>
+              <td>{!k.revoked && (
+                <>
+                  <button class="link edit" onClick={() => { setEditing(k.id); setForm(fieldsOf(k)); scrollTo(0, 0); }}>{t("edit")}</button>{" "}
+                  <button class="danger" onClick={() => revoke(k)}>{t("revoke")}</button>
+                </>
+              )}</td>
             </tr>
           ))}
         </tbody>
@@ -149,7 +177,7 @@ export function Keys() {
         <thead><tr><th>{t("team")}</th><th>{t("limits")}</th><th>{t("allow")}</th><th>{t("spendDay")}</th><th>{t("spendMonth")}</th><th>{t("budgetLeft")}</th></tr></thead>
         <tbody>
           {(teams || []).map((x) => (
-            <tr data-team={x.name}><td>{x.name}</td><td>{describeLimits(t, x.limits)}</td><td>{(x.allow || []).join(", ") || "*"}</td><Standing s={x.standing} /></tr>
+            <tr data-team={x.name} onClick={() => setTeamForm(fieldsOf(x))} title={t("edit")}><td>{x.name}</td><td>{describeLimits(t, x.limits)}</td><td>{(x.allow || []).join(", ") || "*"}</td><Standing s={x.standing} /></tr>
           ))}
         </tbody>
       </table>

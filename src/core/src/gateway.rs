@@ -320,8 +320,8 @@ impl Reply {
 /// so log rows are appended to the primary-key index rather than inserted at random places in it.
 fn request_id(now_ms: f64, r1: u64, r2: u64) -> String {
     format!(
-        "req_{:012x}{r1:016x}{:04x}",
-        (now_ms as u64) & 0xffff_ffff_ffff,
+        "{}{r1:016x}{:04x}",
+        crate::log::id_floor(now_ms as i64),
         r2 & 0xffff
     )
 }

@@ -37,7 +37,7 @@ pub use gateway::{Gateway, Handled};
 /// Where published policies live (one layout for the CLI and both hosts).
 pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
-pub use log::{Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
+pub use log::{id_floor, Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
     ByteStream, Clock, Host, KeyStore, LimitStore, PolicyStore, RecordStore, Settings, TeamStore,
     Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,

@@ -18,6 +18,12 @@ pub struct Usage {
     pub cache_write_tokens: Option<u64>,
 }
 
+/// The least request id of a request that arrived at or after `ms` (ids begin with their arrival time, see
+/// `gateway::request_id`): time ranges of the log become ranges of its primary key, which also orders it.
+pub fn id_floor(ms: i64) -> String {
+    format!("req_{:012x}", (ms.max(0) as u64) & 0xffff_ffff_ffff)
+}
+
 /// One row per request that reached the gateway, whatever its outcome. Never holds prompt or completion text.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LogRecord {

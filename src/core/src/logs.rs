@@ -1,11 +1,12 @@
 //! The request log, read: `GET /admin/logs` (newest first, filtered, paginated on the time-ordered request id) and
 //! `GET /admin/logs/{id}` (one request with its attempts and what decided it). The SQL runs through the
-//! `UsageStore` port (D1 / SQLite), on the indexes by time, key and team.
+//! `UsageStore` port (D1 / SQLite), on the primary key (ids begin with the arrival time) and the indexes by key
+//! and team, which end with the id so that each filter reads its newest rows first.
 
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::log::SqlValue;
+use crate::log::{id_floor, SqlValue};
 use crate::usage::{query_pairs, time_param};
 
 /// The columns of a list entry, in order.
@@ -127,11 +128,12 @@ impl LogQuery {
         if let Some(b) = &self.before {
             bind("id < ?".into(), SqlValue::Text(b.clone()), &mut params);
         }
+        // A time range is a range of ids (they begin with the arrival time): the primary key finds it in order.
         if let Some(f) = self.from_ms {
-            bind("ts_ms >= ?".into(), SqlValue::Integer(f), &mut params);
+            bind("id >= ?".into(), SqlValue::Text(id_floor(f)), &mut params);
         }
         if let Some(t) = self.to_ms {
-            bind("ts_ms < ?".into(), SqlValue::Integer(t), &mut params);
+            bind("id < ?".into(), SqlValue::Text(id_floor(t)), &mut params);
         }
         if self.errors_only {
             clauses.push("status >= 400".into());
@@ -232,12 +234,17 @@ mod tests {
                 .unwrap();
         let (sql, params) = q.sql();
         assert!(
-            sql.contains("WHERE team = ?1 AND id < ?2 AND ts_ms >= ?3 AND status >= 400"),
+            sql.contains("WHERE team = ?1 AND id < ?2 AND id >= ?3 AND status >= 400"),
             "{sql}"
         );
         assert!(sql.ends_with("ORDER BY id DESC LIMIT ?4"), "{sql}");
         assert_eq!(params.len(), 4);
         assert_eq!(params[3], SqlValue::Integer(20));
+        // 2026-12-01T00:00:00Z = 1,796,083,200,000 ms.
+        assert_eq!(
+            params[2],
+            SqlValue::Text(format!("req_{:012x}", 1_796_083_200_000_u64))
+        );
         assert!(sql.contains("CAST(cost_pico AS TEXT)"));
         for bad in [
             "limit=0",

@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_limits.sql",
         include_str!("../../../migrations/0006_limits.sql"),
     ),
+    (
+        "0007_log_indexes.sql",
+        include_str!("../../../migrations/0007_log_indexes.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -202,10 +206,11 @@ pub fn spend(
     };
     let sql = format!(
         "SELECT COALESCE(SUM(cost_reporting_pico), 0) FROM request_logs \
-         WHERE {column} = ?1 AND ts_ms >= ?2 AND reporting_currency = ?3"
+         WHERE {column} = ?1 AND id >= ?2 AND reporting_currency = ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut sum = |since: i64| -> rusqlite::Result<u128> {
+        let since = gateway_core::id_floor(since);
         let total: i64 = stmt.query_row(params![id, since, currency], |r| r.get(0))?;
         Ok(u128::try_from(total).unwrap_or(0))
     };
@@ -428,7 +433,8 @@ mod tests {
                 "0003_attempts.sql",
                 "0004_cache_writes.sql",
                 "0005_cost.sql",
-                "0006_limits.sql"
+                "0006_limits.sql",
+                "0007_log_indexes.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());
