@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import httpx  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from harness import ADMIN_TOKEN, Mock, NativeGateway  # noqa: E402
+from harness import ADMIN_TOKEN, Mock, NativeGateway, policy_sources  # noqa: E402
 
 HOUR = 3_600_000
 TARGETS = [("openai", "gpt-4o-mini", "USD"), ("deepseek", "deepseek-flash", "CNY"), ("gemini", "gemini-3.8-flash", "USD"),
@@ -95,10 +95,63 @@ def median_ms(f, n):
     return statistics.median(times), max(times)
 
 
+def screenshots(page, gw, out: Path) -> None:
+    """Each page as an operator sees it with a week of traffic, in English, and the overview in Chinese."""
+    out.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    httpx.post(gw.url + "/admin/keys", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30,
+               json={"name": "search-app", "team": "search", "allow": ["deepseek/*", "openai/*"],
+                     "limits": {"requests_per_minute": 600, "budget": {"currency": "CNY", "day": "200"}}})
+    published = gw.publish(policy_sources(
+        'rule zh: when lang == zh -> deepseek:deepseek-flash fallback openai:gpt-4o-mini\n'
+        'rule saving: when key.budget.remaining_pct < 20 -> workers_ai:"@cf/openai/gpt-oss-20b"\n'
+        'default -> requested\n'))
+    # The newest API row, the one whose detail is shown, is a real request decided by that policy.
+    deadline = time.monotonic() + 30
+    while True:
+        r = httpx.post(gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {gw.key}"}, timeout=30,
+                       json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "请用三句话介绍一下长城"}]})
+        if r.headers.get("x-gateway-policy") == published or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    gw.log_row(r.headers["x-request-id"])
+
+    def visit(hash_, ready, name, then=None):
+        page.goto("about:blank")
+        page.goto(gw.url + "/console/" + hash_)
+        page.wait_for_selector(ready)
+        if then:
+            then()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / f"{name}.png"))
+
+    def week():
+        page.select_option("select[name=range]", "last7d")
+        page.wait_for_timeout(800)
+        page.select_option("select[name=group]", "team")
+        page.wait_for_selector("tr[data-group=research]")
+    visit("#/overview", "[data-total=requests]", "overview", week)
+    first = page.evaluate("fetch('/admin/logs?limit=1&endpoint=api').then(r => r.json()).then(j => j.data[0].id)")
+    visit(f"#/logs/{first}", ".detail", "logs")
+    visit("#/keys", "form[name=create-key]", "keys")
+
+    def explain():
+        page.fill("form[name=explain] textarea[name=prompt]", "请把这段话翻译成英文")
+        page.click("form[name=explain] button[type=submit]")
+        page.wait_for_selector(".result[data-rule]")
+    visit("#/policy", "[data-active-hash]", "policy", explain)
+    visit("#/health", "[data-snapshot-at]", "health")
+    page.evaluate("localStorage.setItem('gw-console-lang', 'zh')")
+    visit("#/overview", "[data-total=requests]", "overview-zh", week)
+    page.evaluate("localStorage.setItem('gw-console-lang', 'en')")
+    print(f"screenshots in {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--screenshots", help="a directory for a screenshot of each page (docs/console/ holds them)")
     args = ap.parse_args()
     mock = Mock()
     gw = NativeGateway(mock, threads=2)
@@ -165,6 +218,8 @@ def main() -> None:
                     arg=args.rows * 9 // 10)
             med, worst = median_ms(week, args.loads)
             print(f"  {'overview (7 days, all rows)':28} {med:8.1f} {worst:8.1f}")
+            if args.screenshots:
+                screenshots(page, gw, Path(args.screenshots))
             browser.close()
     finally:
         gw.stop()

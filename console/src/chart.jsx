@@ -3,6 +3,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { useEffect, useRef } from "preact/hooks";
 
+const COMPACT = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 6 });
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
 
 /** `x`: seconds since the epoch; `series`: [{label, values}]. */
@@ -18,7 +19,7 @@ export function Chart({ title, x, series, unit = "" }) {
         title,
         legend: { show: true },
         scales: { x: { time: true, range: [x[0], x[x.length - 1]] } },
-        axes: [{}, { values: (_, ticks) => ticks.map((v) => `${v}${unit}`), size: 60 }],
+        axes: [{}, { values: (_, ticks) => ticks.map((v) => `${COMPACT.format(v)}${unit}`), size: 56 }],
         series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
       },
       [x, ...series.map((s) => s.values)],

@@ -10,7 +10,11 @@ export const money = (amount, currency) => (amount === null || amount === undefi
 /** Milliseconds since the epoch as a UTC date and time. */
 export const when = (ms) => (ms ? new Date(Number(ms)).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–");
 
-export const ms = (v) => (v === null || v === undefined ? "–" : `${num(v)} ms`);
+export const ms = (v) => {
+  if (v === null || v === undefined) return "–";
+  const n = Number(v);
+  return `${n >= 10 ? num(Math.round(n)) : n.toFixed(1)} ms`;
+};
 
 /** Pico-units (a decimal string) as a float in whole units, for charts only. */
 export const picoToUnits = (pico) => Number(pico || 0) / 1e12;

@@ -104,6 +104,7 @@ export function Logs({ arg }) {
       {arg && <Detail id={arg} />}
       {page && (
         <>
+          <div class="scroll">
           <table class="logs">
             <thead><tr><th>{t("time")}</th><th>{t("status")}</th><th>{t("key")}</th><th>{t("team")}</th><th>{t("model")}</th><th>{t("provider")}</th><th>{t("rule")}</th><th>{t("latency")}</th><th>{t("tokens")}</th><th>{t("cost")}</th></tr></thead>
             <tbody>
@@ -123,6 +124,7 @@ export function Logs({ arg }) {
               ))}
             </tbody>
           </table>
+          </div>
           <div class="toolbar">
             <button disabled={pages.length === 1} onClick={() => setPages([undefined])}>{t("newest")}</button>
             <button disabled={!page.next} onClick={() => setPages([...pages, page.next])}>{t("older")}</button>
