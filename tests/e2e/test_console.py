@@ -157,6 +157,26 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     page.wait_for_selector(".result[data-rule=zh]")
     assert "deepseek:deepseek-flash" in page.locator(".result .plan").inner_text()
     shot(page, gw, "policy")
+    published_at = page.inner_text("[data-published-at]")
+    assert published_at.startswith(time.strftime("%Y-%m-%d", time.gmtime())), published_at
+
+    # A newer policy published from the CLI; the console rolls back to the first, and requests follow it.
+    newer = gw.publish(policy_sources("rule short: when tokens < 100000 -> openai:gpt-4o-mini\ndefault -> requested\n"))
+    page.reload()
+    deadline = time.monotonic() + 20
+    while page.locator("[data-active-hash]").inner_text() != newer:
+        assert time.monotonic() < deadline, "the console does not show the newer policy"
+        time.sleep(0.3)
+        page.reload()
+        page.wait_for_selector("[data-active-hash]")
+    page.locator(f"li[data-hash='{expected_hash}'] button").click()
+    page.wait_for_selector(f"[data-active-hash]:has-text('{expected_hash}')")
+    assert page.locator(f"li[data-hash='{newer}']").count() == 1
+    deadline = time.monotonic() + 20
+    while sdk.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).headers.get("x-gateway-policy") != expected_hash:
+        assert time.monotonic() < deadline, "requests are not decided by the policy rolled back to"
+        time.sleep(0.2)
 
     page.click("a[href='#/health']")
     page.wait_for_selector("[data-snapshot-at]")

@@ -74,6 +74,7 @@ export function PolicyPage() {
           <h3>{t("activePolicy")}</h3>
           <dl>
             <dt>hash</dt><dd><code data-active-hash>{policy.active.hash}</code>{policy.published ? "" : ` (${t("builtin")})`}</dd>
+            <dt>{t("publishedAt")}</dt><dd data-published-at>{policy.published_at_ms ? when(policy.published_at_ms) : "–"}</dd>
             <dt>{t("loadedAt")}</dt><dd>{when(policy.active.loaded_at_ms)}</dd>
             <dt>{t("rules")}</dt><dd>{policy.active.rules ?? "–"}</dd>
             {policy.active.last_error && <><dt>{t("lastError")}</dt><dd class="error">{policy.active.last_error}</dd></>}
@@ -84,10 +85,22 @@ export function PolicyPage() {
           {(policy.history || []).length ? (
             <ol class="history">
               {policy.history.map((h) => (
-                <li data-hash={h}><code>{h.slice(0, 16)}</code> <button onClick={() => rollback(h)}>{t("rollback")}</button></li>
+                <li data-hash={h.hash}>
+                  <code>{h.hash.slice(0, 16)}</code>{" "}
+                  <span class="muted">{h.active_since_ms ? `${t("activeFrom")} ${when(h.active_since_ms)}` : ""}</span>{" "}
+                  <button onClick={() => rollback(h.hash)}>{t("rollback")}</button>
+                </li>
               ))}
             </ol>
           ) : <p class="muted">{t("none")}</p>}
+          {(policy.log || []).length > 0 && (
+            <details>
+              <summary>{t("changes")}</summary>
+              <table class="changes">
+                <tbody>{policy.log.map((a) => <tr><td>{when(a.at_ms)}</td><td>{a.by}</td><td><code>{a.hash.slice(0, 16)}</code></td></tr>)}</tbody>
+              </table>
+            </details>
+          )}
         </div>
       )}
       <Explain />

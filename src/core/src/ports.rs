@@ -9,6 +9,7 @@ use futures::stream::LocalBoxStream;
 use crate::auth::KeyRecord;
 use crate::error::StoreError;
 use crate::http::find_header;
+use gateway_policy::store::Entry;
 
 /// A response body arriving from an upstream, chunk by chunk as the network delivers it.
 pub type ByteStream = LocalBoxStream<'static, Result<Vec<u8>, UpstreamError>>;
@@ -67,11 +68,11 @@ pub trait PolicyStore {
     async fn policy_artifact(&self, hash: &str) -> Result<Option<String>, StoreError>;
     /// The latest health snapshot ([`crate::health::Snapshot`] as JSON); `None` before the first one.
     async fn health_snapshot(&self) -> Result<Option<String>, StoreError>;
-    /// The pointer's earlier values, oldest first (`policy/history`); empty when there are none.
-    async fn policy_history(&self) -> Result<Vec<String>, StoreError>;
-    /// Points `policy/active` at `hash` (an artifact already in the store) and stores `history` with it: the
-    /// console's rollback. `gateway-policy publish` and `rollback` write the same entries.
-    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError>;
+    /// A store entry as text (`policy/history`, `policy/log`; [`gateway_policy::store`]); `None` when absent.
+    async fn policy_entry(&self, entry: Entry<'_>) -> Result<Option<String>, StoreError>;
+    /// Writes a store entry: the console's rollback writes `history`, `log`, then `active`, as
+    /// `gateway-policy publish` and `rollback` do.
+    async fn put_policy_entry(&self, entry: Entry<'_>, value: &str) -> Result<(), StoreError>;
 }
 
 /// Time and randomness, which differ between wasm32 and native.

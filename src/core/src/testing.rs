@@ -51,9 +51,10 @@ pub struct FakeHost {
     pub sent: Rc<RefCell<Vec<UpstreamRequest>>>,
     /// The published policy: `policy/active`'s hash and the artifact it names.
     pub published: Rc<RefCell<Option<(String, String)>>>,
-    /// Artifacts published before the current one (by hash), and `policy/history`.
+    /// Artifacts published before the current one (by hash), and the store's other entries by KV key
+    /// (`policy/history`, `policy/log`).
     pub earlier: Rc<RefCell<BTreeMap<String, String>>>,
-    pub history: Rc<RefCell<Vec<String>>>,
+    pub entries: Rc<RefCell<BTreeMap<String, String>>>,
     pub health: Rc<RefCell<Option<String>>>,
     pub now: Rc<Cell<f64>>,
     pub timers: Timers,
@@ -101,7 +102,7 @@ impl FakeHost {
             sent: Rc::default(),
             published: Rc::default(),
             earlier: Rc::default(),
-            history: Rc::default(),
+            entries: Rc::default(),
             health: Rc::default(),
             now: Rc::new(Cell::new(1_700_000_000_000.0)),
             timers: Timers::Immediate,
@@ -282,18 +283,34 @@ impl PolicyStore for FakeHost {
     async fn health_snapshot(&self) -> Result<Option<String>, StoreError> {
         Ok(self.health.borrow().clone())
     }
-    async fn policy_history(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.history.borrow().clone())
+    async fn policy_entry(
+        &self,
+        entry: gateway_policy::store::Entry<'_>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.entries.borrow().get(&entry.kv_key()).cloned())
     }
-    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError> {
-        let json = self
-            .policy_artifact(hash)
-            .await?
-            .ok_or_else(|| StoreError::new(format!("no artifact {hash}")))?;
-        if let Some((h, j)) = self.published.borrow_mut().replace((hash.to_owned(), json)) {
-            self.earlier.borrow_mut().insert(h, j);
+    async fn put_policy_entry(
+        &self,
+        entry: gateway_policy::store::Entry<'_>,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        if entry == gateway_policy::store::Entry::Active {
+            let json = self
+                .policy_artifact(value)
+                .await?
+                .ok_or_else(|| StoreError::new(format!("no artifact {value}")))?;
+            if let Some((h, j)) = self
+                .published
+                .borrow_mut()
+                .replace((value.to_owned(), json))
+            {
+                self.earlier.borrow_mut().insert(h, j);
+            }
+        } else {
+            self.entries
+                .borrow_mut()
+                .insert(entry.kv_key(), value.to_owned());
         }
-        *self.history.borrow_mut() = history.to_vec();
         Ok(())
     }
 }

@@ -243,18 +243,25 @@ impl PolicyStore for NativeHost {
             .map_err(|_| StoreError::new("health snapshot lock poisoned"))
     }
 
-    async fn policy_history(&self) -> Result<Vec<String>, StoreError> {
+    async fn policy_entry(
+        &self,
+        entry: gateway_core::policy_store::Entry<'_>,
+    ) -> Result<Option<String>, StoreError> {
         self.policy
             .as_ref()
-            .map_or(Ok(Vec::new()), |p| p.history())
+            .map_or(Ok(None), |p| p.entry(entry))
             .map_err(StoreError::new)
     }
 
-    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError> {
+    async fn put_policy_entry(
+        &self,
+        entry: gateway_core::policy_store::Entry<'_>,
+        value: &str,
+    ) -> Result<(), StoreError> {
         self.policy
             .as_ref()
             .ok_or_else(|| StoreError::new("no --policy is configured"))?
-            .activate(hash, history)
+            .put_entry(entry, value)
             .map_err(StoreError::new)
     }
 }

@@ -139,44 +139,30 @@ impl PolicySource {
 }
 
 impl PolicySource {
-    /// The pointer's earlier values, oldest first (a directory's `history`; nothing for a file).
-    pub fn history(&self) -> Result<Vec<String>, PolicySourceError> {
+    /// A store entry of a published directory (`history`, `log`); nothing for a policy file.
+    pub fn entry(&self, entry: Entry<'_>) -> Result<Option<String>, PolicySourceError> {
         if !self.path.is_dir() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let path = self.path.join(Entry::History.file_name());
-        match read(&path)? {
-            None => Ok(Vec::new()),
-            Some(text) => serde_json::from_str(&text).map_err(|e| PolicySourceError::Invalid {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            }),
-        }
+        read(&self.path.join(entry.file_name()))
     }
 
-    /// Points `active` at `hash` and writes `history`, each written aside and renamed (as `gateway-policy
-    /// publish --dir` writes them), the history first.
-    pub fn activate(&self, hash: &str, history: &[String]) -> Result<(), PolicySourceError> {
+    /// Writes a store entry of a published directory, aside and renamed (as `gateway-policy publish --dir`
+    /// writes it): a reader never sees half a file.
+    pub fn put_entry(&self, entry: Entry<'_>, value: &str) -> Result<(), PolicySourceError> {
         if !self.path.is_dir() {
             return Err(PolicySourceError::NotADirectory {
                 path: self.path.display().to_string(),
             });
         }
-        if !is_hash(hash) {
-            return Err(PolicySourceError::BadHash(hash.to_owned()));
-        }
-        let history = serde_json::to_string(history).unwrap_or_else(|_| "[]".into());
-        for (entry, value) in [(Entry::History, history), (Entry::Active, hash.to_owned())] {
-            let path = self.path.join(entry.file_name());
-            let aside = self.path.join(format!(".{}.tmp", entry.file_name()));
-            let io = |source| PolicySourceError::Io {
-                path: path.display().to_string(),
-                source,
-            };
-            std::fs::write(&aside, value).map_err(io)?;
-            std::fs::rename(&aside, &path).map_err(io)?;
-        }
-        Ok(())
+        let path = self.path.join(entry.file_name());
+        let aside = self.path.join(format!(".{}.tmp", entry.file_name()));
+        let io = |source| PolicySourceError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::write(&aside, value).map_err(io)?;
+        std::fs::rename(&aside, &path).map_err(io)
     }
 }
 

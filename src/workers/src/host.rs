@@ -590,31 +590,20 @@ impl PolicyStore for WorkerHost {
         self.policy_kv(SNAPSHOT_KV_KEY, None).await
     }
 
-    async fn policy_history(&self) -> Result<Vec<String>, StoreError> {
-        match self.policy_kv(&Entry::History.kv_key(), None).await? {
-            Some(text) => serde_json::from_str(&text).map_err(StoreError::new),
-            None => Ok(Vec::new()),
-        }
+    async fn policy_entry(&self, entry: Entry<'_>) -> Result<Option<String>, StoreError> {
+        self.policy_kv(&entry.kv_key(), None).await
     }
 
-    async fn set_active_policy(&self, hash: &str, history: &[String]) -> Result<(), StoreError> {
+    async fn put_policy_entry(&self, entry: Entry<'_>, value: &str) -> Result<(), StoreError> {
         let kv = self
             .policies
             .as_ref()
             .ok_or_else(|| StoreError::new("no POLICY binding"))?;
-        let history = serde_json::to_string(history).map_err(StoreError::new)?;
-        // The history first: a failure between the two writes leaves the pointer where it was.
-        for (key, value) in [
-            (Entry::History.kv_key(), history),
-            (Entry::Active.kv_key(), hash.to_owned()),
-        ] {
-            kv.put(&key, value)
-                .map_err(StoreError::new)?
-                .execute()
-                .await
-                .map_err(StoreError::new)?;
-        }
-        Ok(())
+        kv.put(&entry.kv_key(), value)
+            .map_err(StoreError::new)?
+            .execute()
+            .await
+            .map_err(StoreError::new)
     }
 }
 

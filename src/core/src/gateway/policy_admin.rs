@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::GatewayRequest;
 use crate::ports::Host;
 use crate::usage::query_pairs;
-use gateway_policy::store::HISTORY_LEN;
+use gateway_policy::store::{list, pushed, Activation, Entry, HISTORY_LEN};
 use gateway_policy::Policy;
 
 impl<H: Host> Gateway<H> {
@@ -29,10 +29,17 @@ impl<H: Host> Gateway<H> {
         Ok(Reply::local(serde_json::to_vec(&body).unwrap_or_default()))
     }
 
+    /// The store's `history` and `log` entries, oldest first.
+    async fn policy_lists(&self) -> Result<(Vec<String>, Vec<Activation>), ApiError> {
+        let read = |e: crate::error::StoreError| ApiError::internal(format!("policy store: {e}"));
+        let history = self.host.policy_entry(Entry::History).await.map_err(read)?;
+        let log = self.host.policy_entry(Entry::Log).await.map_err(read)?;
+        Ok((list(history.as_deref()), list(log.as_deref())))
+    }
+
     async fn policy_view(&self) -> Result<Value, ApiError> {
         let store = |e: crate::error::StoreError| ApiError::internal(format!("policy store: {e}"));
-        let mut history = self.host.policy_history().await.map_err(store)?;
-        history.reverse();
+        let (history, log) = self.policy_lists().await?;
         let stored = self.host.active_policy().await.map_err(store)?;
         let providers = self.providers(self.shared.policy().as_deref());
         let status = self.shared.status(self.host.now_ms(), &providers);
@@ -41,23 +48,37 @@ impl<H: Host> Gateway<H> {
             .policy()
             .map(|p| rules_text(&p))
             .unwrap_or_default();
+        // When each policy last became active (the log's newest move to it).
+        let since = |hash: &str| log.iter().rev().find(|a| a.hash == hash).map(|a| a.at_ms);
+        let active = status["policy"]["hash"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let history: Vec<Value> = history
+            .iter()
+            .rev()
+            .map(|h| json!({"hash": h, "active_since_ms": since(h)}))
+            .collect();
         Ok(json!({
             "published": self.shared.policy().is_some(),
             "active": status["policy"],
+            "published_at_ms": since(&active),
             "store_active": stored,
             "history": history,
+            "log": log.iter().rev().collect::<Vec<_>>(),
             "rules": rules,
         }))
     }
 
     /// Moves the pointer to `to` (one of the history's hashes; the current one is remembered) or, without
     /// `to`, back to the previous policy (taken off the history). The artifact is loaded and checked first, so
-    /// the pointer never names a policy that does not load; this isolate or thread then uses it at once.
+    /// the pointer never names a policy that does not load; the move goes into the log; this isolate or thread
+    /// then uses the policy at once.
     async fn rollback(&self, req: &GatewayRequest) -> Result<Value, ApiError> {
         let store = |e: crate::error::StoreError| ApiError::internal(format!("policy store: {e}"));
         let body = json_body(&req.body, 4096)?;
         let current = self.host.active_policy().await.map_err(store)?;
-        let mut history = self.host.policy_history().await.map_err(store)?;
+        let (mut history, log) = self.policy_lists().await?;
         let conflict = |m: String| ApiError::new(ErrorCode::InvalidRequest, m);
         let to = match body.get("to") {
             None | Some(Value::Null) => history
@@ -66,8 +87,8 @@ impl<H: Host> Gateway<H> {
             Some(Value::String(h))
                 if history.contains(h) || current.as_deref() == Some(h.as_str()) =>
             {
-                if let Some(c) = &current {
-                    history.push(c.clone());
+                if let Some(c) = current.clone().filter(|c| c != h) {
+                    history.push(c);
                     let keep = history.len().saturating_sub(HISTORY_LEN);
                     history.drain(..keep);
                 }
@@ -96,10 +117,25 @@ impl<H: Host> Gateway<H> {
             }
             Err(e) => return Err(conflict(format!("the policy {to} does not load: {e}"))),
         }
-        self.host
-            .set_active_policy(&to, &history)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("policy store: {e}")))?;
+        // The history and the log first, the pointer last (as `gateway-policy rollback` writes them).
+        let activation = Activation {
+            hash: to.clone(),
+            at_ms: self.host.now_ms() as i64,
+            by: "console".into(),
+        };
+        let history = serde_json::to_string(&history).unwrap_or_else(|_| "[]".into());
+        for (entry, value) in [
+            (Entry::History, history),
+            (Entry::Log, pushed(log, activation)),
+            (Entry::Active, to.clone()),
+        ] {
+            self.host
+                .put_policy_entry(entry, &value)
+                .await
+                .map_err(|e| {
+                    ApiError::new(ErrorCode::InvalidRequest, format!("policy store: {e}"))
+                })?;
+        }
         self.shared.refresh(&self.host).await;
         Ok(json!({"active": to, "previous": current}))
     }

@@ -169,6 +169,10 @@ fn a_session_over_tls_gets_a_secure_cookie() {
         .ends_with("; Secure"));
 }
 
+fn history(host: &FakeHost) -> Vec<String> {
+    serde_json::from_str(&host.entries.borrow()["policy/history"]).unwrap()
+}
+
 const CHEAP: &str =
     "rule cheap: when tokens < 500 -> deepseek fallback openai:gpt-4o-mini\ndefault -> requested\n";
 const ZH_ONLY: &str = "rule zh: when lang == zh -> deepseek\ndefault -> requested\n";
@@ -197,7 +201,9 @@ fn the_policy_view_shows_the_rules_and_history_and_a_rollback_takes_effect_at_on
     );
     *host.published.borrow_mut() =
         Some((second.clone(), serde_json::to_string(&artifact).unwrap()));
-    host.history.borrow_mut().push(first.clone());
+    host.entries
+        .borrow_mut()
+        .insert("policy/history".into(), json!([first]).to_string());
     host.advance(60_000.0);
     run_then_background(&gw, request("GET", "/healthz", None, ""));
 
@@ -208,7 +214,10 @@ fn the_policy_view_shows_the_rules_and_history_and_a_rollback_takes_effect_at_on
     assert_eq!(view.status, 200, "{}", view.body);
     let v = view.json();
     assert_eq!(v["active"]["hash"], second.as_str());
-    assert_eq!(v["history"], json!([first]));
+    assert_eq!(
+        v["history"],
+        json!([{"hash": first, "active_since_ms": null}])
+    );
     let texts: Vec<&str> = v["rules"]
         .as_array()
         .unwrap()
@@ -229,7 +238,18 @@ fn the_policy_view_shows_the_rules_and_history_and_a_rollback_takes_effect_at_on
     );
     assert_eq!(back.status, 200, "{}", back.body);
     assert_eq!(back.json()["active"], first.as_str());
-    assert!(host.history.borrow().is_empty());
+    assert_eq!(history(&host), Vec::<String>::new());
+    let log: Value = serde_json::from_str(&host.entries.borrow()["policy/log"]).unwrap();
+    assert_eq!(
+        (log[0]["hash"].as_str(), log[0]["by"].as_str()),
+        (Some(first.as_str()), Some("console"))
+    );
+    let view = run_with(
+        &gw,
+        request("GET", "/admin/policy", Some("admin-secret"), ""),
+    )
+    .json();
+    assert_eq!(view["published_at_ms"], log[0]["at_ms"]);
     // The next request on this isolate is decided by the policy rolled back to.
     let r = run_with(
         &gw,
@@ -261,7 +281,9 @@ fn the_policy_view_shows_the_rules_and_history_and_a_rollback_takes_effect_at_on
     host.earlier
         .borrow_mut()
         .insert(second.clone(), serde_json::to_string(&artifact).unwrap());
-    host.history.borrow_mut().push(second.clone());
+    host.entries
+        .borrow_mut()
+        .insert("policy/history".into(), json!([second]).to_string());
     let to = run_with(
         &gw,
         request(
@@ -272,7 +294,7 @@ fn the_policy_view_shows_the_rules_and_history_and_a_rollback_takes_effect_at_on
         ),
     );
     assert_eq!(to.status, 200, "{}", to.body);
-    assert_eq!(host.history.borrow().last(), Some(&first));
+    assert_eq!(history(&host).last(), Some(&first));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gateway_policy::eval::Policy;
-use gateway_policy::store::{Entry, HISTORY_LEN};
+use gateway_policy::store::{list, pushed, Activation, Entry};
 
 use crate::Sources;
 
@@ -142,18 +142,25 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Points `active` at `hash`, remembering the previous pointer unless this is a rollback.
-    fn activate(&self, hash: &str, remember: bool) -> Result<(), String> {
+    /// Points `active` at `hash`, remembering the previous pointer unless this is a rollback, and adds the
+    /// move to `log` (when, and by which command).
+    fn activate(&self, hash: &str, remember: bool, by: &str) -> Result<(), String> {
         if remember {
             if let Some(old) = self.active()?.filter(|old| old != hash) {
-                let mut history = self.history()?;
-                history.push(old);
-                let keep = history.len().saturating_sub(HISTORY_LEN);
-                history.drain(..keep);
-                self.put(Entry::History, &json(&history))?;
+                self.put(Entry::History, &pushed(self.history()?, old))?;
             }
         }
-        self.put(Entry::Active, hash)
+        self.put(Entry::Active, hash)?;
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let log = list(self.get(Entry::Log)?.as_deref());
+        let activation = Activation {
+            hash: hash.to_owned(),
+            at_ms,
+            by: by.to_owned(),
+        };
+        self.put(Entry::Log, &pushed(log, activation))
     }
 }
 
@@ -216,7 +223,7 @@ pub fn publish(sources: &Sources, target: &Target, deny_warnings: bool) -> Resul
         &gateway_policy::compile::to_json(&artifact),
     )?;
     store.verify(&hash)?;
-    store.activate(&hash, true)?;
+    store.activate(&hash, true, "publish")?;
     eprintln!(
         "published policy {hash} ({} rule(s)) to {}; it was {}",
         artifact.deny.len() + artifact.rules.len() + 1,
@@ -249,7 +256,7 @@ pub fn rollback(target: &Target, to: Option<&str>) -> Result<bool, String> {
     if let Some(history) = &remaining {
         store.put(Entry::History, &json(history))?;
     }
-    store.activate(&hash, remaining.is_none())?;
+    store.activate(&hash, remaining.is_none(), "rollback")?;
     eprintln!(
         "policy/active in {} moved from {} to {hash}",
         store.describe(),
