@@ -15,7 +15,7 @@ cp console/index.html "$out/index.html"
 # Headers Workers static assets send with the console (the native host sends the same, src/native/src/console.rs).
 cat > console/dist/_headers <<'HEADERS'
 /console/*
-  Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'
+  Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'
   X-Content-Type-Options: nosniff
   Referrer-Policy: no-referrer
   X-Frame-Options: DENY

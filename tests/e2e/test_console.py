@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from playwright import sync_api
 
 from harness import ADMIN_TOKEN, SELECTED_HOSTS, clear_of_a_minute_edge, policy_sources, start_gateway
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 POLICY = ('rule zh: when lang == zh -> deepseek:deepseek-flash fallback openai:gpt-4o-mini\n'
@@ -78,6 +77,11 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     context = browser.new_context(locale="en-US")
     page = context.new_page()
     page.on("dialog", lambda d: d.accept())
+    # Errors the page raises or logs (a script error, a refused Content-Security-Policy, a failed fetch other
+    # than the sign-in attempts the test makes on purpose).
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(gw.url + "/console")
     assert page.url.endswith("/console/")
     page.fill("input[name=token]", "wrong")
@@ -191,6 +195,9 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     page.click("a[href='#/overview']")
     page.wait_for_selector("[data-total=requests]")
     shot(page, gw, "overview-zh")
+
+    unexpected = [e for e in errors if "401" not in e]
+    assert unexpected == [], unexpected
 
     # Signing out ends the session: the admin API refuses the cookie's old holder.
     page.click("nav button:has-text('退出')")
