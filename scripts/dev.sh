@@ -93,7 +93,7 @@ fi
 
 say "starting wrangler dev on http://127.0.0.1:$port (log: .gateway/wrangler.log)"
 start_group .gateway/wrangler.log env GATEWAY_SKIP_WORKER_BUILD=1 wrangler dev --ip 127.0.0.1 --port "$port" \
-  --persist-to "$STATE" "${vars[@]}"
+  --persist-to "$STATE" --test-scheduled "${vars[@]}"
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
   kill -0 "${pids[-1]}" 2>/dev/null || { echo "wrangler dev exited:"; tail -n 40 .gateway/wrangler.log; exit 1; } >&2
@@ -106,6 +106,7 @@ cat <<EOF
   demo API key: $key
 
   console: http://127.0.0.1:$port/console/   (sign in with the admin token: $admin_token)
+  provider health (the Cron, which wrangler dev does not run by itself): curl http://127.0.0.1:$port/__scheduled
 
   curl http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $key" -H "content-type: application/json" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
 

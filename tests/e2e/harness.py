@@ -256,6 +256,10 @@ class NativeGateway(Gateway):
     def rollback(self) -> str:
         return policy_cli("rollback", "--dir", str(self.policy_dir))
 
+    def log_source(self) -> list[str]:
+        """`gateway-policy replay`'s arguments for this gateway's request log (its SQLite file)."""
+        return ["--db", str(self.db)]
+
     def _find_row(self, request_id: str) -> dict | None:
         conn = sqlite3.connect(self.db, timeout=5)
         conn.row_factory = sqlite3.Row
@@ -299,7 +303,7 @@ class WorkerdGateway(Gateway):
         port = free_port()
         settings = dict(SETTINGS, **mock.bases(), **(settings or {}))
         args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
-                "--persist-to", str(self.state), "--log-level", "warn"]
+                "--persist-to", str(self.state), "--log-level", "warn", "--test-scheduled"]
         for k, v in settings.items():
             args += ["--var", f"{k}:{v}"]
         self.proc = Process("gateway-workerd", args, env=dict(self.env, GATEWAY_SKIP_WORKER_BUILD="1"))
@@ -322,9 +326,15 @@ class WorkerdGateway(Gateway):
         return policy_cli("rollback", "--local", "--persist-to", str(self.state), "--wrangler", "wrangler",
                           env=self.env)
 
+    def log_source(self) -> list[str]:
+        """`gateway-policy replay`'s arguments for this gateway's request log (local D1 through wrangler)."""
+        return ["--d1", "DB", "--local", "--persist-to", str(self.state), "--wrangler", "wrangler"]
+
     def refresh_health(self) -> None:
-        """Runs the Cron Trigger, which aggregates health from D1 into KV."""
-        urllib.request.urlopen(f"{self.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", timeout=30).read()
+        """Runs the Cron Trigger, which aggregates health from D1 into KV. Through `wrangler dev --test-scheduled`'s
+        `/__scheduled` route: with static assets configured, Miniflare's `/cdn-cgi/handler/scheduled` calls the
+        assets proxy in front of the Worker, which has no scheduled handler (it answers 500)."""
+        urllib.request.urlopen(f"{self.url}/__scheduled?cron=*+*+*+*+*", timeout=30).read()
 
     def wrangler(self, args: list[str]) -> str:
         out = subprocess.run(["wrangler", *args, "--persist-to", str(self.state)], cwd=ROOT, env=self.env,

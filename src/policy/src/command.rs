@@ -7,6 +7,7 @@ pub mod diff;
 pub mod explain;
 pub mod fmt;
 pub mod publish;
+pub mod replay;
 pub mod test;
 
 use std::io::IsTerminal;

@@ -117,6 +117,19 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// What a candidate policy would change on logged traffic: rule and first-target changes, denials, and
+    /// the cost of the logged usage at the new targets; a sample of the changed requests.
+    Replay {
+        #[command(flatten)]
+        sources: Sources,
+        #[command(flatten)]
+        log: command::replay::LogSource,
+        /// How many changed requests to show.
+        #[arg(long, default_value = "10")]
+        sample: usize,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Which decisions change between two policies (sources or compiled .json) over recorded attributes.
     Diff {
         old: PathBuf,
@@ -153,6 +166,12 @@ fn main() -> ExitCode {
             deny_warnings,
         } => command::publish::publish(&sources, &target, deny_warnings),
         Command::Rollback { target, to } => command::publish::rollback(&target, to.as_deref()),
+        Command::Replay {
+            sources,
+            log,
+            sample,
+            format,
+        } => command::replay::run(&sources, &log, sample, format),
         Command::Diff {
             old,
             new,
