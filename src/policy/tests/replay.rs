@@ -49,6 +49,24 @@ fn first(p: &Policy, a: &Attrs) -> (String, Option<String>, bool) {
     (d.rule, target, denied)
 }
 
+/// `gateway-policy replay DIR --jsonl LOG --format json`'s report.
+fn replay_json(dir: &std::path::Path, log: &std::path::Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway-policy"))
+        .arg("replay")
+        .arg(dir)
+        .arg("--jsonl")
+        .arg(log)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn replay_counts_match_a_naive_re_evaluation_of_100k_logged_requests() {
     let (old, new) = (policy(OLD), policy(NEW));
@@ -102,24 +120,8 @@ fn replay_counts_match_a_naive_re_evaluation_of_100k_logged_requests() {
     let path = dir.join("log.jsonl");
     std::fs::write(&path, &log).unwrap();
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway-policy"))
-        .args([
-            "replay",
-            dir.to_str().unwrap(),
-            "--jsonl",
-            path.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let report = replay_json(&dir, &path);
     let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     println!(
         "replay of {ROWS} rows ({} MB of log): {:.2} s",
         log.len() / 1_000_000,
@@ -137,18 +139,7 @@ fn replay_counts_match_a_naive_re_evaluation_of_100k_logged_requests() {
     assert_eq!(report["sample"].as_array().unwrap().len(), 10);
     // The same policy changes nothing.
     std::fs::write(dir.join("main.policy"), OLD).unwrap();
-    let same = Command::new(env!("CARGO_BIN_EXE_gateway-policy"))
-        .args([
-            "replay",
-            dir.to_str().unwrap(),
-            "--jsonl",
-            path.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let same: Value = serde_json::from_slice(&same.stdout).unwrap();
+    let same = replay_json(&dir, &path);
     assert_eq!(
         (
             same["changed_rule"].as_u64(),
