@@ -367,7 +367,7 @@ pub fn run(
         }
         say!(
             "replayed {} of {} logged request(s) with policy {} in {seconds:.2} s ({} without decision attributes)",
-            report.replayed, report.rows, &policy.hash()[..12], report.not_replayable
+            report.replayed, report.rows, policy.hash().get(..12).unwrap_or(policy.hash()), report.not_replayable
         );
         say!("  rule changes: {}   first-target changes: {}   newly denied: {}   no longer denied: {}",
             report.changed_rule, report.changed_target, report.newly_denied, report.no_longer_denied);
