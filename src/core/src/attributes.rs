@@ -438,6 +438,12 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         system,
         tokens: tokens as i64,
         max_tokens,
+        // Unset: the providers sample at 1.
+        temperature: f
+            .body
+            .get("temperature")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0),
         messages: messages.len() as i64,
         lang,
         model: f.model.to_owned(),
@@ -658,6 +664,7 @@ mod tests {
             (300, 2, 7, 42)
         );
         assert_eq!(a.tags, ["vip", "beta", "eu"]);
+        assert_eq!(a.temperature, 1.0, "unset: what providers sample at");
         assert_eq!(a.meta.get("app").map(String::as_str), Some("web"));
         assert_eq!(
             (a.key.team.as_str(), a.time.hour, a.time.weekday.as_str()),

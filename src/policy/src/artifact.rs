@@ -253,6 +253,32 @@ pub struct Options {
     /// Status patterns (`429`, `5xx`) and failure kinds (`timeout`, `connect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry_on: Vec<String>,
+    /// The rule's answers are cached this long (`cache`, `team_cache`, `shared_cache`)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ms: Option<u64>,
+    /// …for each key, each team, or everyone: [`CacheScope`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_scope: Option<CacheScope>,
+}
+
+/// Who shares a cached answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    Key,
+    Team,
+    Shared,
+}
+
+impl CacheScope {
+    /// The option that sets it, as written in a policy.
+    pub fn option(self) -> &'static str {
+        match self {
+            CacheScope::Key => "cache",
+            CacheScope::Team => "team_cache",
+            CacheScope::Shared => "shared_cache",
+        }
+    }
 }
 
 impl Options {
@@ -311,11 +337,6 @@ impl CompiledRule {
         };
         let mut options = Vec::new();
         let o = &self.options;
-        let duration = |ms: u64| match ms {
-            m if m % 60_000 == 0 => format!("{}m", m / 60_000),
-            m if m % 1000 == 0 => format!("{}s", m / 1000),
-            m => format!("{m}ms"),
-        };
         if let Some(ms) = o.timeout_ms {
             options.push(format!("timeout {}", duration(ms)));
         }
@@ -328,6 +349,9 @@ impl CompiledRule {
         if !o.retry_on.is_empty() {
             options.push(format!("retry_on {{{}}}", o.retry_on.join(", ")));
         }
+        if let (Some(ms), Some(scope)) = (o.cache_ms, o.cache_scope) {
+            options.push(format!("{} {}", scope.option(), duration(ms)));
+        }
         let with = if options.is_empty() {
             String::new()
         } else {
@@ -338,6 +362,16 @@ impl CompiledRule {
             "default" => format!("default ({loc}): -> {action}{with}"),
             _ => format!("{kind} {} ({loc}): {when}-> {action}{with}", self.id),
         }
+    }
+}
+
+/// A duration as a policy writes it (`2h`, `10m`, `8s`, `250ms`).
+pub fn duration(ms: u64) -> String {
+    match ms {
+        m if m >= 3_600_000 && m.is_multiple_of(3_600_000) => format!("{}h", m / 3_600_000),
+        m if m >= 60_000 && m.is_multiple_of(60_000) => format!("{}m", m / 60_000),
+        m if m.is_multiple_of(1000) => format!("{}s", m / 1000),
+        m => format!("{m}ms"),
     }
 }
 

@@ -10,7 +10,7 @@ pub mod region;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::artifact::{Action, Cmp, Cond, Loc, Options, SplitArm, Step, Target, Val};
+use crate::artifact::{Action, CacheScope, Cmp, Cond, Loc, Options, SplitArm, Step, Target, Val};
 use crate::catalog::Catalog;
 use crate::diagnostic::{codes, line_col, Diagnostic, Severity};
 use crate::scheme::{self, FieldError, FieldId, Ty, Vocab, ENDPOINTS, WEEKDAYS};
@@ -313,6 +313,7 @@ impl<'a, 'p> Cx<'a, 'p> {
             }
         }
         self.reachability(&deny, &rules, &reach);
+        self.cache_lints(&rules);
         (deny, rules, defaults.into_iter().next().map(|(r, _)| r))
     }
 }

@@ -34,6 +34,7 @@ pub mod codes {
     pub const CAPABILITY_MISMATCH: &str = "W105";
     pub const UNUSED_DECLARATION: &str = "W106";
     pub const NO_PRICE: &str = "W107";
+    pub const CACHE_NOT_DETERMINISTIC: &str = "W108";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -78,6 +78,7 @@ impl Ty {
 pub enum FieldId {
     Tokens,
     MaxTokens,
+    Temperature,
     Messages,
     Lang,
     Model,
@@ -132,6 +133,12 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
         FieldId::MaxTokens,
         Ty::Int { min: 0, max: MAX },
         "the request's max_tokens (0 when unset)",
+    ),
+    (
+        "temperature",
+        FieldId::Temperature,
+        Ty::Float { min: 0.0, max: 2.0 },
+        "the request's sampling temperature (1 when unset, OpenAI's default)",
     ),
     (
         "messages",
@@ -421,6 +428,9 @@ pub fn is_lang_code(code: &str) -> bool {
 pub struct Attrs {
     pub tokens: i64,
     pub max_tokens: i64,
+    /// 1 when the request does not set it (what the providers then sample at).
+    #[serde(default = "unset_temperature")]
+    pub temperature: f64,
     pub messages: i64,
     pub lang: String,
     pub model: String,
@@ -551,6 +561,10 @@ impl fmt::Display for AttrValue<'_> {
     }
 }
 
+fn unset_temperature() -> f64 {
+    1.0
+}
+
 const DEFAULT_HEALTH: HealthAttrs = HealthAttrs {
     error_rate: 0.0,
     p50_ms: 0,
@@ -562,6 +576,7 @@ impl Attrs {
         match field {
             FieldId::Tokens => AttrValue::Int(self.tokens),
             FieldId::MaxTokens => AttrValue::Int(self.max_tokens),
+            FieldId::Temperature => AttrValue::Float(self.temperature),
             FieldId::Messages => AttrValue::Int(self.messages),
             FieldId::Lang => AttrValue::Str(&self.lang),
             FieldId::Model => AttrValue::Str(&self.model),

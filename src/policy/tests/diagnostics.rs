@@ -390,3 +390,25 @@ rates = { input = 1.0000001 }
         assert!(err.contains(expected), "{expected}: {err}");
     }
 }
+
+#[test]
+fn cacheable_rules_must_route_only_deterministic_requests() {
+    // Deterministic: no warning; the options compile to the artifact.
+    let ok = "rule c: when temperature == 0 and not has_tools -> openai with cache 10m\ndefault -> requested\n";
+    assert!(codes(ok).is_empty(), "{:#?}", checked(ok).diagnostics);
+    let sampled = "rule c: when not has_tools -> openai with shared_cache 2h\n";
+    let (d, _, _) = only(sampled);
+    assert_eq!(d.code, "W108");
+    assert!(
+        d.message.contains("temperature > 0") && !d.message.contains("tools"),
+        "{}",
+        d.message
+    );
+    let tools = "rule c: when temperature <= 0 -> openai with team_cache 1m\n";
+    assert!(only(tools).0.message.contains("requests with tools"));
+    // One cache per rule; a duration greater than zero.
+    let twice = "rule c: when temperature == 0 and has_tools == false -> openai with cache 1m, team_cache 2m\ndefault -> requested\n";
+    assert_eq!(codes(twice), ["E012"]);
+    let zero = "rule c: when temperature == 0 and not has_tools -> openai with cache 0s\ndefault -> requested\n";
+    assert_eq!(codes(zero), ["E012"]);
+}

@@ -362,6 +362,35 @@ impl<'a, 'p> Cx<'a, 'p> {
                     }
                 }
                 ("retry_on", _) => bad("a set such as `{429, 5xx, timeout}`"),
+                ("cache" | "team_cache" | "shared_cache", OptValue::DurationMs(ms)) if *ms > 0 => {
+                    let scope = match name {
+                        "cache" => CacheScope::Key,
+                        "team_cache" => CacheScope::Team,
+                        _ => CacheScope::Shared,
+                    };
+                    if let Some(earlier) = out.cache_scope {
+                        self.report(
+                            Diagnostic::error(
+                                codes::INVALID_OPTION,
+                                o.span,
+                                format!(
+                                    "`{name}` after `{}`: a rule's answers have one cache",
+                                    earlier.option()
+                                ),
+                                "second cache option",
+                            )
+                            .with_help(
+                                "keep one of `cache` (per key), `team_cache` and `shared_cache`",
+                            ),
+                        );
+                    } else {
+                        out.cache_ms = Some(*ms);
+                        out.cache_scope = Some(scope);
+                    }
+                }
+                ("cache" | "team_cache" | "shared_cache", _) => {
+                    bad("a duration greater than zero, e.g. `10m` or `1h`")
+                }
                 _ => {
                     let d = Diagnostic::error(
                         codes::INVALID_OPTION,
@@ -369,9 +398,17 @@ impl<'a, 'p> Cx<'a, 'p> {
                         format!("unknown option `{name}`"),
                         "not an option",
                     );
-                    let names = ["timeout", "first_token_timeout", "retries", "retry_on"];
+                    let names = [
+                        "timeout",
+                        "first_token_timeout",
+                        "retries",
+                        "retry_on",
+                        "cache",
+                        "team_cache",
+                        "shared_cache",
+                    ];
                     self.report(self.suggest(d, name, names.into_iter()).with_help_if_none(
-                        "options are `timeout`, `first_token_timeout`, `retries` and `retry_on`",
+                        "options are `timeout`, `first_token_timeout`, `retries`, `retry_on`, `cache`, `team_cache` and `shared_cache`",
                     ));
                 }
             }

@@ -137,4 +137,52 @@ impl<'a, 'p> Cx<'a, 'p> {
             None => d,
         }
     }
+
+    /// A cached answer is given again to the next request like it, so a cacheable rule should route only requests
+    /// whose answer does not vary: `temperature == 0` and no tools, both required by its condition (W108).
+    pub(super) fn cache_lints(&self, rules: &[LoweredRule]) {
+        for rule in rules.iter().filter(|r| r.options.cache_ms.is_some()) {
+            let all: Vec<&Cond> = match &rule.when {
+                Cond::And { all } => all.iter().collect(),
+                other => vec![other],
+            };
+            let requires = |field: FieldId, holds: &dyn Fn(&Cmp, &Val) -> bool| {
+                all.iter().any(|c| match c {
+                    Cond::Cmp { field: f, cmp, value, .. } => *f == field && holds(cmp, value),
+                    Cond::Not { cond } => matches!(cond.as_ref(), Cond::Cmp { field: f, cmp: Cmp::Eq, value: Val::Bool(true), .. } if *f == field),
+                    _ => false,
+                })
+            };
+            let zero =
+                |v: &Val| matches!(v, Val::Int(0)) || matches!(v, Val::Float(x) if *x == 0.0);
+            let greedy = requires(FieldId::Temperature, &|cmp, v| {
+                matches!(cmp, Cmp::Eq | Cmp::Le) && zero(v)
+            });
+            let no_tools = requires(FieldId::HasTools, &|cmp, v| {
+                matches!(
+                    (cmp, v),
+                    (Cmp::Eq, Val::Bool(false)) | (Cmp::Ne, Val::Bool(true))
+                )
+            });
+            let mut missing = Vec::new();
+            if !greedy {
+                missing.push("requests with `temperature > 0` (sampled answers differ each time)");
+            }
+            if !no_tools {
+                missing.push("requests with tools (their answers depend on the tools' results)");
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            self.report(
+                Diagnostic::warning(
+                    codes::CACHE_NOT_DETERMINISTIC,
+                    rule.span,
+                    format!("rule `{}` caches answers to {}", rule.id, missing.join(" and ")),
+                    "cacheable, but not deterministic",
+                )
+                .with_help("add `temperature == 0 and not has_tools` to its condition, or drop the cache option"),
+            );
+        }
+    }
 }

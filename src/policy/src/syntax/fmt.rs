@@ -222,11 +222,5 @@ fn options(opts: &[OptionItem]) -> String {
 }
 
 pub fn duration(ms: u64) -> String {
-    if ms >= 60_000 && ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1_000) {
-        format!("{}s", ms / 1_000)
-    } else {
-        format!("{ms}ms")
-    }
+    crate::artifact::duration(ms)
 }

@@ -584,6 +584,7 @@ impl Builder {
         let factor = match unit {
             "ms" => 1,
             "s" => 1_000,
+            "h" => 3_600_000,
             _ => 60_000,
         };
         match n.checked_mul(factor) {
