@@ -17,6 +17,7 @@
 
 mod admin;
 mod authenticate;
+mod cache;
 mod cost;
 mod dispatch;
 mod limit;
@@ -70,6 +71,8 @@ enum Reply {
     Json(Vec<u8>),
     /// An upstream stream whose first content token has arrived.
     Stream(Box<relay::Source>),
+    /// An answer from the response cache: JSON, or the stream replayed from it.
+    Cached { body: Vec<u8>, stream: bool },
 }
 
 /// A request that ends in an error response, and the `Allow` header a 405 carries.
@@ -205,6 +208,7 @@ impl<H: Host> Gateway<H> {
         let mut record = async move {
             let mut row = record.await;
             limit::settle(&host, &mut row).await;
+            cache::store(&host, &mut row).await;
             row
         }
         .boxed_local();
@@ -273,6 +277,12 @@ impl<H: Host> Gateway<H> {
         limit::restrict(&mut plan, &holder);
         trace.planned(&plan, &call);
         let plan = plan.ready()?;
+        if let Some(hit) = self
+            .cached_answer(req, (&call, &plan, &holder), trace)
+            .await
+        {
+            return Ok(hit);
+        }
         self.reserve(&holder, (&call, &plan, &pricing), trace)
             .await?;
         let dispatched = self.dispatch(&call, &plan, trace.start(), &providers).await;

@@ -8,6 +8,7 @@
 
 mod attributes;
 pub mod auth;
+pub mod cache;
 mod config;
 mod error;
 mod fixed_map;
@@ -39,8 +40,8 @@ pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
 pub use log::{id_floor, Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, Clock, Host, KeyStore, LimitStore, PolicyStore, RecordStore, Settings, TeamStore,
-    Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+    ByteStream, CacheStore, Clock, Host, KeyStore, LimitStore, PolicyStore, RecordStore, Settings,
+    TeamStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable, BINDING_SCHEME};
 pub use state::{Cooldowns, LogStats, PolicyLoadError, Records, Shared, BUILTIN_POLICY};

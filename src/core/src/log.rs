@@ -63,6 +63,14 @@ pub struct LogRecord {
     /// What admission reserved in the key's and team's scopes: settled with the row (never written).
     #[serde(skip)]
     pub held: Vec<crate::limits::Held>,
+    /// The response cache: `hit`, `miss`, `refresh` (asked to skip the cache and store anew) or `bypass` (the
+    /// client opted out); none when the deciding rule does not cache.
+    pub cache: Option<&'static str>,
+    /// On a hit: what the cached answer cost when it was made (reporting currency, pico-units).
+    pub cache_saved_pico: Option<u64>,
+    /// An answer to store once the row is complete (never written to the log).
+    #[serde(skip)]
+    pub cache_write: Option<crate::cache::Write>,
 }
 
 /// A request's cost, priced with the published price table.
@@ -114,9 +122,9 @@ pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, metho
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
 attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
-cost_estimated, price_version, team, limited_by) \
+cost_estimated, price_version, team, limited_by, cache_saved_pico, cache) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34)";
+?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34, CAST(?35 AS INTEGER), ?36)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -174,6 +182,9 @@ impl LogRecord {
             text(&self.cost.as_ref().map(|c| c.price_version.clone())),
             text(&self.team),
             text(&self.limited_by),
+            int(self.cache_saved_pico),
+            self.cache
+                .map_or(SqlValue::Null, |c| SqlValue::Text(c.to_owned())),
         ]
     }
 }

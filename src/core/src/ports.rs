@@ -75,6 +75,14 @@ pub trait PolicyStore {
     async fn put_policy_entry(&self, entry: Entry<'_>, value: &str) -> Result<(), StoreError>;
 }
 
+/// The response cache's storage (natively an in-process LRU with a size cap; on Workers the Cache API): an
+/// entry is [`crate::cache::Entry`] as JSON bytes under its key. Failures only mean a miss.
+#[allow(async_fn_in_trait)]
+pub trait CacheStore {
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError>;
+}
+
 /// Time and randomness, which differ between wasm32 and native.
 pub trait Clock {
     /// Milliseconds since the Unix epoch.
@@ -170,6 +178,7 @@ pub trait Host:
     + RecordStore
     + PolicyStore
     + UsageStore
+    + CacheStore
     + Clock
     + Settings
     + Clone
@@ -185,6 +194,7 @@ impl<
             + RecordStore
             + PolicyStore
             + UsageStore
+            + CacheStore
             + Clock
             + Settings
             + Clone

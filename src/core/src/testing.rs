@@ -41,6 +41,9 @@ pub enum Timers {
     Never,
 }
 
+/// A response cache entry of the in-memory host, and when it expires (the host's clock, ms).
+pub type Cached = (Vec<u8>, f64);
+
 #[derive(Clone)]
 pub struct FakeHost {
     pub keys: Rc<RefCell<HashMap<String, KeyRecord>>>,
@@ -55,6 +58,8 @@ pub struct FakeHost {
     /// (`policy/history`, `policy/log`).
     pub earlier: Rc<RefCell<BTreeMap<String, String>>>,
     pub entries: Rc<RefCell<BTreeMap<String, String>>>,
+    /// The response cache: entries with the time they expire.
+    pub cache: Rc<RefCell<HashMap<String, Cached>>>,
     pub health: Rc<RefCell<Option<String>>>,
     pub now: Rc<Cell<f64>>,
     pub timers: Timers,
@@ -103,6 +108,7 @@ impl FakeHost {
             published: Rc::default(),
             earlier: Rc::default(),
             entries: Rc::default(),
+            cache: Rc::default(),
             health: Rc::default(),
             now: Rc::new(Cell::new(1_700_000_000_000.0)),
             timers: Timers::Immediate,
@@ -311,6 +317,25 @@ impl PolicyStore for FakeHost {
                 .borrow_mut()
                 .insert(entry.kv_key(), value.to_owned());
         }
+        Ok(())
+    }
+}
+
+impl crate::ports::CacheStore for FakeHost {
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.now.get();
+        Ok(self
+            .cache
+            .borrow()
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(entry, _)| entry.clone()))
+    }
+    async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError> {
+        let until = self.now.get() + ttl_ms as f64;
+        self.cache
+            .borrow_mut()
+            .insert(key.to_owned(), (entry, until));
         Ok(())
     }
 }

@@ -109,7 +109,12 @@ pub(crate) async fn stats(State(state): State<Shared>) -> Response {
         .lock()
         .map(|m| json!(*m))
         .unwrap_or(Value::Null);
-    Json(json!({"abandoned": state.abandoned.load(Ordering::Relaxed), "last_auth": last_auth}))
+    let served = state
+        .served
+        .lock()
+        .map(|m| json!(*m))
+        .unwrap_or(Value::Null);
+    Json(json!({"abandoned": state.abandoned.load(Ordering::Relaxed), "last_auth": last_auth, "served": served}))
         .into_response()
 }
 

@@ -81,9 +81,26 @@ pub(crate) struct Mock {
     pub(crate) last_auth: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
     /// Token counts a provider route reports instead of its own (`POST /__mock/usage`): known usage for cost tests.
     pub(crate) usage: std::sync::Mutex<std::collections::HashMap<String, faults::Counts>>,
+    /// Requests served per path (`GET /__mock/stats`'s `served`): how many calls reached the provider.
+    pub(crate) served: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 pub(crate) type Shared = Arc<Mock>;
+
+/// Counts each request to a provider route (not `/__mock/…` or `/healthz`).
+async fn count_served(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    if !path.starts_with("/__mock") && path != "/healthz" {
+        if let Ok(mut served) = state.served.lock() {
+            *served.entry(path).or_default() += 1;
+        }
+    }
+    next.run(req).await
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -100,6 +117,7 @@ async fn main() -> std::io::Result<()> {
         abandoned: Arc::default(),
         last_auth: Default::default(),
         usage: Default::default(),
+        served: Default::default(),
     });
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -133,6 +151,10 @@ async fn main() -> std::io::Result<()> {
             "/workers-ai/client/v4/accounts/{account}/ai/run/{*model}",
             post(workers_ai::workers_ai),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_served,
+        ))
         .with_state(state);
     // Without TCP_NODELAY each small SSE frame after the first waits for the client's delayed ACK (~40 ms).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_log_indexes.sql",
         include_str!("../../../migrations/0007_log_indexes.sql"),
     ),
+    (
+        "0008_cache.sql",
+        include_str!("../../../migrations/0008_cache.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -434,7 +438,8 @@ mod tests {
                 "0004_cache_writes.sql",
                 "0005_cost.sql",
                 "0006_limits.sql",
-                "0007_log_indexes.sql"
+                "0007_log_indexes.sql",
+                "0008_cache.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());

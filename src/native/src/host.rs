@@ -29,6 +29,8 @@ pub struct NativeHost {
     secrets: crate::secrets::Secrets,
     /// The limit counters, shared by every thread.
     ledger: gateway_core::limits::Ledger,
+    /// The response cache, shared by every thread.
+    cache: crate::cache::ResponseCache,
     shutdown: crate::shutdown::Shutdown,
     /// `CLOCK_OFFSET_MS` (tests only).
     clock_offset_ms: f64,
@@ -47,10 +49,11 @@ impl NativeHost {
     pub fn new(
         db_path: &Path,
         policy: Option<PathBuf>,
-        (health, secrets, ledger): (
+        (health, secrets, ledger, cache): (
             Arc<RwLock<Option<String>>>,
             crate::secrets::Secrets,
             gateway_core::limits::Ledger,
+            crate::cache::ResponseCache,
         ),
         (shutdown, clock_offset_ms): (crate::shutdown::Shutdown, i64),
     ) -> Result<Self, String> {
@@ -75,6 +78,7 @@ impl NativeHost {
             health,
             secrets,
             ledger,
+            cache,
             shutdown,
             clock_offset_ms: clock_offset_ms as f64,
         })
@@ -125,6 +129,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+impl gateway_core::CacheStore for NativeHost {
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.cache.get(key, self.now_ms()))
+    }
+
+    async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError> {
+        self.cache.put(key, entry, self.now_ms() + ttl_ms as f64);
+        Ok(())
+    }
 }
 
 impl gateway_core::ports::UsageStore for NativeHost {

@@ -1,6 +1,7 @@
 //! `gateway`: the AI gateway as one native binary (hyper + tokio + SQLite), for private deployments,
 //! local development without Node, and benchmarks. The same core runs on Cloudflare Workers.
 
+mod cache;
 mod console;
 mod db;
 mod host;

@@ -116,6 +116,15 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     crate::db::spawn_record_watch(opts.db.clone(), records.clone()).map_err(|e| e.to_string())?;
     // One set of limit counters for all threads: a key's limits hold whichever thread serves it.
     let ledger = gateway_core::limits::Ledger::default();
+    // One response cache for all threads, its size capped by CACHE_MAX_BYTES.
+    let cache_bytes = match std::env::var("CACHE_MAX_BYTES") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("CACHE_MAX_BYTES: `{v}` is not a number of bytes"))?,
+        Err(_) => 64 << 20,
+    };
+    let cache = crate::cache::ResponseCache::new(cache_bytes);
     let listener =
         std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -170,6 +179,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             secrets: opts.secrets.clone(),
             records: records.clone(),
             ledger: ledger.clone(),
+            cache: cache.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -258,6 +268,7 @@ struct ThreadShared {
     secrets: crate::secrets::Secrets,
     records: gateway_core::Records,
     ledger: gateway_core::limits::Ledger,
+    cache: crate::cache::ResponseCache,
 }
 
 fn worker_thread(
@@ -275,6 +286,7 @@ fn worker_thread(
         secrets,
         records,
         ledger,
+        cache,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -287,7 +299,7 @@ fn worker_thread(
         let host = NativeHost::new(
             &db,
             policy,
-            (health, secrets, ledger),
+            (health, secrets, ledger, cache),
             (shutdown.clone(), config.clock_offset_ms),
         )?;
         let start_policy = match start_policy {

@@ -607,6 +607,50 @@ impl PolicyStore for WorkerHost {
     }
 }
 
+/// The response cache in the Cache API of the data center that serves the request (`caches.default`, under
+/// `https://response-cache.gateway.internal/<key>`), its time to live as the entry's `Cache-Control: max-age`.
+/// Chosen over KV: entries are written on every miss, and the Cache API takes writes for free and at once
+/// where they are read again, while KV bills each write, allows one write a second per key and takes up to a
+/// minute to show it elsewhere; an answer cached in one location and missed in another costs one more upstream
+/// call. (The Cache API stores nothing on `*.workers.dev` hosts: deploy on a custom domain to cache.)
+impl gateway_core::CacheStore for WorkerHost {
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let cache = worker::Cache::default();
+        match cache
+            .get(cache_url(key), false)
+            .await
+            .map_err(StoreError::new)?
+        {
+            Some(mut r) => r.bytes().await.map(Some).map_err(StoreError::new),
+            None => Ok(None),
+        }
+    }
+
+    async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError> {
+        let headers = worker::Headers::new();
+        headers
+            .set(
+                "cache-control",
+                &format!("max-age={}", ttl_ms.div_ceil(1000)),
+            )
+            .map_err(StoreError::new)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(StoreError::new)?;
+        let response = worker::Response::from_bytes(entry)
+            .map_err(StoreError::new)?
+            .with_headers(headers);
+        worker::Cache::default()
+            .put(cache_url(key), response)
+            .await
+            .map_err(StoreError::new)
+    }
+}
+
+fn cache_url(key: &str) -> String {
+    format!("https://response-cache.gateway.internal/{key}")
+}
+
 /// Settings and secrets are the Worker's secrets, then its vars: a catalog's provider key is one
 /// `wrangler secret put <NAME>` away.
 impl gateway_core::Settings for WorkerHost {

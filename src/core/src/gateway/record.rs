@@ -30,6 +30,9 @@ pub(super) struct Trace {
     /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
     /// still waiting for a provider): see [`super::Gateway::begin`].
     abandoned: Option<Abandoned>,
+    /// The response cache's key and time to live when the deciding rule caches, and the answer to store.
+    cache: Option<(String, u64)>,
+    cache_answer: Option<serde_json::Value>,
 }
 
 /// A row not finished when its request was dropped: sent with status 499 and what is known so far.
@@ -58,6 +61,8 @@ impl Trace {
             relayed_bytes: 0,
             unreported: false,
             limit_headers: Vec::new(),
+            cache: None,
+            cache_answer: None,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -113,6 +118,56 @@ impl Trace {
     /// The gateway's estimate of the prompt's tokens (known once the request is planned).
     pub(super) fn prompt_estimate(&self) -> u64 {
         self.prompt_estimate
+    }
+
+    /// The deciding rule caches: `state` is `miss`, `refresh` or `bypass` until a hit says otherwise; the key is
+    /// kept for storing the answer (not for `bypass`).
+    pub(super) fn cache_planned(&mut self, state: &'static str, key: String, ttl_ms: u64) {
+        self.rec.cache = Some(state);
+        if state != "bypass" {
+            self.cache = Some((key, ttl_ms));
+        }
+    }
+
+    /// The answer came from the cache: it costs nothing here and saves what it cost when it was made.
+    pub(super) fn cache_hit(&mut self, entry: &crate::cache::Entry) {
+        self.rec.cache = Some("hit");
+        self.cache = None;
+        self.rec.provider = Some(entry.provider.clone());
+        self.rec.model = Some(entry.model.clone());
+        self.rec.attempts = 0;
+        self.rec.cache_saved_pico = entry.cost_pico;
+        self.rec.cost = Some(crate::log::CostRecord {
+            pico: 0,
+            currency: self
+                .rec
+                .reporting_currency
+                .clone()
+                .unwrap_or_else(|| "USD".into()),
+            reporting_pico: Some(0),
+            estimated: false,
+            price_version: self
+                .pricing
+                .as_ref()
+                .map(|p| p.book.version().to_owned())
+                .unwrap_or_default(),
+        });
+    }
+
+    /// The response's `x-gateway-cache` (none when the rule does not cache).
+    pub(super) fn cache_state(&self) -> Option<&'static str> {
+        self.rec.cache
+    }
+
+    /// Whether the answer is to be stored (then its body is kept: JSON as sent, a stream as assembled).
+    pub(super) fn caches(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    pub(super) fn cache_answer(&mut self, answer: serde_json::Value) {
+        if self.cache.is_some() {
+            self.cache_answer = Some(answer);
+        }
     }
 
     pub(super) fn limit_headers(&mut self, headers: Vec<(String, String)>) {
@@ -287,6 +342,21 @@ impl Trace {
         self.abandoned = None;
         self.rec.latency_ms = now - self.start;
         self.price();
+        // A whole, successful answer goes into the cache, with what it cost.
+        if let (Some((key, ttl_ms)), Some(body)) = (self.cache.take(), self.cache_answer.take()) {
+            if self.rec.status == 200 && !self.rec.truncated {
+                self.rec.cache_write = Some(crate::cache::Write {
+                    key,
+                    ttl_ms,
+                    entry: crate::cache::Entry {
+                        provider: self.rec.provider.clone().unwrap_or_default(),
+                        model: self.rec.model.clone().unwrap_or_default(),
+                        body,
+                        cost_pico: self.rec.cost.as_ref().and_then(|c| c.reporting_pico),
+                    },
+                });
+            }
+        }
         std::mem::take(&mut self.rec)
     }
 }

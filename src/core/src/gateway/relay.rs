@@ -49,6 +49,8 @@ pub(super) struct Source {
     /// The request's provider table and the provider's name: to mask its secrets and location in error
     /// events it sends.
     provider: (Arc<Providers>, String),
+    /// The answer put back together, when the response cache is to store it.
+    assembler: Option<Box<crate::cache::Assembler>>,
 }
 
 impl Source {
@@ -70,7 +72,34 @@ impl Source {
             text_bytes: 0,
             end: None,
             usage: None,
+            assembler: None,
         }
+    }
+
+    /// Puts the answer back together from here on (and from what is held back already), for the cache.
+    pub(super) fn assemble(&mut self) {
+        let mut asm = crate::cache::Assembler::default();
+        let held = String::from_utf8_lossy(&self.pending);
+        for event in held.split("\n\n") {
+            if let Some(data) = event
+                .trim()
+                .strip_prefix("data: ")
+                .filter(|d| *d != "[DONE]")
+            {
+                asm.chunk(data);
+            }
+        }
+        self.assembler = Some(Box::new(asm));
+    }
+
+    /// The assembled answer of a stream that ended with `[DONE]`, with the usage the provider reported.
+    fn assembled(&mut self) -> Option<Value> {
+        let mut answer = self.assembler.take()?.answer()?;
+        if let (true, Some(u)) = (answer["usage"].is_null(), self.usage) {
+            answer["usage"] = serde_json::json!({"prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens});
+        }
+        Some(answer)
     }
 
     /// Reads until the first content token (or the end of the stream), holding everything back, by
@@ -196,6 +225,9 @@ impl Source {
                 if content {
                     self.text_bytes += super::cost::text_bytes(&data);
                 }
+                if let Some(asm) = &mut self.assembler {
+                    asm.chunk(&data);
+                }
                 self.content_seen |= content;
                 out.extend_from_slice(&encode_data(&data));
             }
@@ -281,7 +313,14 @@ impl<H: Clock> Relay<H> {
                 trace.relayed(self.source.text_bytes);
             }
             match self.source.end.take() {
-                Some(End::Done) => self.finish(None),
+                Some(End::Done) => {
+                    if let (Some(answer), Some(trace)) =
+                        (self.source.assembled(), self.recorder.trace())
+                    {
+                        trace.cache_answer(answer);
+                    }
+                    self.finish(None)
+                }
                 Some(End::Failed(e)) => self.finish(Some(&e)),
                 None => {}
             }

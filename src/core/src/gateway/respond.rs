@@ -20,6 +20,9 @@ pub(super) fn respond<H: Host>(
 ) -> (GatewayResponse, LocalBoxFuture<'static, LogRecord>) {
     let request_id = ("x-request-id".to_owned(), trace.id().to_owned());
     let limit_headers = trace.rate_limit_headers().to_vec();
+    let cache_header = trace
+        .cache_state()
+        .map(|s| ("x-gateway-cache".to_owned(), s.to_owned()));
     let (status, mut headers, body, record) = match outcome {
         Ok(Reply::Local {
             status,
@@ -35,6 +38,11 @@ pub(super) fn respond<H: Host>(
         Ok(Reply::Json(body)) => {
             let mut headers = target_headers(&trace);
             headers.push(content_type(JSON));
+            if trace.caches() {
+                if let Ok(answer) = serde_json::from_slice(&body) {
+                    trace.cache_answer(answer);
+                }
+            }
             let record = trace.answered(200, host.now_ms());
             if let Some(cost) = &record.cost {
                 // `0.002424 CNY`: the exact amount in the provider's currency (`; estimated` when the provider
@@ -48,14 +56,29 @@ pub(super) fn respond<H: Host>(
             }
             (200, headers, Body::Full(body), ready(record))
         }
-        Ok(Reply::Stream(source)) => {
+        Ok(Reply::Stream(mut source)) => {
             let mut headers = target_headers(&trace);
             headers.push(content_type("text/event-stream; charset=utf-8"));
             headers.push(("cache-control".into(), "no-cache".into()));
             trace.streaming();
+            if trace.caches() {
+                source.assemble();
+            }
             let idle = config.stream_idle_timeout_ms;
             let (body, record) = relay::relay(host.clone(), *source, trace, idle);
             (200, headers, Body::Stream(body), record)
+        }
+        Ok(Reply::Cached { body, stream }) => {
+            let mut headers = target_headers(&trace);
+            if stream {
+                headers.push(content_type("text/event-stream; charset=utf-8"));
+                headers.push(("cache-control".into(), "no-cache".into()));
+            } else {
+                headers.push(content_type(JSON));
+                headers.push(("x-gateway-cost".into(), "0 (cached)".into()));
+            }
+            let record = trace.answered(200, host.now_ms());
+            (200, headers, Body::Full(body), ready(record))
         }
         Err(Refused { err, allow }) => {
             let mut headers = json();
@@ -75,6 +98,7 @@ pub(super) fn respond<H: Host>(
         }
     };
     headers.extend(limit_headers);
+    headers.extend(cache_header);
     headers.push(request_id);
     let response = GatewayResponse {
         status,

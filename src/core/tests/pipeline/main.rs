@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod cache;
 mod console;
 mod fallback;
 mod limits;
