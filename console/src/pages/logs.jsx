@@ -32,6 +32,7 @@ function Detail({ id }) {
         <dt>{t("latency")}</dt><dd>{ms(row.latency_ms)} · {t("ttft")} {ms(row.ttft_ms)}</dd>
         <dt>{t("tokens")}</dt><dd>{num(row.prompt_tokens)} + {num(row.completion_tokens)} ({t("cachedTokens")} {num(row.cached_tokens)}, {t("reasoningTokens")} {num(row.reasoning_tokens)})</dd>
         <dt>{t("cost")}</dt><dd>{picoMoney(row.cost_pico, row.cost_currency)}{row.cost_estimated ? " (estimated)" : ""}</dd>
+        {row.cache && <><dt>{t("cache")}</dt><dd data-cache={row.cache}>{row.cache}{row.cache === "hit" ? ` · ${t("saved")} ${picoMoney(row.cache_saved_pico, row.reporting_currency)}` : ""}</dd></>}
       </dl>
       <h4>{t("decision")}</h4>
       <p class="why">{t("decidedBy")} <b data-rule={row.rule_id || ""}>{row.rule_id || "–"}</b> {t("ofPolicy")} <code>{(row.policy_hash || "").slice(0, 12) || "–"}</code></p>

@@ -40,6 +40,8 @@ const LIST: &[&str] = &[
     "reporting_currency",
     "cost_estimated",
     "limited_by",
+    "cache",
+    "cache_saved_pico",
 ];
 
 /// Columns a detail adds (JSON text, parsed in the answer).
