@@ -93,6 +93,54 @@ fn gateway_limited(stream: bool, limited: bool) -> Gateway<FakeHost> {
     )))
 }
 
+/// A gateway whose one rule caches every request with `temperature: 0`.
+fn gateway_cached() -> Gateway<FakeHost> {
+    use gateway_policy::{
+        catalog::Catalog, check::check, compile::compile, syntax::ast::SourceFile,
+    };
+    let text = "rule cached: when temperature == 0 and not has_tools -> openai:gpt-4o-mini with cache 10m\ndefault -> requested\n";
+    let files = vec![SourceFile {
+        name: "p.policy".into(),
+        text: text.into(),
+    }];
+    let artifact = compile(&check(files, &Catalog::builtin()), &Catalog::builtin()).unwrap();
+    let config =
+        GatewayConfig::from_lookup(|k| (k == "OPENAI_API_KEY").then(|| "sk".into())).unwrap();
+    let mut host = FakeHost::new(script(false)).with_key(KEY, key_record("key_1"));
+    host.timers = Timers::Never;
+    host.record_sent = false;
+    Gateway::new(host, Rc::new(config)).with_policy(Some(Rc::new(
+        gateway_policy::Policy::new(artifact).unwrap(),
+    )))
+}
+
+/// The bench's request with `temperature: 0`, and a header (`x-gateway-cache: refresh` to miss every time).
+fn cacheable(header: Option<(&str, &str)>) -> GatewayRequest {
+    let mut req = request(false);
+    if let RequestBody::Bytes(b) = &mut req.body {
+        *b = String::from_utf8_lossy(b)
+            .replacen("{", "{\"temperature\":0,", 1)
+            .into_bytes();
+    }
+    if let Some((k, v)) = header {
+        req.headers.push((k.into(), v.into()));
+    }
+    req
+}
+
+fn run_req(gw: &Gateway<FakeHost>, req: GatewayRequest) -> usize {
+    block_on(async {
+        let h = gw.handle(req).await;
+        let n = match h.response.body {
+            Body::Full(b) => b.len(),
+            Body::Stream(s) => s.map(|c| c.len()).collect::<Vec<_>>().await.iter().sum(),
+        };
+        let rec = h.record.await;
+        let _ = std::hint::black_box(rec.sql_params());
+        n
+    })
+}
+
 fn request(stream: bool) -> GatewayRequest {
     let body = format!(
         r#"{{"model":"gpt-4o-mini","stream":{stream},"messages":[{{"role":"system","content":"You are a concise assistant."}},{{"role":"user","content":"Give me three ideas for a weekend trip near the sea, one line each."}}]}}"#
@@ -110,16 +158,7 @@ fn request(stream: bool) -> GatewayRequest {
 }
 
 fn run(gw: &Gateway<FakeHost>, stream: bool) -> usize {
-    block_on(async {
-        let h = gw.handle(request(stream)).await;
-        let n = match h.response.body {
-            Body::Full(b) => b.len(),
-            Body::Stream(s) => s.map(|c| c.len()).collect::<Vec<_>>().await.iter().sum(),
-        };
-        let rec = h.record.await;
-        let _ = std::hint::black_box(rec.sql_params());
-        n
-    })
+    run_req(gw, request(stream))
 }
 
 fn pipeline(c: &mut Criterion) {
@@ -130,6 +169,17 @@ fn pipeline(c: &mut Criterion) {
     let limited = gateway_limited(false, true);
     c.bench_function("handle chat JSON, key and team with every limit", |b| {
         b.iter(|| run(&limited, false))
+    });
+    let cached = gateway_cached();
+    c.bench_function("handle chat JSON, cacheable rule, no cache (bypass)", |b| {
+        b.iter(|| run_req(&cached, cacheable(Some(("cache-control", "no-cache")))))
+    });
+    c.bench_function(
+        "handle chat JSON, cacheable rule, miss and store (refresh)",
+        |b| b.iter(|| run_req(&cached, cacheable(Some(("x-gateway-cache", "refresh"))))),
+    );
+    c.bench_function("handle chat JSON, cacheable rule, hit", |b| {
+        b.iter(|| run_req(&cached, cacheable(None)))
     });
     let streaming = gateway(true);
     c.bench_function("handle chat stream, 14 events (example policies)", |b| {
