@@ -75,9 +75,15 @@ pub(super) fn respond<H: Host>(
                 headers.push(("cache-control".into(), "no-cache".into()));
             } else {
                 headers.push(content_type(JSON));
-                headers.push(("x-gateway-cost".into(), "0 (cached)".into()));
             }
             let record = trace.answered(200, host.now_ms());
+            if let (false, Some(cost)) = (stream, &record.cost) {
+                // As every JSON answer says what it cost: here nothing, in the reporting currency.
+                headers.push((
+                    "x-gateway-cost".into(),
+                    format!("0 {}; cached", cost.currency),
+                ));
+            }
             (200, headers, Body::Full(body), ready(record))
         }
         Err(Refused { err, allow }) => {

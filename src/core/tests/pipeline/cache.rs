@@ -45,6 +45,7 @@ fn the_same_request_twice_reaches_the_provider_once_and_the_hit_costs_nothing() 
         first.record.cost.as_ref().unwrap().reporting_pico
     );
     assert!(r.usage.is_none(), "a hit consumed no tokens");
+    assert_eq!(second.header("x-gateway-cost"), Some("0 USD; cached"));
 
     // The same question as a stream: replayed from the entry as OpenAI chunks, with its usage.
     let stream = run_with(
