@@ -40,8 +40,13 @@ if [ "$(cat node_modules/.setup-stamp 2>/dev/null || true)" != "$lock_sum" ]; th
 fi
 
 # Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own browser download is
-# not reachable from every machine).
-if ! command -v chromium >/dev/null 2>&1; then
+# not reachable from every machine). Only the test command asks for it (GATEWAY_SETUP_BROWSER=1): running the
+# gateway does not need a browser.
+if [ "${GATEWAY_SETUP_BROWSER:-}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || {
+    echo "setup: the console's browser tests need Chromium at /usr/bin/chromium (Debian: apt-get install chromium)" >&2
+    exit 2
+  }
   say "installing Debian's chromium (apt-get)"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq

@@ -9,7 +9,7 @@ cd "$ROOT"
 export CI="${CI:-true}"
 say() { printf '\n==> %s\n' "$*" >&2; }
 
-bash scripts/setup.sh
+GATEWAY_SETUP_BROWSER=1 bash scripts/setup.sh
 
 say "building the console (console/src → console/dist)"
 bash scripts/build-console.sh
