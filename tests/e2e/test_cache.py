@@ -35,13 +35,19 @@ def chat(gw, key, content=None, headers=None, **extra):
                       json={"model": "gpt-4o-mini", "temperature": 0, "messages": messages, **extra})
 
 
+def stored(gw, response):
+    """Waits for the answer's log row: the host writes it after storing the answer in the cache."""
+    gw.log_row(response.headers["x-request-id"])
+    return response
+
+
 def upstream_calls(mock):
     return mock.stats()["served"].get("/v1/chat/completions", 0)
 
 
 def test_the_same_request_twice_is_one_upstream_call_and_the_hit_costs_nothing(gw, mock):
     before = upstream_calls(mock)
-    first = chat(gw, gw.key, content="Name three rivers in Europe.")
+    first = stored(gw, chat(gw, gw.key, content="Name three rivers in Europe."))
     second = chat(gw, gw.key, content="Name three rivers in Europe.")
     assert (first.status_code, second.status_code) == (200, 200), second.text
     assert (first.headers["x-gateway-cache"], second.headers["x-gateway-cache"]) == ("miss", "hit")
@@ -55,7 +61,9 @@ def test_the_same_request_twice_is_one_upstream_call_and_the_hit_costs_nothing(g
 
 def test_a_stream_served_from_the_cache_is_a_stream_the_sdk_reads(gw, mock):
     sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0)
-    first = sdk.chat.completions.create(model="gpt-4o-mini", temperature=0, messages=QUESTION)
+    raw = sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", temperature=0, messages=QUESTION)
+    stored(gw, raw)
+    first = raw.parse()
     before = upstream_calls(mock)
     stream = sdk.chat.completions.create(model="gpt-4o-mini", temperature=0, messages=QUESTION, stream=True,
                                          stream_options={"include_usage": True})
@@ -68,9 +76,10 @@ def test_a_stream_served_from_the_cache_is_a_stream_the_sdk_reads(gw, mock):
     assert usage is not None and usage.total_tokens == first.usage.total_tokens
     assert upstream_calls(mock) == before, "the stream came from the cache"
     # A stream stored on a miss answers the JSON request after it.
-    streamed = "".join(c.choices[0].delta.content or "" for c in sdk.chat.completions.create(
+    raw = sdk.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", temperature=0, messages=[{"role": "user", "content": "Spell 'cache'."}], stream=True)
-        if c.choices)
+    streamed = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    stored(gw, raw)
     calls = upstream_calls(mock)
     again = chat(gw, gw.key, content="Spell 'cache'.")
     assert again.headers["x-gateway-cache"] == "hit", again.text
@@ -79,7 +88,7 @@ def test_a_stream_served_from_the_cache_is_a_stream_the_sdk_reads(gw, mock):
 
 
 def test_no_cache_reaches_the_provider_and_keys_never_share(gw, mock):
-    chat(gw, gw.key, content="What is 6 times 7?")
+    stored(gw, chat(gw, gw.key, content="What is 6 times 7?"))
     before = upstream_calls(mock)
     bypass = chat(gw, gw.key, content="What is 6 times 7?", headers={"cache-control": "no-cache"})
     assert bypass.headers["x-gateway-cache"] == "bypass"

@@ -205,16 +205,23 @@ impl<H: Host> Gateway<H> {
         // A whole answer is settled before it is sent: the client's next request sees what this one cost. A
         // stream is settled when it ends.
         let host = self.host.clone();
-        let mut record = async move {
+        let mut settled = async move {
             let mut row = record.await;
             limit::settle(&host, &mut row).await;
-            cache::store(&host, &mut row).await;
             row
         }
         .boxed_local();
         if matches!(response.body, crate::http::Body::Full(_)) {
-            record = futures::future::ready(record.await).boxed_local();
+            settled = futures::future::ready(settled.await).boxed_local();
         }
+        // The answer goes into the response cache when the host completes the row, after the response.
+        let host = self.host.clone();
+        let record = async move {
+            let mut row = settled.await;
+            cache::store(&host, &mut row).await;
+            row
+        }
+        .boxed_local();
         Handled {
             response,
             record,
@@ -247,11 +254,7 @@ impl<H: Host> Gateway<H> {
         // One policy and its provider table for the whole request, whatever a refresh installs meanwhile.
         let policy = self.shared.policy();
         let providers = self.providers(policy.as_deref());
-        let pricing = cost::Pricing {
-            book: policy
-                .as_deref()
-                .map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
-        };
+        let pricing = self.pricing(policy.as_deref());
         trace.priced_with(pricing.clone());
         let call = match endpoint {
             Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,
@@ -287,6 +290,13 @@ impl<H: Host> Gateway<H> {
             .await?;
         let dispatched = self.dispatch(&call, &plan, trace.start(), &providers).await;
         Ok(trace.dispatched(dispatched)?.reply)
+    }
+
+    /// What requests are priced with: the policy's price table, or the built-in one while none is published.
+    fn pricing(&self, policy: Option<&Policy>) -> cost::Pricing {
+        cost::Pricing {
+            book: policy.map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
+        }
     }
 
     /// The providers requests can go to: the policy's catalog with this deployment's settings, or the built-in

@@ -13,44 +13,41 @@ pub struct Answer {
 
 /// What a request for `path` gets when it is the console's; `None` when it is not.
 pub fn serve(method: &str, path: &str) -> Option<Answer> {
-    answer(method, path).map(|(status, headers, body)| Answer {
-        status,
-        headers,
-        body,
-    })
-}
-
-type Parts = (u16, Vec<(&'static str, String)>, &'static [u8]);
-
-fn answer(method: &str, path: &str) -> Option<Parts> {
+    let answer = |status, headers, body| {
+        Some(Answer {
+            status,
+            headers,
+            body,
+        })
+    };
     let rest = path.strip_prefix("/console")?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
     if method != "GET" && method != "HEAD" {
-        return Some((
+        return answer(
             405,
             vec![
                 ("allow", "GET, HEAD".into()),
                 ("content-type", "text/plain".into()),
             ],
             b"the console's files are read with GET",
-        ));
+        );
     }
     if rest.is_empty() {
         // Relative asset paths need the trailing slash (Workers' auto-trailing-slash does the same).
-        return Some((307, vec![("location", "/console/".into())], b""));
+        return answer(307, vec![("location", "/console/".into())], b"");
     }
     let name = match &rest[1..] {
         "" => "index.html",
         other => other,
     };
     let Some((_, kind, bytes)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
-        return Some((
+        return answer(
             404,
             vec![("content-type", "text/plain".into())],
             b"no such console file",
-        ));
+        );
     };
     let mut headers = vec![
         ("content-type", (*kind).to_owned()),
@@ -58,7 +55,7 @@ fn answer(method: &str, path: &str) -> Option<Parts> {
         ("cache-control", "no-cache".to_owned()),
     ];
     headers.extend(HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned())));
-    Some((200, headers, bytes))
+    answer(200, headers, bytes)
 }
 
 #[cfg(test)]
@@ -68,16 +65,23 @@ mod tests {
     #[test]
     fn the_console_is_served_under_its_path_only() {
         assert!(serve("GET", "/consoles").is_none() && serve("GET", "/v1/models").is_none());
-        let (status, headers, _) = answer("GET", "/console").unwrap();
-        assert_eq!((status, headers[0].1.as_str()), (307, "/console/"));
-        let (status, headers, body) = answer("GET", "/console/").unwrap();
+        let moved = serve("GET", "/console").unwrap();
+        assert_eq!(
+            (moved.status, moved.headers[0].1.as_str()),
+            (307, "/console/")
+        );
+        let Answer {
+            status,
+            headers,
+            body,
+        } = serve("GET", "/console/").unwrap();
         assert_eq!(status, 200);
         assert!(headers.contains(&("content-type", "text/html; charset=utf-8".into())));
         assert!(
             String::from_utf8_lossy(body).contains("<html")
                 || String::from_utf8_lossy(body).contains("not built")
         );
-        assert_eq!(answer("GET", "/console/nope.js").unwrap().0, 404);
-        assert_eq!(answer("POST", "/console/").unwrap().0, 405);
+        assert_eq!(serve("GET", "/console/nope.js").unwrap().status, 404);
+        assert_eq!(serve("POST", "/console/").unwrap().status, 405);
     }
 }

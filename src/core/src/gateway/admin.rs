@@ -110,7 +110,8 @@ impl<H: Host> Gateway<H> {
         let token = self.admin_token(req)?;
         let now = self.host.now_ms() as i64;
         let secure = session::over_tls(&req.headers);
-        let answer = |s: Option<&session::Session>| {
+        // `set`: the session's cookie is set (sign-in) or cleared (sign-out); a page resuming keeps it.
+        let answer = |s: Option<&session::Session>, set: bool| {
             let body = match s {
                 Some(s) => {
                     serde_json::json!({"signed_in": true, "csrf": s.csrf, "expires_at_ms": s.expires_at_ms})
@@ -121,31 +122,26 @@ impl<H: Host> Gateway<H> {
                 status: 200,
                 body: serde_json::to_vec(&body).unwrap_or_default(),
                 content_type: None,
-                headers: vec![
-                    ("set-cookie".into(), session::set_cookie(s, now, secure)),
-                    ("cache-control".into(), "no-store".into()),
-                ],
+                headers: std::iter::once(("cache-control".into(), "no-store".into()))
+                    .chain(set.then(|| ("set-cookie".into(), session::set_cookie(s, now, secure))))
+                    .collect(),
             }
         };
         match req.method.as_str() {
             "POST" => {
                 let body = super::request::json_body(&req.body, 4096)?;
                 admit_token(token, body.get("token").and_then(|t| t.as_str()))?;
-                Ok(answer(Some(&session::issue(token, now))))
+                Ok(answer(Some(&session::issue(token, now)), true))
             }
             "GET" => {
                 let s = self.console_session(token, req).ok_or_else(|| {
                     ApiError::unauthorized("not signed in: POST /admin/session with {\"token\": <GATEWAY_ADMIN_TOKEN>}")
                 })?;
-                let mut reply = answer(Some(&s));
-                if let Reply::Local { headers, .. } = &mut reply {
-                    headers.retain(|(name, _)| name != "set-cookie");
-                }
-                Ok(reply)
+                Ok(answer(Some(&s), false))
             }
             "DELETE" => {
                 self.admit_admin(req)?;
-                Ok(answer(None))
+                Ok(answer(None, true))
             }
             _ => Err(ApiError::method_not_allowed(&req.method, &req.path)),
         }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::limit::Holder;
 use super::request::json_body;
-use super::{cost, limit, plan, request, resolve, Gateway, Reply};
+use super::{limit, plan, request, resolve, Gateway, Reply};
 use crate::auth::KeyRecord;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::GatewayRequest;
@@ -156,11 +156,7 @@ impl<H: Host> Gateway<H> {
         let call = request::chat(&req.body, self.config.max_body_bytes)?;
         request::known_provider(&call, &providers)?;
         let requested = resolve::resolve(&providers, &call);
-        let pricing = cost::Pricing {
-            book: policy
-                .as_deref()
-                .map_or_else(|| self.config.prices.clone(), |p| p.prices().clone()),
-        };
+        let pricing = self.pricing(policy.as_deref());
         let standings = match policy.as_deref() {
             Some(p) if plan::tests_budgets(p) && !key.id.is_empty() => {
                 limit::standing(self, &holder, &pricing).await?
