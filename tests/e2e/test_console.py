@@ -18,7 +18,7 @@ from playwright import sync_api
 from harness import ADMIN_TOKEN, SELECTED_HOSTS, clear_of_a_minute_edge, policy_sources, start_gateway
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-POLICY = ('rule zh: when lang == zh -> deepseek:deepseek-flash fallback openai:gpt-4o-mini\n'
+POLICY = ('rule zh: when lang == zh -> deepseek:deepseek-flash fallback openai:gpt-4o-mini with archive 1d\n'
           'default -> requested\n')
 SHOTS = os.environ.get("GATEWAY_SCREENSHOTS")
 
@@ -113,6 +113,14 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     detail.wait_for()
     assert detail.locator("[data-rule]").inner_text() == "zh"
     assert "deepseek:deepseek-flash" in detail.locator(".plan").inner_text()
+    # The rule archives its requests: the detail shows the archived bodies (redacted) and links to them.
+    detail.locator("[data-archive] button").click()
+    assert "你好，请介绍一下你自己" in detail.locator(".payload-request").inner_text()
+    assert detail.locator(".payload-response").inner_text().strip().startswith("{")
+    link = detail.locator("[data-archive] a").get_attribute("href")
+    assert link == f"/admin/logs/{zh_id}/payload"
+    opened = context.request.get(gw.url + link)
+    assert opened.status == 200 and opened.json()["id"] == zh_id
     shot(page, gw, "logs")
 
     # Keys: a key made in the console works from the SDK; a tighter limit set in the console holds for its next
@@ -156,6 +164,7 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     page.click("a[href='#/policy']")
     assert page.locator("[data-active-hash]").inner_text() == expected_hash
     assert "rule zh" in page.locator(".policy-text").inner_text()
+    assert "with archive 1d" in page.locator(".policy-text").inner_text()
     page.fill("form[name=explain] textarea[name=prompt]", "请把这段话翻译成英文")
     page.click("form[name=explain] button[type=submit]")
     page.wait_for_selector(".result[data-rule=zh]")

@@ -7,6 +7,34 @@ import { ms, num, picoMoney, when } from "../format.js";
 
 const FILTERS = ["key", "team", "provider", "model", "rule"];
 
+// The request's archived bodies (redacted), fetched when asked for; the link opens the document itself.
+function Payload({ row }) {
+  const t = useT();
+  const [doc, setDoc] = useState(null);
+  const [error, setError] = useState("");
+  const path = `/admin/logs/${encodeURIComponent(row.id)}/payload`;
+  const show = () => get(path).then(setDoc, (e) => setError(e.message));
+  return (
+    <div class="payload" data-archive={row.archive}>
+      <p>
+        {t("archivedUntil")} {row.archive.split("/")[0]} ·{" "}
+        <button type="button" onClick={show}>{t("showPayload")}</button>{" "}
+        <a href={path} target="_blank" rel="noopener">{t("openPayload")}</a>
+      </p>
+      {error && <p class="error" role="alert">{error}</p>}
+      {doc && (
+        <>
+          <h5>{t("requestBody")}</h5>
+          <pre class="payload-request">{JSON.stringify(doc.request, null, 2)}</pre>
+          <h5>{t("responseBody")}</h5>
+          <pre class="payload-response">{JSON.stringify(doc.response, null, 2)}</pre>
+          <p class="muted">{t("redacted")}: {Object.entries(doc.redacted || {}).map(([k, n]) => `${k} × ${n}`).join(", ") || t("none")}</p>
+        </>
+      )}
+    </div>
+  );
+}
+
 function Detail({ id }) {
   const t = useT();
   const [row, setRow] = useState(null);
@@ -33,6 +61,7 @@ function Detail({ id }) {
         <dt>{t("tokens")}</dt><dd>{num(row.prompt_tokens)} + {num(row.completion_tokens)} ({t("cachedTokens")} {num(row.cached_tokens)}, {t("reasoningTokens")} {num(row.reasoning_tokens)})</dd>
         <dt>{t("cost")}</dt><dd>{picoMoney(row.cost_pico, row.cost_currency)}{row.cost_estimated ? " (estimated)" : ""}</dd>
         {row.cache && <><dt>{t("cache")}</dt><dd data-cache={row.cache}>{row.cache}{row.cache === "hit" ? ` · ${t("saved")} ${picoMoney(row.cache_saved_pico, row.reporting_currency)}` : ""}</dd></>}
+        <dt>{t("payload")}</dt><dd>{row.archive ? <Payload row={row} /> : <span class="muted">{t("notArchived")}</span>}</dd>
       </dl>
       <h4>{t("decision")}</h4>
       <p class="why">{t("decidedBy")} <b data-rule={row.rule_id || ""}>{row.rule_id || "–"}</b> {t("ofPolicy")} <code>{(row.policy_hash || "").slice(0, 12) || "–"}</code></p>

@@ -173,29 +173,40 @@ pub fn as_stream(body: &Value, include_usage: bool) -> Vec<u8> {
 }
 
 /// A streamed chat answer put back together as OpenAI's JSON answer, from the translated chunks the client was
-/// sent: what a stream stores in the cache. Streams with tool calls or several choices are not assembled (their
-/// deltas are not worth merging for a cache that should not hold them; W108 warns about tools).
+/// sent: what a stream stores in the cache and in the payload archive. Every choice (by its `index`) with its
+/// content, reasoning, refusal and tool calls (each call's id, type and name once, its arguments joined).
 #[derive(Debug, Default)]
 pub struct Assembler {
     id: Value,
     created: Value,
     model: Value,
+    choices: Vec<Choice>,
+    usage: Value,
+    /// A chunk that is not JSON was seen: nothing is assembled.
+    unreadable: bool,
+}
+
+#[derive(Debug, Default)]
+struct Choice {
     content: String,
     reasoning: String,
+    refusal: String,
+    /// `(id, type, name, arguments)` by the call's index.
+    calls: Vec<(Value, Value, String, String)>,
     finish: Value,
-    usage: Value,
-    /// Something that is not assembled was seen.
-    unsupported: bool,
 }
+
+/// Choices and tool calls a chunk may name by index: more are not assembled (a provider could name any index).
+const MAX_INDEX: usize = 128;
 
 impl Assembler {
     /// One translated chunk's JSON.
     pub fn chunk(&mut self, data: &str) {
-        if self.unsupported {
+        if self.unreadable {
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            self.unsupported = true;
+            self.unreadable = true;
             return;
         };
         for (field, slot) in [
@@ -211,37 +222,96 @@ impl Assembler {
             self.usage = v["usage"].clone();
         }
         for c in v["choices"].as_array().into_iter().flatten() {
-            if c["index"].as_u64().unwrap_or(0) != 0 || !c["delta"]["tool_calls"].is_null() {
-                self.unsupported = true;
-                return;
+            let Some(choice) = slot(&mut self.choices, c["index"].as_u64().unwrap_or(0)) else {
+                continue;
+            };
+            let delta = &c["delta"];
+            for (field, text) in [
+                ("content", &mut choice.content),
+                ("reasoning_content", &mut choice.reasoning),
+                ("refusal", &mut choice.refusal),
+            ] {
+                if let Some(t) = delta[field].as_str() {
+                    text.push_str(t);
+                }
             }
-            if let Some(t) = c["delta"]["content"].as_str() {
-                self.content.push_str(t);
-            }
-            if let Some(t) = c["delta"]["reasoning_content"].as_str() {
-                self.reasoning.push_str(t);
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let Some(at) = slot(&mut choice.calls, call["index"].as_u64().unwrap_or(0)) else {
+                    continue;
+                };
+                for (field, kept) in [("id", &mut at.0), ("type", &mut at.1)] {
+                    if kept.is_null() && !call[field].is_null() {
+                        *kept = call[field].clone();
+                    }
+                }
+                if let Some(name) = call["function"]["name"].as_str() {
+                    at.2.push_str(name);
+                }
+                if let Some(args) = call["function"]["arguments"].as_str() {
+                    at.3.push_str(args);
+                }
             }
             if !c["finish_reason"].is_null() {
-                self.finish = c["finish_reason"].clone();
+                choice.finish = c["finish_reason"].clone();
             }
         }
     }
 
-    /// The whole answer, when the stream was one that can be assembled and it finished.
+    /// Whether every choice has its finish reason: a whole answer, which the cache may store.
+    pub fn finished(&self) -> bool {
+        !self.unreadable
+            && !self.choices.is_empty()
+            && self.choices.iter().all(|c| !c.finish.is_null())
+    }
+
+    /// The answer as far as it came (a stream cut before its end has choices without a finish reason); none when
+    /// a chunk was not JSON.
     pub fn answer(self) -> Option<Value> {
-        if self.unsupported || self.finish.is_null() {
+        if self.unreadable {
             return None;
         }
-        let mut message = json!({"role": "assistant", "content": self.content});
-        if !self.reasoning.is_empty() {
-            message["reasoning_content"] = json!(self.reasoning);
-        }
+        let choices: Vec<Value> = self
+            .choices
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut message = json!({"role": "assistant", "content": c.content});
+                if !c.reasoning.is_empty() {
+                    message["reasoning_content"] = json!(c.reasoning);
+                }
+                if !c.refusal.is_empty() {
+                    message["refusal"] = json!(c.refusal);
+                }
+                if !c.calls.is_empty() {
+                    if c.content.is_empty() {
+                        message["content"] = Value::Null;
+                    }
+                    message["tool_calls"] = c
+                        .calls
+                        .into_iter()
+                        .map(|(id, kind, name, arguments)| {
+                            json!({"id": id, "type": if kind.is_null() { json!("function") } else { kind },
+                                   "function": {"name": name, "arguments": arguments}})
+                        })
+                        .collect();
+                }
+                json!({"index": i, "message": message, "logprobs": null, "finish_reason": c.finish})
+            })
+            .collect();
         Some(
             json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                    "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": self.finish}],
-                    "usage": self.usage}),
+                    "choices": choices, "usage": self.usage}),
         )
     }
+}
+
+/// The item at `index`, made (with those before it) if it is new; none past [`MAX_INDEX`].
+fn slot<T: Default>(items: &mut Vec<T>, index: u64) -> Option<&mut T> {
+    let i = usize::try_from(index).ok().filter(|i| *i < MAX_INDEX)?;
+    if items.len() <= i {
+        items.resize_with(i + 1, T::default);
+    }
+    items.get_mut(i)
 }
 
 #[cfg(test)]
@@ -306,18 +376,54 @@ mod tests {
         for e in &events[..3] {
             asm.chunk(e.strip_prefix("data: ").unwrap());
         }
+        assert!(asm.finished());
         assert_eq!(asm.answer().unwrap(), answer);
         // Without include_usage, no usage event.
         assert!(!String::from_utf8(as_stream(&answer, false))
             .unwrap()
             .contains("usage"));
-        // A stream with tool calls, or cut before its finish, is not assembled.
+        // Tool calls assemble by index, their arguments joined; a stream cut before its finish is not finished
+        // (the cache does not store it) but is assembled as far as it came (the archive keeps it).
         let mut tools = Assembler::default();
-        tools.chunk(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]},"finish_reason":null}]}"#);
+        tools.chunk(r#"{"id":"c2","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}"#);
+        tools.chunk(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]}"#);
+        tools.chunk(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"finish_reason":null}]}"#);
         tools.chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#);
-        assert!(tools.answer().is_none());
+        assert!(tools.finished());
+        let got = tools.answer().unwrap();
+        let message = &got["choices"][0]["message"];
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(
+            message["tool_calls"],
+            json!([{"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+        );
+        // Replayed as a stream and assembled again, the answer is the same.
+        let mut again = Assembler::default();
+        for e in String::from_utf8(as_stream(&got, false))
+            .unwrap()
+            .split("\n\n")
+        {
+            if let Some(d) = e.strip_prefix("data: ").filter(|d| *d != "[DONE]") {
+                again.chunk(d);
+            }
+        }
+        assert_eq!(again.answer().unwrap()["choices"], got["choices"]);
         let mut cut = Assembler::default();
         cut.chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#);
-        assert!(cut.answer().is_none());
+        assert!(!cut.finished());
+        assert_eq!(
+            cut.answer().unwrap()["choices"][0]["message"]["content"],
+            "Hel"
+        );
+        // A choice index far out is not assembled (nor allocated for).
+        let mut far = Assembler::default();
+        far.chunk(
+            r#"{"choices":[{"index":4000000000,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+        );
+        assert!(!far.finished());
+        let mut bad = Assembler::default();
+        bad.chunk("not json");
+        assert!(bad.answer().is_none());
     }
 }

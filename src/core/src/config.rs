@@ -38,6 +38,9 @@ pub struct GatewayConfig {
     pub limit_zone: crate::limits::Zone,
     /// The completion tokens reserved for a request that sets no `max_tokens` (`LIMIT_MAX_TOKENS`).
     pub limit_max_tokens: u64,
+    /// The payload archive: every request or only the rules that say `archive` (`ARCHIVE`), and what is redacted
+    /// (`ARCHIVE_REDACT`).
+    pub archive: crate::archive::Archiving,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -52,7 +55,8 @@ impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
     /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
-    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE` and `LIMIT_MAX_TOKENS`.
+    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE`, `LIMIT_MAX_TOKENS`, `ARCHIVE` and
+    /// `ARCHIVE_REDACT`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -100,6 +104,10 @@ impl GatewayConfig {
                 Some(z) => crate::limits::Zone::parse(&z).map_err(ConfigError::BadTimeZone)?,
             },
             limit_max_tokens: number(&get, "LIMIT_MAX_TOKENS", DEFAULT_LIMIT_MAX_TOKENS)?,
+            archive: crate::archive::Archiving::from_settings(
+                get("ARCHIVE").as_deref(),
+                get("ARCHIVE_REDACT").as_deref(),
+            )?,
         })
     }
 }

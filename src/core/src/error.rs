@@ -476,6 +476,9 @@ pub enum ConfigError {
     BadCurrency(String),
     #[error("LIMIT_TIMEZONE: {0}")]
     BadTimeZone(String),
+    /// `ARCHIVE` or `ARCHIVE_REDACT`.
+    #[error("{0}")]
+    Archive(String),
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@
 //! | read the request | `gateway/request.rs` | a validated [`ApiCall`](request::ApiCall) |
 //! | resolve | `gateway/resolve.rs` | the provider and model asked for |
 //! | plan | `gateway/plan.rs` | the [`AttemptPlan`](plan::AttemptPlan): targets in order, skipped ones and why |
+//! | archive | `gateway/archive.rs` | whether the bodies are archived (written after the response) |
+//! | cache | `gateway/cache.rs` | a cached answer, or whether to store this one |
 //! | dispatch | `gateway/dispatch.rs` | every attempt, and the answer or the last error |
 //! | upstream I/O | `gateway/upstream.rs` | one attempt's answer, or its failure |
 //! | relay | `gateway/relay.rs` | the client's stream, and the log row when it ends |
 //! | respond | `gateway/respond.rs` | the response and its headers |
 
 mod admin;
+mod archive;
 mod authenticate;
 mod cache;
 mod cost;
@@ -144,11 +147,12 @@ impl<H: Host> Gateway<H> {
         use futures::channel::oneshot;
         let (abandoned_tx, abandoned) = oneshot::channel();
         let (record_tx, record) = oneshot::channel::<LocalBoxFuture<'static, LogRecord>>();
-        let host = self.host.clone();
+        let (host, redactor) = (self.host.clone(), self.config.archive.redactor.clone());
         let row = async move {
             match abandoned.await {
                 Ok(mut row) => {
                     limit::settle(&host, &mut row).await;
+                    archive::store(&host, &mut row, &redactor).await;
                     Some(row)
                 }
                 // Finished normally: the row comes with the answer.
@@ -214,11 +218,13 @@ impl<H: Host> Gateway<H> {
         if matches!(response.body, crate::http::Body::Full(_)) {
             settled = futures::future::ready(settled.await).boxed_local();
         }
-        // The answer goes into the response cache when the host completes the row, after the response.
-        let host = self.host.clone();
+        // The answer goes into the response cache and the bodies to the archive when the host completes the
+        // row, after the response.
+        let (host, redactor) = (self.host.clone(), self.config.archive.redactor.clone());
         let record = async move {
             let mut row = settled.await;
             cache::store(&host, &mut row).await;
+            archive::store(&host, &mut row, &redactor).await;
             row
         }
         .boxed_local();
@@ -280,6 +286,7 @@ impl<H: Host> Gateway<H> {
         limit::restrict(&mut plan, &holder);
         trace.planned(&plan, &call);
         let plan = plan.ready()?;
+        self.plan_archive((&call, &plan, &providers), trace);
         if let Some(hit) = self
             .cached_answer(req, (&call, &plan, &holder), trace)
             .await

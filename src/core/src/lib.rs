@@ -6,6 +6,7 @@
 //! adapt their platform's request and response types; they make no decisions of their own. What they use is
 //! re-exported here.
 
+pub mod archive;
 mod attributes;
 pub mod auth;
 pub mod cache;
@@ -40,8 +41,8 @@ pub use gateway_policy::store as policy_store;
 pub use http::{find_header, Body, GatewayRequest, GatewayResponse, RequestBody};
 pub use log::{id_floor, Attempt, CostRecord, LogRecord, SqlValue, Usage, INSERT_SQL};
 pub use ports::{
-    ByteStream, CacheStore, Clock, Host, KeyStore, LimitStore, PolicyStore, RecordStore, Settings,
-    TeamStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+    ArchiveStore, ByteStream, CacheStore, Clock, Host, KeyStore, LimitStore, PolicyStore,
+    RecordStore, Settings, TeamStore, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 pub use providers::{ProviderConfig, Providers, Unconfigured, Unusable, BINDING_SCHEME};
 pub use state::{Cooldowns, LogStats, PolicyLoadError, Records, Shared, BUILTIN_POLICY};

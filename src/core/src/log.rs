@@ -71,6 +71,11 @@ pub struct LogRecord {
     /// An answer to store once the row is complete (never written to the log).
     #[serde(skip)]
     pub cache_write: Option<crate::cache::Write>,
+    /// The payload archive's key (`YYYY-MM-DD/<id>.json`, the day it expires) when the bodies were archived.
+    pub archive: Option<String>,
+    /// Bodies to archive once the row is complete (never written to the log).
+    #[serde(skip)]
+    pub archive_pending: Option<crate::archive::Pending>,
 }
 
 /// A request's cost, priced with the published price table.
@@ -122,9 +127,9 @@ pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, metho
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
 attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
-cost_estimated, price_version, team, limited_by, cache_saved_pico, cache) \
+cost_estimated, price_version, team, limited_by, cache_saved_pico, cache, archive) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34, CAST(?35 AS INTEGER), ?36)";
+?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34, CAST(?35 AS INTEGER), ?36, ?37)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -185,6 +190,7 @@ impl LogRecord {
             int(self.cache_saved_pico),
             self.cache
                 .map_or(SqlValue::Null, |c| SqlValue::Text(c.to_owned())),
+            text(&self.archive),
         ]
     }
 }

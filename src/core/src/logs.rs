@@ -42,6 +42,7 @@ const LIST: &[&str] = &[
     "limited_by",
     "cache",
     "cache_saved_pico",
+    "archive",
 ];
 
 /// Columns a detail adds (JSON text, parsed in the answer).
@@ -165,6 +166,14 @@ pub fn detail_sql(id: &str) -> (String, Vec<SqlValue>) {
     let all: Vec<&str> = LIST.iter().chain(DETAIL).copied().collect();
     (
         format!("SELECT {} FROM request_logs WHERE id = ?1", columns(&all)),
+        vec![SqlValue::Text(id.to_owned())],
+    )
+}
+
+/// The query of one request's archive key.
+pub fn archive_sql(id: &str) -> (String, Vec<SqlValue>) {
+    (
+        "SELECT archive FROM request_logs WHERE id = ?1".into(),
         vec![SqlValue::Text(id.to_owned())],
     )
 }

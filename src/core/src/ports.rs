@@ -83,6 +83,14 @@ pub trait CacheStore {
     async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError>;
 }
 
+/// The payload archive's storage (R2 on Workers, a directory natively): one redacted document per archived
+/// request under its key, `YYYY-MM-DD/<request id>.json` ([`crate::archive::object_key`]).
+#[allow(async_fn_in_trait)]
+pub trait ArchiveStore {
+    async fn archive(&self, key: &str, document: Vec<u8>) -> Result<(), StoreError>;
+    async fn archived(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
 /// Time and randomness, which differ between wasm32 and native.
 pub trait Clock {
     /// Milliseconds since the Unix epoch.
@@ -179,6 +187,7 @@ pub trait Host:
     + PolicyStore
     + UsageStore
     + CacheStore
+    + ArchiveStore
     + Clock
     + Settings
     + Clone
@@ -195,6 +204,7 @@ impl<
             + PolicyStore
             + UsageStore
             + CacheStore
+            + ArchiveStore
             + Clock
             + Settings
             + Clone

@@ -12,18 +12,7 @@ const MIN_SECRET_LEN: usize = 8;
 /// neither).
 pub(crate) fn redact(p: &ProviderConfig, text: &str) -> String {
     let mut secrets: Vec<&str> = Vec::new();
-    for v in p.api_key.iter().chain(p.headers.iter().map(|(_, v)| v)) {
-        // `Bearer <token>`: the token alone may be echoed too.
-        let token = v.split_once(' ').map(|(_, t)| t.trim());
-        for s in std::iter::once(v.as_str()).chain(token) {
-            if s.len() >= MIN_SECRET_LEN && !secrets.contains(&s) {
-                // The longest first, so a whole header value is masked before the token inside it (inserted
-                // in place: a sort would link a few KB into the Worker for a handful of items).
-                let at = secrets.iter().position(|x| x.len() < s.len());
-                secrets.insert(at.unwrap_or(secrets.len()), s);
-            }
-        }
-    }
+    collect_secrets(p, &mut secrets);
     let base = p.base_url.trim_end_matches('/');
     let authority = base
         .split_once("://")
@@ -43,6 +32,23 @@ pub(crate) fn redact(p: &ProviderConfig, text: &str) -> String {
         }
     }
     out.into_owned()
+}
+
+/// Adds `p`'s key and secret header values to `secrets`, longest first, so that a whole value is masked before
+/// a token inside it (also used by the payload archive's redaction).
+pub(crate) fn collect_secrets<'a>(p: &'a ProviderConfig, secrets: &mut Vec<&'a str>) {
+    for v in p.api_key.iter().chain(p.headers.iter().map(|(_, v)| v)) {
+        // `Bearer <token>`: the token alone may be echoed too.
+        let token = v.split_once(' ').map(|(_, t)| t.trim());
+        for s in std::iter::once(v.as_str()).chain(token) {
+            if s.len() >= MIN_SECRET_LEN && !secrets.contains(&s) {
+                // The longest first (inserted in place: a sort would link a few KB into the Worker for a
+                // handful of items).
+                let at = secrets.iter().position(|x| x.len() < s.len());
+                secrets.insert(at.unwrap_or(secrets.len()), s);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct FakeHost {
     pub entries: Rc<RefCell<BTreeMap<String, String>>>,
     /// The response cache: entries with the time they expire.
     pub cache: Rc<RefCell<HashMap<String, Cached>>>,
+    /// The payload archive: documents by key.
+    pub archive: Rc<RefCell<HashMap<String, Vec<u8>>>>,
     pub health: Rc<RefCell<Option<String>>>,
     pub now: Rc<Cell<f64>>,
     pub timers: Timers,
@@ -109,6 +111,7 @@ impl FakeHost {
             earlier: Rc::default(),
             entries: Rc::default(),
             cache: Rc::default(),
+            archive: Rc::default(),
             health: Rc::default(),
             now: Rc::new(Cell::new(1_700_000_000_000.0)),
             timers: Timers::Immediate,
@@ -318,6 +321,16 @@ impl PolicyStore for FakeHost {
                 .insert(entry.kv_key(), value.to_owned());
         }
         Ok(())
+    }
+}
+
+impl crate::ports::ArchiveStore for FakeHost {
+    async fn archive(&self, key: &str, document: Vec<u8>) -> Result<(), StoreError> {
+        self.archive.borrow_mut().insert(key.to_owned(), document);
+        Ok(())
+    }
+    async fn archived(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.archive.borrow().get(key).cloned())
     }
 }
 

@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_cache.sql",
         include_str!("../../../migrations/0008_cache.sql"),
     ),
+    (
+        "0009_archive.sql",
+        include_str!("../../../migrations/0009_archive.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -439,7 +443,8 @@ mod tests {
                 "0005_cost.sql",
                 "0006_limits.sql",
                 "0007_log_indexes.sql",
-                "0008_cache.sql"
+                "0008_cache.sql",
+                "0009_archive.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());

@@ -31,6 +31,8 @@ pub struct NativeHost {
     ledger: gateway_core::limits::Ledger,
     /// The response cache, shared by every thread.
     cache: crate::cache::ResponseCache,
+    /// The payload archive's directory.
+    archive: crate::archive::Archive,
     shutdown: crate::shutdown::Shutdown,
     /// `CLOCK_OFFSET_MS` (tests only).
     clock_offset_ms: f64,
@@ -49,11 +51,12 @@ impl NativeHost {
     pub fn new(
         db_path: &Path,
         policy: Option<PathBuf>,
-        (health, secrets, ledger, cache): (
+        (health, secrets, ledger, cache, archive): (
             Arc<RwLock<Option<String>>>,
             crate::secrets::Secrets,
             gateway_core::limits::Ledger,
             crate::cache::ResponseCache,
+            crate::archive::Archive,
         ),
         (shutdown, clock_offset_ms): (crate::shutdown::Shutdown, i64),
     ) -> Result<Self, String> {
@@ -79,6 +82,7 @@ impl NativeHost {
             secrets,
             ledger,
             cache,
+            archive,
             shutdown,
             clock_offset_ms: clock_offset_ms as f64,
         })
@@ -139,6 +143,16 @@ impl gateway_core::CacheStore for NativeHost {
     async fn cache(&self, key: &str, entry: Vec<u8>, ttl_ms: u64) -> Result<(), StoreError> {
         self.cache.put(key, entry, self.now_ms() + ttl_ms as f64);
         Ok(())
+    }
+}
+
+impl gateway_core::ArchiveStore for NativeHost {
+    async fn archive(&self, key: &str, document: Vec<u8>) -> Result<(), StoreError> {
+        self.archive.put(key, document).await
+    }
+
+    async fn archived(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.archive.get(key).await
     }
 }
 

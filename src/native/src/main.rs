@@ -1,6 +1,7 @@
 //! `gateway`: the AI gateway as one native binary (hyper + tokio + SQLite), for private deployments,
 //! local development without Node, and benchmarks. The same core runs on Cloudflare Workers.
 
+mod archive;
 mod cache;
 mod console;
 mod db;
@@ -72,6 +73,13 @@ enum Command {
         /// changes: a provider added to the catalog finds its key here without a restart.
         #[arg(long, env = "GATEWAY_SECRETS_FILE")]
         secrets_file: Option<PathBuf>,
+        /// Where archived payloads are written (rules with `archive`, or every request with ARCHIVE): one
+        /// folder per expiry day. Default: `archive/` beside the database.
+        #[arg(long, env = "GATEWAY_ARCHIVE_DIR")]
+        archive_dir: Option<PathBuf>,
+        /// How often the folders of expired days are deleted from the archive.
+        #[arg(long, env = "GATEWAY_ARCHIVE_SWEEP_MS", default_value_t = 3_600_000)]
+        archive_sweep_ms: u64,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -224,6 +232,8 @@ fn run(cli: Cli) -> Result<(), String> {
             max_connections,
             write_timeout_ms,
             secrets_file,
+            archive_dir,
+            archive_sweep_ms,
         } => {
             let secrets = secrets::Secrets::new(secrets_file);
             let config =
@@ -237,6 +247,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())?,
                 None => None,
             };
+            let archive_dir = archive_dir.unwrap_or_else(|| {
+                db.parent()
+                    .unwrap_or_else(|| std::path::Path::new("."))
+                    .join("archive")
+            });
             server::serve(server::ServeOptions {
                 listen,
                 db,
@@ -246,6 +261,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 policy_json,
                 secrets,
                 drain: std::time::Duration::from_millis(drain_ms),
+                archive: (
+                    archive_dir,
+                    std::time::Duration::from_millis(archive_sweep_ms.max(1)),
+                ),
                 limits: server::ClientLimits {
                     header_timeout: std::time::Duration::from_millis(header_timeout_ms),
                     body_timeout: std::time::Duration::from_millis(body_timeout_ms),

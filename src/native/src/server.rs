@@ -76,6 +76,8 @@ pub struct ServeOptions {
     pub secrets: crate::secrets::Secrets,
     /// How long requests and streams may go on after SIGTERM / SIGINT.
     pub drain: Duration,
+    /// The payload archive's directory, and how often its expired days are deleted.
+    pub archive: (PathBuf, Duration),
     pub limits: ClientLimits,
 }
 
@@ -125,6 +127,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         Err(_) => 64 << 20,
     };
     let cache = crate::cache::ResponseCache::new(cache_bytes);
+    let (archive_dir, sweep_every) = opts.archive.clone();
+    crate::archive::spawn_sweeper(archive_dir.clone(), sweep_every).map_err(|e| e.to_string())?;
+    let archive = crate::archive::Archive::new(archive_dir);
     let listener =
         std::net::TcpListener::bind(opts.listen).map_err(|e| format!("{}: {e}", opts.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -180,6 +185,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             records: records.clone(),
             ledger: ledger.clone(),
             cache: cache.clone(),
+            archive: archive.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -269,6 +275,7 @@ struct ThreadShared {
     records: gateway_core::Records,
     ledger: gateway_core::limits::Ledger,
     cache: crate::cache::ResponseCache,
+    archive: crate::archive::Archive,
 }
 
 fn worker_thread(
@@ -287,6 +294,7 @@ fn worker_thread(
         records,
         ledger,
         cache,
+        archive,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -299,7 +307,7 @@ fn worker_thread(
         let host = NativeHost::new(
             &db,
             policy,
-            (health, secrets, ledger, cache),
+            (health, secrets, ledger, cache, archive),
             (shutdown.clone(), config.clock_offset_ms),
         )?;
         let start_policy = match start_policy {

@@ -259,6 +259,9 @@ pub struct Options {
     /// …for each key, each team, or everyone: [`CacheScope`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_scope: Option<CacheScope>,
+    /// The rule's request and response bodies are archived (redacted) and kept this long (`archive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_ms: Option<u64>,
 }
 
 /// Who shares a cached answer.
@@ -352,6 +355,9 @@ impl CompiledRule {
         if let (Some(ms), Some(scope)) = (o.cache_ms, o.cache_scope) {
             options.push(format!("{} {}", scope.option(), duration(ms)));
         }
+        if let Some(ms) = o.archive_ms {
+            options.push(format!("archive {}", duration(ms)));
+        }
         let with = if options.is_empty() {
             String::new()
         } else {
@@ -368,6 +374,7 @@ impl CompiledRule {
 /// A duration as a policy writes it (`2h`, `10m`, `8s`, `250ms`).
 pub fn duration(ms: u64) -> String {
     match ms {
+        m if m >= 86_400_000 && m.is_multiple_of(86_400_000) => format!("{}d", m / 86_400_000),
         m if m >= 3_600_000 && m.is_multiple_of(3_600_000) => format!("{}h", m / 3_600_000),
         m if m >= 60_000 && m.is_multiple_of(60_000) => format!("{}m", m / 60_000),
         m if m.is_multiple_of(1000) => format!("{}s", m / 1000),

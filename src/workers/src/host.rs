@@ -647,6 +647,44 @@ impl gateway_core::CacheStore for WorkerHost {
     }
 }
 
+/// The payload archive in R2 (the `ARCHIVE` binding), one object per archived request under its key
+/// (`YYYY-MM-DD/<id>.json`, the day its retention ends); the hourly Cron Trigger deletes the days gone by. A
+/// Worker without the binding archives nothing (the row says so, and the failure is logged).
+impl gateway_core::ArchiveStore for WorkerHost {
+    async fn archive(&self, key: &str, document: Vec<u8>) -> Result<(), StoreError> {
+        let metadata = worker::HttpMetadata {
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        let put = archive_bucket(&self.env)?
+            .put(key, document)
+            .http_metadata(metadata)
+            .execute()
+            .await;
+        put.map(|_| ()).map_err(|e| {
+            worker::console_error!("payload not archived: {e}");
+            StoreError::new(e)
+        })
+    }
+
+    async fn archived(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let object = archive_bucket(&self.env)?
+            .get(key)
+            .execute()
+            .await
+            .map_err(StoreError::new)?;
+        match object.as_ref().and_then(|o| o.body()) {
+            Some(body) => body.bytes().await.map(Some).map_err(StoreError::new),
+            None => Ok(None),
+        }
+    }
+}
+
+fn archive_bucket(env: &Env) -> Result<worker::Bucket, StoreError> {
+    env.bucket("ARCHIVE")
+        .map_err(|e| StoreError::new(format!("R2 binding ARCHIVE: {e}")))
+}
+
 fn cache_url(key: &str) -> String {
     format!("https://response-cache.gateway.internal/{key}")
 }
@@ -774,13 +812,70 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
     Ok(out)
 }
 
-/// The Cron Trigger: aggregates the last minutes of attempts in the log (D1) into the health snapshot in KV,
-/// which every isolate reads with its policy refresh.
+/// The Cron Triggers: every minute, the last minutes of attempts in the log (D1) aggregated into the health
+/// snapshot in KV, which every isolate reads with its policy refresh; every hour ([`ARCHIVE_SWEEP_CRON`]), the
+/// payload archive's days gone by deleted from R2.
 #[event(scheduled)]
-pub async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Err(e) = write_health(&env).await {
+pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if event.cron() == ARCHIVE_SWEEP_CRON {
+        match sweep_archive(&env).await {
+            Ok(0) => {}
+            Ok(n) => worker::console_log!("archive: {n} expired payload(s) deleted"),
+            Err(e) => worker::console_error!("archive sweep failed: {e}"),
+        }
+    } else if let Err(e) = write_health(&env).await {
         worker::console_error!("health snapshot not written: {e}");
     }
+}
+
+/// The hourly trigger in wrangler.toml.
+const ARCHIVE_SWEEP_CRON: &str = "0 * * * *";
+
+/// Deletes the objects under every expired day prefix; returns how many.
+async fn sweep_archive(env: &Env) -> worker::Result<u64> {
+    let Ok(bucket) = env.bucket("ARCHIVE") else {
+        return Ok(0);
+    };
+    let now = Date::now().as_millis() as i64;
+    let mut days = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = bucket.list().delimiter("/");
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        days.extend(
+            page.delimited_prefixes()
+                .into_iter()
+                .filter(|p| gateway_core::archive::expired(p.trim_end_matches('/'), now)),
+        );
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut removed = 0;
+    for day in days {
+        loop {
+            let page = bucket
+                .list()
+                .prefix(day.clone())
+                .limit(1000)
+                .execute()
+                .await?;
+            let keys: Vec<String> = page.objects().iter().map(|o| o.key()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            removed += keys.len() as u64;
+            bucket.delete_multiple(keys).await?;
+            if !page.truncated() {
+                break;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[derive(serde::Deserialize)]

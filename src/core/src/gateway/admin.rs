@@ -48,6 +48,11 @@ impl<H: Host> Gateway<H> {
         }
         let read = |e: crate::error::StoreError| ApiError::internal(format!("request log: {e}"));
         let body = match req.path.strip_prefix("/admin/logs/") {
+            Some(rest) if rest.ends_with("/payload") => {
+                return self
+                    .archived_payload(rest.trim_end_matches("/payload"))
+                    .await
+            }
             Some(id) => {
                 let (sql, params) = crate::logs::detail_sql(id);
                 let rows = self.host.usage_rows(&sql, params).await.map_err(read)?;

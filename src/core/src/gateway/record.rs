@@ -30,9 +30,19 @@ pub(super) struct Trace {
     /// Where the row goes if the request is dropped before it is finished (the client left while the gateway was
     /// still waiting for a provider): see [`super::Gateway::begin`].
     abandoned: Option<Abandoned>,
-    /// The response cache's key and time to live when the deciding rule caches, and the answer to store.
+    /// The response cache's key and time to live when the deciding rule caches.
     cache: Option<(String, u64)>,
-    cache_answer: Option<serde_json::Value>,
+    /// The payload archive's retention, the request body and its provider table, when the request is archived.
+    archive: Option<Archive>,
+    /// The answer as the client got it, kept for the cache and the archive; whether it is whole (a stream that
+    /// finished every choice).
+    answer: Option<(serde_json::Value, bool)>,
+}
+
+struct Archive {
+    retention_ms: u64,
+    request: serde_json::Value,
+    providers: std::sync::Arc<crate::providers::Providers>,
 }
 
 /// A row not finished when its request was dropped: sent with status 499 and what is known so far.
@@ -47,6 +57,7 @@ impl Drop for Trace {
             self.client_closed();
             self.rec.latency_ms = clock() - self.start;
             self.price();
+            self.pend_archive();
             let _ = tx.send(std::mem::take(&mut self.rec));
         }
     }
@@ -62,7 +73,8 @@ impl Trace {
             unreported: false,
             limit_headers: Vec::new(),
             cache: None,
-            cache_answer: None,
+            archive: None,
+            answer: None,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -133,6 +145,9 @@ impl Trace {
     pub(super) fn cache_hit(&mut self, entry: &crate::cache::Entry) {
         self.rec.cache = Some("hit");
         self.cache = None;
+        if self.archive.is_some() {
+            self.answer = Some((entry.body.clone(), true));
+        }
         self.rec.provider = Some(entry.provider.clone());
         self.rec.model = Some(entry.model.clone());
         self.rec.attempts = 0;
@@ -159,14 +174,41 @@ impl Trace {
         self.rec.cache
     }
 
-    /// Whether the answer is to be stored (then its body is kept: JSON as sent, a stream as assembled).
-    pub(super) fn caches(&self) -> bool {
-        self.cache.is_some()
+    /// Whether the answer is to be kept for the cache or the archive (JSON as sent, a stream as assembled).
+    pub(super) fn keeps_answer(&self) -> bool {
+        self.cache.is_some() || self.archive.is_some()
     }
 
-    pub(super) fn cache_answer(&mut self, answer: serde_json::Value) {
-        if self.cache.is_some() {
-            self.cache_answer = Some(answer);
+    /// The answer the client got, and whether it is whole (only a whole one is cached).
+    pub(super) fn answer(&mut self, answer: serde_json::Value, whole: bool) {
+        if self.keeps_answer() {
+            self.answer = Some((answer, whole));
+        }
+    }
+
+    /// The request's bodies go to the payload archive, kept `retention_ms`; `providers` say whose keys to redact.
+    pub(super) fn archive_planned(
+        &mut self,
+        retention_ms: u64,
+        request: serde_json::Value,
+        providers: std::sync::Arc<crate::providers::Providers>,
+    ) {
+        self.archive = Some(Archive {
+            retention_ms,
+            request,
+            providers,
+        });
+    }
+
+    /// The complete row carries the bodies to the archive (with the answer, if there was one).
+    fn pend_archive(&mut self) {
+        if let Some(a) = self.archive.take() {
+            self.rec.archive_pending = Some(crate::archive::Pending {
+                retention_ms: a.retention_ms,
+                request: a.request,
+                response: self.answer.take().map(|(v, _)| v),
+                providers: a.providers,
+            });
         }
     }
 
@@ -252,6 +294,9 @@ impl Trace {
 
     /// The row of a request that ended in an error response.
     pub(super) fn refused(mut self, err: &ApiError, now: f64) -> LogRecord {
+        if self.archive.is_some() {
+            self.answer = serde_json::from_slice(&err.body()).ok().map(|v| (v, false));
+        }
         self.rec.status = err.status();
         self.rec.error_code = Some(err.code.log_code());
         self.finish(now)
@@ -343,8 +388,15 @@ impl Trace {
         self.rec.latency_ms = now - self.start;
         self.price();
         // A whole, successful answer goes into the cache, with what it cost.
-        if let (Some((key, ttl_ms)), Some(body)) = (self.cache.take(), self.cache_answer.take()) {
-            if self.rec.status == 200 && !self.rec.truncated {
+        let whole = matches!(self.answer, Some((_, true)));
+        if let Some((key, ttl_ms)) = self.cache.take() {
+            if whole && self.rec.status == 200 && !self.rec.truncated {
+                // The archive keeps the answer too.
+                let body = match self.archive {
+                    Some(_) => self.answer.as_ref().map(|(b, _)| b.clone()),
+                    None => self.answer.take().map(|(b, _)| b),
+                }
+                .unwrap_or_default();
                 self.rec.cache_write = Some(crate::cache::Write {
                     key,
                     ttl_ms,
@@ -357,6 +409,7 @@ impl Trace {
                 });
             }
         }
+        self.pend_archive();
         std::mem::take(&mut self.rec)
     }
 }

@@ -49,7 +49,7 @@ pub(super) struct Source {
     /// The request's provider table and the provider's name: to mask its secrets and location in error
     /// events it sends.
     provider: (Arc<Providers>, String),
-    /// The answer put back together, when the response cache is to store it.
+    /// The answer put back together, when the response cache or the payload archive is to keep it.
     assembler: Option<Box<crate::cache::Assembler>>,
 }
 
@@ -76,7 +76,8 @@ impl Source {
         }
     }
 
-    /// Puts the answer back together from here on (and from what is held back already), for the cache.
+    /// Puts the answer back together from here on (and from what is held back already), for the cache and the
+    /// archive.
     pub(super) fn assemble(&mut self) {
         let mut asm = crate::cache::Assembler::default();
         let held = String::from_utf8_lossy(&self.pending);
@@ -92,14 +93,17 @@ impl Source {
         self.assembler = Some(Box::new(asm));
     }
 
-    /// The assembled answer of a stream that ended with `[DONE]`, with the usage the provider reported.
-    fn assembled(&mut self) -> Option<Value> {
-        let mut answer = self.assembler.take()?.answer()?;
+    /// The assembled answer as far as the stream came, with the usage the provider reported, and whether every
+    /// choice finished.
+    fn assembled(&mut self) -> Option<(Value, bool)> {
+        let asm = self.assembler.take()?;
+        let finished = asm.finished();
+        let mut answer = asm.answer()?;
         if let (true, Some(u)) = (answer["usage"].is_null(), self.usage) {
             answer["usage"] = serde_json::json!({"prompt_tokens": u.prompt_tokens,
                 "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens});
         }
-        Some(answer)
+        Some((answer, finished))
     }
 
     /// Reads until the first content token (or the end of the stream), holding everything back, by
@@ -313,14 +317,7 @@ impl<H: Clock> Relay<H> {
                 trace.relayed(self.source.text_bytes);
             }
             match self.source.end.take() {
-                Some(End::Done) => {
-                    if let (Some(answer), Some(trace)) =
-                        (self.source.assembled(), self.recorder.trace())
-                    {
-                        trace.cache_answer(answer);
-                    }
-                    self.finish(None)
-                }
+                Some(End::Done) => self.finish(None),
                 Some(End::Failed(e)) => self.finish(Some(&e)),
                 None => {}
             }
@@ -333,7 +330,24 @@ impl<H: Clock> Relay<H> {
 
     fn finish(&mut self, err: Option<&ApiError>) {
         self.finished = true;
+        self.keep_answer();
         self.recorder.finish(err);
+    }
+
+    /// Hands the assembled answer (whole or as far as it came) to the row.
+    fn keep_answer(&mut self) {
+        if let (Some((answer, finished)), Some(trace)) =
+            (self.source.assembled(), self.recorder.trace())
+        {
+            trace.answer(answer, finished);
+        }
+    }
+}
+
+impl<H: Clock> Drop for Relay<H> {
+    /// The client left mid-stream: the row (sent by the recorder's drop, after this) keeps what it was sent.
+    fn drop(&mut self) {
+        self.keep_answer();
     }
 }
 

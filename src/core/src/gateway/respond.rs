@@ -38,9 +38,9 @@ pub(super) fn respond<H: Host>(
         Ok(Reply::Json(body)) => {
             let mut headers = target_headers(&trace);
             headers.push(content_type(JSON));
-            if trace.caches() {
+            if trace.keeps_answer() {
                 if let Ok(answer) = serde_json::from_slice(&body) {
-                    trace.cache_answer(answer);
+                    trace.answer(answer, true);
                 }
             }
             let record = trace.answered(200, host.now_ms());
@@ -61,7 +61,7 @@ pub(super) fn respond<H: Host>(
             headers.push(content_type("text/event-stream; charset=utf-8"));
             headers.push(("cache-control".into(), "no-cache".into()));
             trace.streaming();
-            if trace.caches() {
+            if trace.keeps_answer() {
                 source.assemble();
             }
             let idle = config.stream_idle_timeout_ms;

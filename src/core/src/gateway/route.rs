@@ -13,7 +13,7 @@ pub(super) enum Endpoint {
     AdminUsage,
     /// `/admin/keys…` and `/admin/teams…` (methods checked by the handler).
     AdminRecords,
-    /// `/admin/logs` and `/admin/logs/{id}`.
+    /// `/admin/logs`, `/admin/logs/{id}` and `/admin/logs/{id}/payload`.
     AdminLogs,
     /// `/admin/session`: the console's sign-in (methods checked by the handler).
     AdminSession,

@@ -2,6 +2,7 @@
 //! the log row says. One module per topic; the fixtures and policy helpers they share are here.
 #![allow(clippy::unwrap_used)]
 
+mod archive;
 mod auth;
 mod cache;
 mod console;

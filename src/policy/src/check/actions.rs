@@ -391,6 +391,8 @@ impl<'a, 'p> Cx<'a, 'p> {
                 ("cache" | "team_cache" | "shared_cache", _) => {
                     bad("a duration greater than zero, e.g. `10m` or `1h`")
                 }
+                ("archive", OptValue::DurationMs(ms)) if *ms > 0 => out.archive_ms = Some(*ms),
+                ("archive", _) => bad("how long payloads are kept, e.g. `7d` or `12h`"),
                 _ => {
                     let d = Diagnostic::error(
                         codes::INVALID_OPTION,
@@ -406,9 +408,10 @@ impl<'a, 'p> Cx<'a, 'p> {
                         "cache",
                         "team_cache",
                         "shared_cache",
+                        "archive",
                     ];
                     self.report(self.suggest(d, name, names.into_iter()).with_help_if_none(
-                        "options are `timeout`, `first_token_timeout`, `retries`, `retry_on`, `cache`, `team_cache` and `shared_cache`",
+                        "options are `timeout`, `first_token_timeout`, `retries`, `retry_on`, `cache`, `team_cache`, `shared_cache` and `archive`",
                     ));
                 }
             }

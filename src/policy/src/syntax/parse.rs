@@ -585,6 +585,7 @@ impl Builder {
             "ms" => 1,
             "s" => 1_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => 60_000,
         };
         match n.checked_mul(factor) {
