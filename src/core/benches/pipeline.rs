@@ -93,12 +93,11 @@ fn gateway_limited(stream: bool, limited: bool) -> Gateway<FakeHost> {
     )))
 }
 
-/// A gateway whose one rule caches every request with `temperature: 0`.
-fn gateway_cached() -> Gateway<FakeHost> {
+/// A gateway with this one policy.
+fn gateway_with(text: &str) -> Gateway<FakeHost> {
     use gateway_policy::{
         catalog::Catalog, check::check, compile::compile, syntax::ast::SourceFile,
     };
-    let text = "rule cached: when temperature == 0 and not has_tools -> openai:gpt-4o-mini with cache 10m\ndefault -> requested\n";
     let files = vec![SourceFile {
         name: "p.policy".into(),
         text: text.into(),
@@ -170,7 +169,8 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("handle chat JSON, key and team with every limit", |b| {
         b.iter(|| run(&limited, false))
     });
-    let cached = gateway_cached();
+    // One rule caching every request with `temperature: 0`.
+    let cached = gateway_with("rule cached: when temperature == 0 and not has_tools -> openai:gpt-4o-mini with cache 10m\ndefault -> requested\n");
     c.bench_function("handle chat JSON, cacheable rule, no cache (bypass)", |b| {
         b.iter(|| run_req(&cached, cacheable(Some(("cache-control", "no-cache")))))
     });
@@ -180,6 +180,18 @@ fn pipeline(c: &mut Criterion) {
     );
     c.bench_function("handle chat JSON, cacheable rule, hit", |b| {
         b.iter(|| run_req(&cached, cacheable(None)))
+    });
+    // The same rule with and without the payload archive (redaction, the document, the store's write).
+    let plain =
+        gateway_with("rule r: when tokens > 0 -> openai:gpt-4o-mini\ndefault -> requested\n");
+    c.bench_function("handle chat JSON, one rule", |b| {
+        b.iter(|| run(&plain, false))
+    });
+    let archived = gateway_with(
+        "rule r: when tokens > 0 -> openai:gpt-4o-mini with archive 7d\ndefault -> requested\n",
+    );
+    c.bench_function("handle chat JSON, one rule, archived", |b| {
+        b.iter(|| run(&archived, false))
     });
     let streaming = gateway(true);
     c.bench_function("handle chat stream, 14 events (example policies)", |b| {

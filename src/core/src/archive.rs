@@ -188,11 +188,21 @@ impl Redactor {
         }
         for (name, re) in &self.patterns {
             let current = out.as_deref().unwrap_or(text);
-            let n = re.find_iter(current).count();
+            // Spliced by hand: `replace_all` would link regex-lite's replacement expansion into the Worker.
+            let mut spliced = String::new();
+            let (mut n, mut last) = (0u64, 0);
+            for m in re.find_iter(current) {
+                spliced.push_str(&current[last..m.start()]);
+                spliced.push_str("[redacted:");
+                spliced.push_str(name);
+                spliced.push(']');
+                last = m.end();
+                n += 1;
+            }
             if n > 0 {
-                let with = format!("[redacted:{name}]");
-                out = Some(re.replace_all(current, with.as_str()).into_owned());
-                *counts.entry(name.clone()).or_default() += n as u64;
+                spliced.push_str(&current[last..]);
+                out = Some(spliced);
+                *counts.entry(name.clone()).or_default() += n;
             }
         }
         out
