@@ -122,7 +122,37 @@ fn duration_ms(text: &str) -> Option<u64> {
 /// The patterns that are redacted, by name, compiled once per configuration.
 #[derive(Debug)]
 pub struct Redactor {
-    patterns: Vec<(String, Regex)>,
+    patterns: Vec<(String, Regex, Needs)>,
+}
+
+/// What a text must hold for a built-in pattern to match in it: checked first, since most strings of a chat
+/// body hold no key, no `@` and few digits, and the regular expressions are the archive's main cost.
+#[derive(Debug, Clone, Copy)]
+enum Needs {
+    Anything,
+    OneOf(&'static [&'static str]),
+    Digits(usize),
+}
+
+impl Needs {
+    fn of(source: &str) -> Self {
+        match source {
+            s if s == KEY_PATTERNS[0].1 => Needs::OneOf(&["gw-"]),
+            s if s == KEY_PATTERNS[1].1 => Needs::OneOf(&["sk-", "AIza"]),
+            s if s == DEFAULT_PATTERNS[0].1 => Needs::OneOf(&["@"]),
+            // The shortest phone number the pattern takes (`+1 20 30 40`) has six digits.
+            s if s == DEFAULT_PATTERNS[1].1 => Needs::Digits(6),
+            _ => Needs::Anything,
+        }
+    }
+
+    fn met(self, text: &str) -> bool {
+        match self {
+            Needs::Anything => true,
+            Needs::OneOf(any) => any.iter().any(|n| text.contains(n)),
+            Needs::Digits(n) => text.bytes().filter(u8::is_ascii_digit).nth(n - 1).is_some(),
+        }
+    }
 }
 
 impl PartialEq for Redactor {
@@ -132,7 +162,7 @@ impl PartialEq for Redactor {
                 .patterns
                 .iter()
                 .zip(&other.patterns)
-                .all(|((a, ra), (b, rb))| a == b && ra.as_str() == rb.as_str())
+                .all(|((a, ra, _), (b, rb, _))| a == b && ra.as_str() == rb.as_str())
     }
 }
 
@@ -149,7 +179,8 @@ impl Redactor {
             let re = Regex::new(&source).map_err(|e| {
                 format!("ARCHIVE_REDACT: `{name}` is not a regular expression: {e}")
             })?;
-            patterns.push((name, re));
+            let needs = Needs::of(&source);
+            patterns.push((name, re, needs));
         }
         Ok(Self { patterns })
     }
@@ -186,8 +217,11 @@ impl Redactor {
                 *counts.entry("provider_key".into()).or_default() += n as u64;
             }
         }
-        for (name, re) in &self.patterns {
+        for (name, re, needs) in &self.patterns {
             let current = out.as_deref().unwrap_or(text);
+            if !needs.met(current) {
+                continue;
+            }
             // Spliced by hand: `replace_all` would link regex-lite's replacement expansion into the Worker.
             let mut spliced = String::new();
             let (mut n, mut last) = (0u64, 0);

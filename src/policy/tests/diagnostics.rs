@@ -412,3 +412,25 @@ fn cacheable_rules_must_route_only_deterministic_requests() {
     let zero = "rule c: when temperature == 0 and not has_tools -> openai with cache 0s\ndefault -> requested\n";
     assert_eq!(codes(zero), ["E012"]);
 }
+
+#[test]
+fn archive_keeps_a_rule_s_payloads_for_a_duration() {
+    let ok = "rule a: when meta[\"x-app\"] == \"support\" -> openai with archive 30d\ndefault -> requested\n";
+    assert!(codes(ok).is_empty(), "{:#?}", checked(ok).diagnostics);
+    let artifact = gateway_policy::compile::compile(&checked(ok), &Catalog::builtin()).unwrap();
+    let rule = &artifact.rules[0];
+    assert_eq!(rule.options.archive_ms, Some(30 * 86_400_000));
+    assert!(
+        rule.text("rule").ends_with("with archive 30d"),
+        "{}",
+        rule.text("rule")
+    );
+    for bad in ["archive 0d", "archive 5", "archive {429}"] {
+        let text = format!("rule a: when tokens > 1 -> openai with {bad}\ndefault -> requested\n");
+        assert_eq!(codes(&text), ["E012"], "{bad}");
+    }
+    // A misspelt option is suggested.
+    let typo = "rule a: when tokens > 1 -> openai with archiv 1d\ndefault -> requested\n";
+    let d = &checked(typo).diagnostics[0];
+    assert!(format!("{d:?}").contains("archive"), "{d:?}");
+}
