@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use gateway_policy::artifact::parse_duration;
 use regex_lite::Regex;
 use serde_json::{json, Value};
 
@@ -22,25 +23,29 @@ use crate::providers::Providers;
 const DAY_MS: i64 = 86_400_000;
 
 /// Keys the gateway and the providers issue, whatever the deployment configures.
-const KEY_PATTERNS: &[(&str, &str)] = &[
-    ("gateway_key", r"gw-[0-9a-f]{16,}"),
+const KEY_PATTERNS: &[(&str, &str, Needs)] = &[
+    ("gateway_key", r"gw-[0-9a-f]{16,}", Needs::OneOf(&["gw-"])),
     (
         "provider_key",
         r"sk-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,}",
+        Needs::OneOf(&["sk-", "AIza"]),
     ),
 ];
 
 /// `ARCHIVE_REDACT` unless set: e-mail addresses; phone numbers written internationally (`+86 138 0013 8000`,
 /// `+1-202-555-0143`), as Chinese mobiles (`13800138000`), Chinese landlines (`010-12345678`) or North
 /// American numbers with separators (`(202) 555-0143`).
-pub const DEFAULT_PATTERNS: &[(&str, &str)] = &[
+const DEFAULT_PATTERNS: &[(&str, &str, Needs)] = &[
     (
         "email",
         r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+        Needs::OneOf(&["@"]),
     ),
     (
         "phone",
         r"\+\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,5}){2,4}|\b1[3-9]\d{9}\b|\b0\d{2,3}-\d{7,8}\b|\(\d{3}\) ?\d{3}[ .\-]\d{4}\b|\b\d{3}[.\-]\d{3}[.\-]\d{4}\b",
+        // The shortest number it takes (`+1 20 30 40`) has six digits.
+        Needs::Digits(6),
     ),
 ];
 
@@ -61,23 +66,23 @@ impl Archiving {
         let bad = |why: String| ConfigError::Archive(why);
         let all_ms = match all.map(str::trim) {
             None | Some("") | Some("off") => None,
-            Some(v) => Some(duration_ms(v).ok_or_else(|| {
+            Some(v) => Some(parse_duration(v).filter(|ms| *ms > 0).ok_or_else(|| {
                 bad(format!(
                     "ARCHIVE must be a duration such as `30d` or `12h`, or `off`; got `{v}`"
                 ))
             })?),
         };
-        let named: Vec<(String, String)> = match patterns {
+        let named: Vec<(String, String, Needs)> = match patterns {
             None => DEFAULT_PATTERNS
                 .iter()
-                .map(|(n, p)| ((*n).to_owned(), (*p).to_owned()))
+                .map(|(n, p, needs)| ((*n).to_owned(), (*p).to_owned(), *needs))
                 .collect(),
             Some(json) => {
                 let map: serde_json::Map<String, Value> = serde_json::from_str(json)
                     .map_err(|e| bad(format!("ARCHIVE_REDACT is not a JSON object: {e}")))?;
                 map.into_iter()
                     .map(|(name, v)| match v {
-                        Value::String(p) => Ok((name, p)),
+                        Value::String(p) => Ok((name, p, Needs::Anything)),
                         _ => Err(bad(format!(
                             "ARCHIVE_REDACT: `{name}` must be a regular expression as a string"
                         ))),
@@ -92,41 +97,15 @@ impl Archiving {
     }
 }
 
-impl Default for Archiving {
-    fn default() -> Self {
-        Self::from_settings(None, None).unwrap_or_else(|_| Self {
-            all_ms: None,
-            redactor: Arc::new(Redactor {
-                patterns: Vec::new(),
-            }),
-        })
-    }
-}
-
-/// `30d`, `12h`, `90m`, `45s`, `500ms`: milliseconds, more than zero.
-fn duration_ms(text: &str) -> Option<u64> {
-    let at = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(at);
-    let n: u64 = digits.parse().ok()?;
-    let factor = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => DAY_MS as u64,
-        _ => return None,
-    };
-    n.checked_mul(factor).filter(|ms| *ms > 0)
-}
-
 /// The patterns that are redacted, by name, compiled once per configuration.
 #[derive(Debug)]
 pub struct Redactor {
     patterns: Vec<(String, Regex, Needs)>,
 }
 
-/// What a text must hold for a built-in pattern to match in it: checked first, since most strings of a chat
-/// body hold no key, no `@` and few digits, and the regular expressions are the archive's main cost.
+/// What a text must hold for a built-in pattern to match in it (configured patterns: anything): checked first,
+/// since most strings of a chat body hold no key, no `@` and few digits, and the regular expressions are the
+/// archive's main cost.
 #[derive(Debug, Clone, Copy)]
 enum Needs {
     Anything,
@@ -135,17 +114,6 @@ enum Needs {
 }
 
 impl Needs {
-    fn of(source: &str) -> Self {
-        match source {
-            s if s == KEY_PATTERNS[0].1 => Needs::OneOf(&["gw-"]),
-            s if s == KEY_PATTERNS[1].1 => Needs::OneOf(&["sk-", "AIza"]),
-            s if s == DEFAULT_PATTERNS[0].1 => Needs::OneOf(&["@"]),
-            // The shortest phone number the pattern takes (`+1 20 30 40`) has six digits.
-            s if s == DEFAULT_PATTERNS[1].1 => Needs::Digits(6),
-            _ => Needs::Anything,
-        }
-    }
-
     fn met(self, text: &str) -> bool {
         match self {
             Needs::Anything => true,
@@ -170,16 +138,15 @@ impl Eq for Redactor {}
 
 impl Redactor {
     /// The key patterns, then `named`: an error names the pattern that does not compile.
-    pub fn new(named: Vec<(String, String)>) -> Result<Self, String> {
+    fn new(named: Vec<(String, String, Needs)>) -> Result<Self, String> {
         let keys = KEY_PATTERNS
             .iter()
-            .map(|(n, p)| ((*n).to_owned(), (*p).to_owned()));
+            .map(|(n, p, needs)| ((*n).to_owned(), (*p).to_owned(), *needs));
         let mut patterns = Vec::new();
-        for (name, source) in keys.chain(named) {
+        for (name, source, needs) in keys.chain(named) {
             let re = Regex::new(&source).map_err(|e| {
                 format!("ARCHIVE_REDACT: `{name}` is not a regular expression: {e}")
             })?;
-            let needs = Needs::of(&source);
             patterns.push((name, re, needs));
         }
         Ok(Self { patterns })
@@ -281,16 +248,7 @@ pub fn day(ms: i64) -> String {
 /// Whether an archive day (the first part of a key, `YYYY-MM-DD`) is over at `now_ms`. Anything that is not a
 /// day is not the archive's and is left alone.
 pub fn expired(day_prefix: &str, now_ms: i64) -> bool {
-    is_day(day_prefix) && day_prefix < day(now_ms).as_str()
-}
-
-/// `YYYY-MM-DD` in form.
-fn is_day(s: &str) -> bool {
-    s.len() == 10
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            _ => b.is_ascii_digit(),
-        })
+    gateway_policy::prices::parse_date(day_prefix).is_some_and(|d| d < now_ms.div_euclid(DAY_MS))
 }
 
 /// A request id as it appears in a key: `req_` and hex digits (so a key can never climb out of its directory).
@@ -309,7 +267,7 @@ pub fn valid_key(key: &str) -> bool {
     let Some(id) = file.strip_suffix(".json") else {
         return false;
     };
-    is_day(day) && valid_id(id)
+    gateway_policy::prices::parse_date(day).is_some() && valid_id(id)
 }
 
 /// The archived document of a complete row: what decided and answered, then both bodies, redacted.
@@ -348,7 +306,7 @@ mod tests {
     use super::*;
 
     fn redacted(text: &str) -> (String, BTreeMap<String, u64>) {
-        let r = Archiving::default();
+        let r = Archiving::from_settings(None, None).unwrap();
         let mut v = json!(text);
         let mut counts = BTreeMap::new();
         r.redactor

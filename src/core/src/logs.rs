@@ -170,14 +170,6 @@ pub fn detail_sql(id: &str) -> (String, Vec<SqlValue>) {
     )
 }
 
-/// The query of one request's archive key.
-pub fn archive_sql(id: &str) -> (String, Vec<SqlValue>) {
-    (
-        "SELECT archive FROM request_logs WHERE id = ?1".into(),
-        vec![SqlValue::Text(id.to_owned())],
-    )
-}
-
 /// Costs are read as text so that D1's JavaScript numbers keep them exact.
 fn columns(names: &[&str]) -> String {
     names

@@ -371,6 +371,22 @@ impl CompiledRule {
     }
 }
 
+/// Milliseconds of a duration as a policy writes it (`30d`, `2h`, `10m`, `8s`, `250ms`); none when it is not one
+/// or does not fit. Also read by the gateway's own settings that take durations (`ARCHIVE`).
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(at);
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
+}
+
 /// A duration as a policy writes it (`2h`, `10m`, `8s`, `250ms`).
 pub fn duration(ms: u64) -> String {
     match ms {

@@ -685,11 +685,14 @@ impl gateway_core::ArchiveStore for WorkerHost {
 
 /// Calls a method of the `ARCHIVE` R2 binding and awaits its promise.
 async fn r2(env: &Env, method: &str, args: &[JsValue]) -> Result<JsValue, String> {
-    let bucket = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("ARCHIVE"))
+    let bucket = archive_binding(env).ok_or("the Worker has no R2 binding ARCHIVE")?;
+    call_method(&bucket, method, args).await
+}
+
+fn archive_binding(env: &Env) -> Option<JsValue> {
+    js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("ARCHIVE"))
         .ok()
         .filter(|b| !b.is_undefined())
-        .ok_or("the Worker has no R2 binding ARCHIVE")?;
-    call_method(&bucket, method, args).await
 }
 
 async fn call_method(target: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, String> {
@@ -879,9 +882,7 @@ const ARCHIVE_SWEEP_CRON: &str = "0 * * * *";
 
 /// Deletes the objects under every expired day prefix; returns how many.
 async fn sweep_archive(env: &Env) -> Result<u64, String> {
-    if js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("ARCHIVE"))
-        .map_or(true, |b| b.is_undefined())
-    {
+    if archive_binding(env).is_none() {
         return Ok(0);
     }
     let now = Date::now().as_millis() as i64;

@@ -34,13 +34,14 @@ impl<H: Host> Gateway<H> {
     pub(super) async fn archived_payload(&self, id: &str) -> Result<Reply, ApiError> {
         let read =
             |e: crate::error::StoreError| ApiError::internal(format!("payload archive: {e}"));
-        let (sql, params) = crate::logs::archive_sql(id);
+        // The request's row, as `/admin/logs/{id}` reads it: its `archive` column names the document.
+        let (sql, params) = crate::logs::detail_sql(id);
         let rows = self.host.usage_rows(&sql, params).await.map_err(read)?;
-        let Some(row) = rows.into_iter().next() else {
+        let Some(row) = crate::logs::render_detail(rows) else {
             return Err(ApiError::not_found(format!("no request `{id}` in the log")));
         };
-        let key = match row.into_iter().next() {
-            Some(crate::log::SqlValue::Text(k)) if archive::valid_key(&k) => k,
+        let key = match row["archive"].as_str() {
+            Some(k) if archive::valid_key(k) => k.to_owned(),
             _ => {
                 return Err(ApiError::not_found(format!(
                     "request `{id}` was not archived"

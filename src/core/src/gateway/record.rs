@@ -295,6 +295,8 @@ impl Trace {
     /// The row of a request that ended in an error response.
     pub(super) fn refused(mut self, err: &ApiError, now: f64) -> LogRecord {
         if self.archive.is_some() {
+            // The body as sent, parsed back (rare: `serde_json::to_value` would link another serializer into the
+            // Worker for it).
             self.answer = serde_json::from_slice(&err.body()).ok().map(|v| (v, false));
         }
         self.rec.status = err.status();

@@ -576,19 +576,8 @@ impl Builder {
 
     fn duration(&self, p: &Pair<'_, Rule>) -> u64 {
         let text = p.as_str();
-        let (digits, unit) = text.split_at(
-            text.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(text.len()),
-        );
-        let n: u64 = digits.parse().unwrap_or(u64::MAX);
-        let factor = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => 60_000,
-        };
-        match n.checked_mul(factor) {
+        // The grammar admits only digits and a unit: what does not parse is too large.
+        match crate::artifact::parse_duration(text) {
             Some(ms) => ms,
             None => {
                 self.diags.borrow_mut().push(Diagnostic::error(
