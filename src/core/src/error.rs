@@ -481,6 +481,20 @@ pub enum ConfigError {
     Archive(String),
 }
 
+/// A client-supplied name as an error message shows it: at most 64 characters, control characters as `?`
+/// (`char::escape_debug` would link Unicode tables into the Worker).
+pub(crate) fn shown(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if name.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,7 +246,12 @@ impl<H: Host> Gateway<H> {
             Endpoint::AdminLogs => return Ok(self.admin_logs(req).await?),
             Endpoint::AdminSession => return Ok(self.admin_session(req)?),
             Endpoint::AdminPolicy => return Ok(self.admin_policy(req).await?),
-            Endpoint::Models | Endpoint::Chat | Endpoint::Embeddings => {}
+            Endpoint::Models
+            | Endpoint::Chat
+            | Endpoint::Messages
+            | Endpoint::Responses
+            | Endpoint::StoredResponse
+            | Endpoint::Embeddings => {}
         }
         trace.endpoint(endpoint);
         request::gateway_headers(&req.headers)?;
@@ -262,9 +267,13 @@ impl<H: Host> Gateway<H> {
         let providers = self.providers(policy.as_deref());
         let pricing = self.pricing(policy.as_deref());
         trace.priced_with(pricing.clone());
+        let limit = self.config.max_body_bytes;
         let call = match endpoint {
-            Endpoint::Chat => request::chat(&req.body, self.config.max_body_bytes)?,
-            Endpoint::Embeddings => request::embeddings(&req.body, self.config.max_body_bytes)?,
+            Endpoint::Chat => request::chat(&req.body, limit)?,
+            Endpoint::Messages => request::messages(&req.body, limit)?,
+            Endpoint::Responses => request::responses(&req.body, limit)?,
+            Endpoint::Embeddings => request::embeddings(&req.body, limit)?,
+            Endpoint::StoredResponse => return Err(request::stored_response().into()),
             _ => return Ok(admin::models(&providers)),
         };
         request::known_provider(&call, &providers)?;

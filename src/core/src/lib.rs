@@ -13,6 +13,7 @@ pub mod cache;
 mod config;
 mod error;
 mod fixed_map;
+mod front;
 mod gateway;
 pub mod health;
 mod http;

@@ -52,7 +52,9 @@ pub const TASKS: &[&str] = &[
     "chat",
 ];
 
-pub const ENDPOINTS: &[&str] = &["chat", "embeddings"];
+/// The APIs a request can arrive on: Chat Completions, the Anthropic Messages API and the Responses API (all
+/// three chat), and embeddings.
+pub const ENDPOINTS: &[&str] = &["chat", "messages", "responses", "embeddings"];
 pub const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Ty {
@@ -64,7 +66,7 @@ impl Ty {
             Ty::Str => "a string",
             Ty::Text => "prompt text (tested with `contains` or `matches`)",
             Ty::Sym(Vocab::Lang) => "a language code",
-            Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat` or `embeddings`)",
+            Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat`, `messages`, `responses` or `embeddings`)",
             Ty::Sym(Vocab::Provider) => "a provider name",
             Ty::Sym(Vocab::Weekday) => "a weekday (`mon` … `sun`)",
             Ty::Sym(Vocab::Task) => "a task (`code`, `math`, `translation`, `summarization`, `extraction`, `creative`, `chat`)",
@@ -168,7 +170,7 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
         "endpoint",
         FieldId::Endpoint,
         Ty::Sym(Vocab::Endpoint),
-        "`chat` or `embeddings`",
+        "`chat`, `messages` (the Anthropic Messages API), `responses` (the Responses API) or `embeddings`",
     ),
     (
         "stream",

@@ -197,8 +197,19 @@ fn contradictory_and_always_true_conditions() {
     assert_eq!(d.code, "W102");
     let (d, _, _) = only("rule r: when tokens < 0 -> openai");
     assert_eq!(d.code, "W102");
-    let (d, _, _) = only("rule r: when endpoint == chat or endpoint == embeddings -> openai");
+    let (d, _, _) = only(
+        "rule r: when endpoint in {chat, messages, responses} or endpoint == embeddings -> openai",
+    );
     assert_eq!(d.code, "W103");
+    // Chat and embeddings are no longer every endpoint: the Messages and Responses APIs are two more.
+    let c = checked(&format!(
+        "rule r: when endpoint == chat or endpoint == embeddings -> openai{OK_TAIL}"
+    ));
+    assert!(
+        c.diagnostics.iter().all(|d| d.code != "W103"),
+        "{:#?}",
+        c.diagnostics
+    );
     let (d, _, _) = only("rule r: when lang == zh or not lang == zh -> openai");
     assert_eq!(d.code, "W103");
 }

@@ -37,6 +37,8 @@ pub(super) struct Trace {
     /// The answer as the client got it, kept for the cache and the archive; whether it is whole (a stream that
     /// finished every choice).
     answer: Option<(serde_json::Value, bool)>,
+    /// The API the client speaks: its answer and errors are given in it.
+    front: crate::front::Front,
 }
 
 struct Archive {
@@ -75,6 +77,7 @@ impl Trace {
             cache: None,
             archive: None,
             answer: None,
+            front: crate::front::Front::Chat,
             rec: LogRecord {
                 id,
                 ts_ms: start as i64,
@@ -97,6 +100,19 @@ impl Trace {
 
     pub(super) fn endpoint(&mut self, endpoint: Endpoint) {
         self.rec.endpoint = endpoint.logged();
+        if endpoint == Endpoint::Messages {
+            // Errors before the body is read (a bad key) are already Anthropic's.
+            self.front = crate::front::Front::Messages;
+        }
+    }
+
+    /// The API the answer is given in, and what its translation needs to know.
+    pub(super) fn front(&self) -> (crate::front::Front, crate::front::Ctx) {
+        let ctx = crate::front::Ctx {
+            id: self.rec.id.clone(),
+            created: (self.start / 1000.0) as u64,
+        };
+        (self.front.clone(), ctx)
     }
 
     /// The key was found (it may still be refused as revoked or expired).
@@ -106,6 +122,7 @@ impl Trace {
     }
 
     pub(super) fn requested(&mut self, call: &ApiCall) {
+        self.front = call.front();
         self.rec.stream = call.stream();
         self.rec.requested_model = Some(call.model().to_owned());
     }

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{shown, ApiError, ErrorCode};
+use crate::front::Front;
 use crate::http::RequestBody;
 use crate::providers::Providers;
 
@@ -14,7 +15,10 @@ pub(super) enum ApiCall {
 }
 
 pub(super) struct ChatRequest {
+    /// The request as the gateway's chat request (translated from the client's API).
     pub body: Map<String, Value>,
+    /// The API the client speaks, which its answer is translated back into.
+    pub front: Front,
     /// As the client wrote it (trimmed).
     pub model: String,
     pub stream: bool,
@@ -49,15 +53,46 @@ impl ApiCall {
     /// The endpoint as policies name it.
     pub(super) fn endpoint(&self) -> &'static str {
         match self {
-            ApiCall::Chat(_) => "chat",
+            ApiCall::Chat(c) => c.front.endpoint(),
             ApiCall::Embeddings(_) => "embeddings",
+        }
+    }
+
+    /// The API the answer is given in.
+    pub(super) fn front(&self) -> Front {
+        match self {
+            ApiCall::Chat(c) => c.front.clone(),
+            ApiCall::Embeddings(_) => Front::Chat,
         }
     }
 }
 
 /// `POST /v1/chat/completions`: `model`, a non-empty `messages` array, `stream` a boolean if present.
 pub(super) fn chat(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
-    let body = json_body(body, limit)?;
+    chat_of(json_body(body, limit)?, Front::Chat)
+}
+
+/// `POST /v1/messages`: an Anthropic Messages request, translated to a chat request.
+pub(super) fn messages(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let body = Front::messages_request(json_body(body, limit)?)?;
+    chat_of(body, Front::Messages)
+}
+
+/// `POST /v1/responses`: a Responses API request (the stateless subset), translated to a chat request.
+pub(super) fn responses(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let (body, front) = Front::responses_request(json_body(body, limit)?)?;
+    chat_of(body, front)
+}
+
+/// `/v1/responses/{id}` and what hangs off it: a stateless gateway has no stored responses.
+pub(super) fn stored_response() -> ApiError {
+    ApiError::not_found(
+        "stored responses are not supported: this gateway stores no responses (answers carry `store: false`); \
+         send the whole conversation in `input`",
+    )
+}
+
+fn chat_of(body: Map<String, Value>, front: Front) -> Result<ApiCall, ApiError> {
     let model = model_field(&body)?;
     match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => {}
@@ -82,6 +117,7 @@ pub(super) fn chat(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError
         .unwrap_or(false);
     Ok(ApiCall::Chat(ChatRequest {
         body,
+        front,
         model,
         stream,
         include_usage,
@@ -188,20 +224,6 @@ pub(super) fn known_provider(call: &ApiCall, providers: &Providers) -> Result<()
         )),
         _ => Ok(()),
     }
-}
-
-/// A client-supplied name as an error message shows it: at most 64 characters, control characters as `?`
-/// (`char::escape_debug` would link Unicode tables into the Worker).
-fn shown(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if name.chars().count() > 64 {
-        out.push('…');
-    }
-    out
 }
 
 fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {

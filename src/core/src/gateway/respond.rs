@@ -2,6 +2,7 @@
 //! after how many attempts, which rule of which policy decided, the request id), and the log row's future.
 
 use futures::future::{self, FutureExt, LocalBoxFuture};
+use futures::stream::StreamExt;
 
 use super::record::Trace;
 use super::{relay, Refused, Reply};
@@ -23,6 +24,8 @@ pub(super) fn respond<H: Host>(
     let cache_header = trace
         .cache_state()
         .map(|s| ("x-gateway-cache".to_owned(), s.to_owned()));
+    // Messages and Responses clients get their own API's answer, events and errors.
+    let (front, ctx) = trace.front();
     let (status, mut headers, body, record) = match outcome {
         Ok(Reply::Local {
             status,
@@ -54,7 +57,12 @@ pub(super) fn respond<H: Host>(
                     format!("{amount} {}{estimated}", cost.currency),
                 ));
             }
-            (200, headers, Body::Full(body), ready(record))
+            (
+                200,
+                headers,
+                Body::Full(front.answer(body, &ctx)),
+                ready(record),
+            )
         }
         Ok(Reply::Stream(mut source)) => {
             let mut headers = target_headers(&trace);
@@ -65,7 +73,13 @@ pub(super) fn respond<H: Host>(
                 source.assemble();
             }
             let idle = config.stream_idle_timeout_ms;
-            let (body, record) = relay::relay(host.clone(), *source, trace, idle);
+            let (mut body, record) = relay::relay(host.clone(), *source, trace, idle);
+            if let Some(mut restream) = front.restream(&ctx) {
+                body = body
+                    .map(move |bytes| restream.feed(&bytes))
+                    .filter(|bytes| future::ready(!bytes.is_empty()))
+                    .boxed_local();
+            }
             (200, headers, Body::Stream(body), record)
         }
         Ok(Reply::Cached { body, stream }) => {
@@ -84,6 +98,11 @@ pub(super) fn respond<H: Host>(
                     format!("0 {}; cached", cost.currency),
                 ));
             }
+            let body = match (stream, front.restream(&ctx)) {
+                (true, Some(mut restream)) => restream.feed(&body),
+                (true, None) => body,
+                (false, _) => front.answer(body, &ctx),
+            };
             (200, headers, Body::Full(body), ready(record))
         }
         Err(Refused { err, allow }) => {
@@ -100,7 +119,8 @@ pub(super) fn respond<H: Host>(
                 headers.push(("x-gateway-attempts".into(), trace.attempts().to_string()));
             }
             let record = trace.refused(&err, host.now_ms());
-            (err.status(), headers, Body::Full(err.body()), ready(record))
+            let body = front.error_body(&err, &ctx);
+            (err.status(), headers, Body::Full(body), ready(record))
         }
     };
     headers.extend(limit_headers);

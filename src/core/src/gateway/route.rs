@@ -8,6 +8,12 @@ pub(super) enum Endpoint {
     Health,
     Models,
     Chat,
+    /// `POST /v1/messages`: the Anthropic Messages API.
+    Messages,
+    /// `POST /v1/responses`: the Responses API's stateless subset.
+    Responses,
+    /// `/v1/responses/{id}…`: a stored response, which this gateway does not keep (404).
+    StoredResponse,
     Embeddings,
     AdminStatus,
     AdminUsage,
@@ -26,6 +32,8 @@ impl Endpoint {
     pub(super) fn logged(self) -> Option<&'static str> {
         match self {
             Endpoint::Chat => Some("chat"),
+            Endpoint::Messages => Some("messages"),
+            Endpoint::Responses | Endpoint::StoredResponse => Some("responses"),
             Endpoint::Embeddings => Some("embeddings"),
             Endpoint::Models => Some("models"),
             Endpoint::Health
@@ -43,6 +51,8 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/healthz", "GET", Endpoint::Health),
     ("/v1/models", "GET", Endpoint::Models),
     ("/v1/chat/completions", "POST", Endpoint::Chat),
+    ("/v1/messages", "POST", Endpoint::Messages),
+    ("/v1/responses", "POST", Endpoint::Responses),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
     ("/admin/status", "GET", Endpoint::AdminStatus),
     ("/admin/usage", "GET", Endpoint::AdminUsage),
@@ -75,6 +85,9 @@ pub(super) fn route(method: &str, path: &str) -> Result<Endpoint, Refused> {
     }
     if ["/admin/policy", "/admin/policy/rollback", "/admin/explain"].contains(&path) {
         return Ok(Endpoint::AdminPolicy);
+    }
+    if path.starts_with("/v1/responses/") {
+        return Ok(Endpoint::StoredResponse);
     }
     if path == "/admin/logs" || path.starts_with("/admin/logs/") {
         return Ok(Endpoint::AdminLogs);

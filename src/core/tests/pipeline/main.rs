@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod console;
 mod fallback;
+mod fronts;
 mod limits;
 mod policy;
 mod providers;

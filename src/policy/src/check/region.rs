@@ -745,7 +745,10 @@ mod tests {
         );
         let endpoint = Cond::In {
             field: FieldId::Endpoint,
-            values: vec![Val::Str("chat".into()), Val::Str("embeddings".into())],
+            values: crate::scheme::ENDPOINTS
+                .iter()
+                .map(|e| Val::Str((*e).into()))
+                .collect(),
             negated: false,
             src: String::new(),
         };

@@ -1,0 +1,276 @@
+//! The Anthropic Messages API and the Responses API inbound: translated to chat for the pipeline (policy, cache,
+//! cost and the log row as for chat), answered in their own shapes, JSON, streams and errors.
+
+use super::*;
+
+const MESSAGE: &str = r#"{"model":"openai/gpt-4o-mini","max_tokens":100,"system":"Be brief.","messages":[{"role":"user","content":"hi"}]}"#;
+const MESSAGE_STREAM: &str = r#"{"model":"openai/gpt-4o-mini","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const RESPONSE: &str =
+    r#"{"model":"openai/gpt-4o-mini","instructions":"Be brief.","input":"hi","temperature":0.3}"#;
+const RESPONSE_STREAM: &str = r#"{"model":"openai/gpt-4o-mini","input":"hi","stream":true}"#;
+
+/// A request authorized the way Anthropic's SDKs do it: `x-api-key`.
+fn anthropic(body: &str) -> GatewayRequest {
+    let mut req = request("POST", "/v1/messages", None, body);
+    req.headers.push(("x-api-key".into(), KEY.into()));
+    req.headers
+        .push(("anthropic-version".into(), "2023-06-01".into()));
+    req
+}
+
+/// The `event:` names of a stream, and each event's JSON (whose `type` is its name).
+fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let (name, data) = e.split_once('\n').unwrap();
+            let name = name.strip_prefix("event: ").unwrap().to_owned();
+            let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(v["type"], name.as_str());
+            (name, v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_messages_request_is_answered_as_an_anthropic_message_and_logged_as_messages() {
+    let host = FakeHost::new(ok_json());
+    let seen = run(&host, anthropic(MESSAGE));
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let m = seen.json();
+    assert_eq!(
+        (m["type"].as_str(), m["role"].as_str()),
+        (Some("message"), Some("assistant"))
+    );
+    assert_eq!(m["content"], json!([{"type": "text", "text": "hello"}]));
+    assert_eq!(m["stop_reason"], "end_turn");
+    assert_eq!(
+        (
+            m["usage"]["input_tokens"].as_u64(),
+            m["usage"]["output_tokens"].as_u64()
+        ),
+        (Some(9), Some(1))
+    );
+    assert!(m["id"].as_str().unwrap().starts_with("msg_"));
+    let sent = host.sent_body();
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        sent["messages"][1],
+        json!({"role": "user", "content": "hi"})
+    );
+    let r = &seen.record;
+    assert_eq!(
+        (r.endpoint, r.provider.as_deref(), r.status),
+        (Some("messages"), Some("openai"), 200)
+    );
+    assert!(r.cost.as_ref().unwrap().pico > 0, "priced as chat");
+    assert!(seen.header("x-gateway-cost").is_some());
+}
+
+#[test]
+fn a_messages_stream_is_anthropics_event_stream_with_the_usage_at_the_end() {
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"]),
+    ));
+    let seen = run(&host, anthropic(MESSAGE_STREAM));
+    assert_eq!(seen.status, 200);
+    assert_eq!(
+        seen.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    let events = named_events(&seen.body);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(
+        events[2].1["delta"],
+        json!({"type": "text_delta", "text": "Hi"})
+    );
+    assert_eq!(events[4].1["usage"]["input_tokens"], 5);
+    assert_eq!(events[4].1["usage"]["output_tokens"], 2);
+    assert_eq!(host.sent_body()["stream_options"]["include_usage"], true);
+    let r = &seen.record;
+    assert_eq!(
+        (r.endpoint, r.usage.map(|u| u.total_tokens), r.truncated),
+        (Some("messages"), Some(7), false)
+    );
+}
+
+#[test]
+fn messages_errors_have_anthropics_shape_from_the_key_check_on() {
+    let host = FakeHost::new(ok_json());
+    let no_key = run(&host, request("POST", "/v1/messages", None, MESSAGE));
+    assert_eq!(no_key.status, 401);
+    assert_eq!(no_key.json()["type"], "error");
+    assert_eq!(no_key.json()["error"]["type"], "authentication_error");
+    assert_eq!(no_key.record.endpoint, Some("messages"));
+    let no_max = run(
+        &host,
+        anthropic(r#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#),
+    );
+    assert_eq!(no_max.status, 400);
+    assert_eq!(no_max.json()["error"]["type"], "invalid_request_error");
+    assert!(no_max.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_tokens"));
+    assert!(host.sent.borrow().is_empty());
+    // An upstream failure before the first byte: its status, in Anthropic's shape.
+    let host = FakeHost::new(Script::Reply(429, vec![], vec![RATE_LIMITED.to_vec()]));
+    let limited = run(&host, anthropic(MESSAGE));
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.json()["error"]["type"], "rate_limit_error");
+}
+
+#[test]
+fn a_stream_cut_after_its_first_token_ends_with_an_anthropic_error_event() {
+    let host = FakeHost::new(Script::Reply(200, vec![], sse(&[ROLE, TEXT])));
+    let seen = run(&host, anthropic(MESSAGE_STREAM));
+    let events = named_events(&seen.body);
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(last["error"]["type"], "api_error");
+    assert!(!events.iter().any(|(n, _)| n == "message_stop"));
+    assert!(seen.record.truncated);
+}
+
+#[test]
+fn a_responses_request_is_answered_as_a_response_object() {
+    let host = FakeHost::new(ok_json());
+    let seen = run(&host, request("POST", "/v1/responses", Some(KEY), RESPONSE));
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let r = seen.json();
+    assert_eq!(
+        (r["object"].as_str(), r["status"].as_str()),
+        (Some("response"), Some("completed"))
+    );
+    assert_eq!(
+        r["output"][0]["content"][0],
+        json!({"type": "output_text", "text": "hello", "annotations": []})
+    );
+    assert_eq!(
+        (r["instructions"].as_str(), r["temperature"].as_f64()),
+        (Some("Be brief."), Some(0.3))
+    );
+    assert_eq!(
+        (
+            r["usage"]["input_tokens"].as_u64(),
+            r["usage"]["total_tokens"].as_u64()
+        ),
+        (Some(9), Some(10))
+    );
+    assert_eq!(r["store"], false);
+    assert_eq!(host.sent_body()["messages"][0]["role"], "system");
+    assert_eq!(seen.record.endpoint, Some("responses"));
+}
+
+#[test]
+fn a_responses_stream_ends_with_response_completed() {
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        sse(&[ROLE, TEXT, FINISH, USAGE, "[DONE]"]),
+    ));
+    let seen = run(
+        &host,
+        request("POST", "/v1/responses", Some(KEY), RESPONSE_STREAM),
+    );
+    let events = named_events(&seen.body);
+    assert_eq!(events[0].0, "response.created");
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "response.completed");
+    assert_eq!(done["response"]["output"][0]["content"][0]["text"], "Hi");
+    assert_eq!(done["response"]["usage"]["output_tokens"], 2);
+    for (i, (_, e)) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64);
+    }
+}
+
+#[test]
+fn stored_responses_and_previous_response_id_are_clear_refusals() {
+    let host = FakeHost::new(ok_json());
+    let chained = run(
+        &host,
+        request(
+            "POST",
+            "/v1/responses",
+            Some(KEY),
+            r#"{"model":"openai/gpt-4o-mini","input":"and then?","previous_response_id":"resp_1"}"#,
+        ),
+    );
+    assert_eq!(chained.status, 400);
+    assert_eq!(chained.json()["error"]["param"], "previous_response_id");
+    assert!(chained.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stores no responses"));
+    let stored = run(&host, request("GET", "/v1/responses/resp_1", Some(KEY), ""));
+    assert_eq!(stored.status, 404);
+    assert!(stored.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("stored responses are not supported"));
+    let anonymous = run(&host, request("GET", "/v1/responses/resp_1", None, ""));
+    assert_eq!(anonymous.status, 401, "nothing is said without a key");
+    assert!(host.sent.borrow().is_empty());
+}
+
+#[test]
+fn a_policy_routes_by_endpoint_and_a_cached_answer_is_given_in_the_clients_api() {
+    let host = FakeHost::new(ok_json());
+    let gw = with_policy(
+        &host,
+        "rule agents: when endpoint in {messages, responses} -> deepseek:deepseek-flash with cache 10m\ndefault -> requested\n",
+    );
+    let body = r#"{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let first = run_with(&gw, anthropic(body));
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        (
+            first.header("x-gateway-provider"),
+            first.header("x-gateway-rule")
+        ),
+        (Some("deepseek"), Some("agents"))
+    );
+    let second = run_with(&gw, anthropic(body));
+    assert_eq!(second.header("x-gateway-cache"), Some("hit"));
+    assert_eq!(second.json()["content"], first.json()["content"]);
+    assert_eq!(second.json()["type"], "message");
+    // The same question as a stream, from the cache, as Anthropic events.
+    let stream = body.replacen(
+        "\"max_tokens\":100",
+        "\"max_tokens\":100,\"stream\":true",
+        1,
+    );
+    let third = run_with(&gw, anthropic(&stream));
+    assert_eq!(
+        third.header("x-gateway-cache"),
+        Some("hit"),
+        "{}",
+        third.body
+    );
+    let events = named_events(&third.body);
+    assert_eq!(events.first().unwrap().0, "message_start");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+    assert_eq!(host.sent.borrow().len(), 1);
+    // Chat is not an agent endpoint here.
+    let chat = run_with(
+        &gw,
+        request("POST", "/v1/chat/completions", Some(KEY), CHAT),
+    );
+    assert_eq!(chat.header("x-gateway-provider"), Some("openai"));
+}
