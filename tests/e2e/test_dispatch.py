@@ -24,6 +24,9 @@ SHORT_ZH = "你好，请用一句话介绍杭州"
 LONG_ZH = "杭州是浙江省的省会，以西湖的自然风光和深厚的历史文化闻名于世。" * 30
 
 FAULT_POLICY = """
+# Coding agents: Anthropic's SDK on /v1/messages to Claude, the Responses API to OpenAI, DeepSeek behind both.
+rule agents: when endpoint == messages -> anthropic:claude-sonnet-4-6 fallback deepseek:deepseek-flash
+rule codex: when endpoint == responses -> openai:gpt-5.5 fallback deepseek:deepseek-flash
 # The seed rule, as in the example policies.
 rule seed: when tokens < 500 and lang == zh -> deepseek:deepseek-flash fallback siliconflow:"deepseek-ai/DeepSeek-V3.2" with timeout 8s, retry_on {429, 5xx, timeout}
 rule quick: when tags contains "fast-fail" -> openrouter:"openai/gpt-5.2" fallback gemini:gemini-2.5-flash with first_token_timeout 1s
@@ -165,6 +168,38 @@ def test_provider_health_from_the_log_reroutes_chinese_traffic(gw, mock):
 def test_publishing_a_new_policy_replaces_the_example_one(gw):
     gw.fault_hash = gw.publish(policy_sources(FAULT_POLICY))
     wait_for_policy(gw, gw.fault_hash)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_messages_and_responses_fall_back_by_the_policy(gw, mock, stream):
+    import anthropic
+    import openai
+
+    mock.faults(anthropic="mock-500", openai="mock-503")
+    claude = anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0, timeout=30)
+    ask = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": [{"role": "user", "content": "ping"}]}
+    raw = claude.messages.with_raw_response.create(stream=stream, **ask)
+    if stream:
+        events = [e.type for e in raw.parse()]
+        assert events[0] == "message_start" and events[-1] == "message_stop", events
+    else:
+        assert raw.parse().content[-1].text == "This is the mock provider answering: ping"
+    assert (raw.headers["x-gateway-rule"], raw.headers["x-gateway-provider"]) == ("agents", "deepseek")
+    row = gw.log_row(raw.headers["x-request-id"])
+    assert attempts(row) == [("anthropic", 500, "5xx"), ("deepseek", 200, None)]
+    assert (row["endpoint"], row["cost_pico"] > 0) == ("messages", True)
+
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0, timeout=30)
+    raw = client.responses.with_raw_response.create(model="gpt-5.5", input="ping", stream=stream)
+    if stream:
+        kinds = [e.type for e in raw.parse()]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+    else:
+        assert raw.parse().output_text == "This is the mock provider answering: ping"
+    assert (raw.headers["x-gateway-rule"], raw.headers["x-gateway-provider"]) == ("codex", "deepseek")
+    row = gw.log_row(raw.headers["x-request-id"])
+    assert attempts(row) == [("openai", 503, "5xx"), ("deepseek", 200, None)]
+    assert row["endpoint"] == "responses"
 
 
 def test_a_429_with_retry_after_falls_back(gw, mock):

@@ -40,6 +40,23 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
     } else {
         vec![]
     };
+    // In thinking mode DeepSeek needs each tool-call turn's reasoning back in every later request (providers.md
+    // §2.2). Stricter than DeepSeek, which checks only that it is there: the mock wants the text it gave, so a
+    // test sees the reasoning itself came back, not an empty stand-in.
+    if thinking
+        && body["messages"].as_array().into_iter().flatten().any(|m| {
+            m["role"] == "assistant"
+                && m.get("tool_calls").is_some()
+                && m["reasoning_content"].as_str() != Some(thoughts.concat().as_str())
+        })
+    {
+        return error_response(
+            400,
+            "The `reasoning_content` in the thinking mode must be passed back to the API.",
+            "invalid_request_error",
+            Some("invalid_request_error"),
+        );
+    }
     let prompt = prompt_tokens(&body);
     let completion = (words.len() + thoughts.len()) as u64;
     let forced = crate::faults::forced_usage(&state, "deepseek");
@@ -60,19 +77,6 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
         let mut message = json!({"role": "assistant", "content": words.concat()});
         let mut finish = finish;
         if let Some(call) = tool_turn(&body, "call_00_IhCAliIHtM9gKpgfqbBV9873") {
-            // DeepSeek needs this turn's reasoning back in later requests (providers.md §2.2).
-            if body["messages"].as_array().into_iter().flatten().any(|m| {
-                m["role"] == "assistant"
-                    && m.get("tool_calls").is_some()
-                    && m.get("reasoning_content").is_none()
-            }) {
-                return error_response(
-                    400,
-                    "The `reasoning_content` in the thinking mode must be passed back to the API.",
-                    "invalid_request_error",
-                    Some("invalid_request_error"),
-                );
-            }
             message = call;
             finish = "tool_calls";
         }
@@ -106,13 +110,35 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
             Value::Null,
         )
     }));
-    events.extend(words.iter().map(|w| {
-        chunk(
-            json!({"content": w, "reasoning_content": null}),
+    let mut finish = finish;
+    if let Some(call) = tool_turn(&body, "call_00_IhCAliIHtM9gKpgfqbBV9873") {
+        // The call's id and name first, then its arguments in pieces (providers.md §2.4).
+        let c = &call["tool_calls"][0];
+        let args = c["function"]["arguments"].as_str().unwrap_or("{}");
+        events.push(chunk(
+            json!({"content": null, "reasoning_content": null, "tool_calls": [{"index": 0, "id": c["id"],
+                "type": "function", "function": {"name": c["function"]["name"], "arguments": ""}}]}),
             Value::Null,
             Value::Null,
-        )
-    }));
+        ));
+        let (head, tail) = args.split_at(args.len() / 2);
+        for piece in [head, tail] {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                Value::Null,
+                Value::Null,
+            ));
+        }
+        finish = "tool_calls";
+    } else {
+        events.extend(words.iter().map(|w| {
+            chunk(
+                json!({"content": w, "reasoning_content": null}),
+                Value::Null,
+                Value::Null,
+            )
+        }));
+    }
     let include_usage = body["stream_options"]["include_usage"] == true;
     events.push(chunk(
         json!({"content": "", "reasoning_content": null}),
