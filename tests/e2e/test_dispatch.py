@@ -27,6 +27,7 @@ FAULT_POLICY = """
 # Coding agents: Anthropic's SDK on /v1/messages to Claude, the Responses API to OpenAI, DeepSeek behind both.
 rule agents: when endpoint == messages -> anthropic:claude-sonnet-4-6 fallback deepseek:deepseek-flash
 rule codex: when endpoint == responses -> openai:gpt-5.5 fallback deepseek:deepseek-flash
+rule pictures: when endpoint == images -> openai:gpt-image-1 fallback workers_ai:"@cf/black-forest-labs/flux-1-schnell"
 # The seed rule, as in the example policies.
 rule seed: when tokens < 500 and lang == zh -> deepseek:deepseek-flash fallback siliconflow:"deepseek-ai/DeepSeek-V3.2" with timeout 8s, retry_on {429, 5xx, timeout}
 rule quick: when tags contains "fast-fail" -> openrouter:"openai/gpt-5.2" fallback gemini:gemini-2.5-flash with first_token_timeout 1s
@@ -200,6 +201,22 @@ def test_messages_and_responses_fall_back_by_the_policy(gw, mock, stream):
     row = gw.log_row(raw.headers["x-request-id"])
     assert attempts(row) == [("openai", 503, "5xx"), ("deepseek", 200, None)]
     assert row["endpoint"] == "responses"
+
+
+def test_an_image_request_falls_back_by_the_policy_and_is_priced_where_it_was_made(gw, mock):
+    import base64
+
+    import openai
+
+    mock.faults(openai="mock-500")
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0, timeout=30)
+    raw = client.images.with_raw_response.generate(model="any-image-model", prompt="a lighthouse")
+    assert base64.b64decode(raw.parse().data[0].b64_json).startswith(b"\x89PNG")
+    assert (raw.headers["x-gateway-rule"], raw.headers["x-gateway-provider"]) == ("pictures", "workers_ai")
+    row = gw.log_row(raw.headers["x-request-id"])
+    assert attempts(row) == [("openai", 500, "5xx"), ("workers_ai", 200, None)]
+    # Workers AI's flux: 0.000634 USD an image (policies/prices.toml).
+    assert (row["endpoint"], row["images"], row["cost_pico"]) == ("images", 1, 634_000_000)
 
 
 def test_a_429_with_retry_after_falls_back(gw, mock):

@@ -11,11 +11,20 @@ const MODEL = "@cf/meta/llama-3.1-8b-instruct";
 let mf;
 
 // Behaves like env.AI.run (providers.md §6.1): native answers, raw SSE streams, thrown AiErrors.
+// One teal pixel, as the mock provider draws it.
+const PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGPQq70MAAJbAX9HJs0rAAAAAElFTkSuQmCC";
 const FAKE_AI = `
+const PNG_B64 = "${PNG_B64}";
 class Ai {
   async run(model, input) {
     if (model.includes("busy")) throw new Error("AiError: 3040: Capacity temporarily exceeded, please try again.");
     if (input.text) return { shape: [input.text.length, 3], data: input.text.map(() => [0.1, 0.2, 0.3]) };
+    // Text-to-image (providers-more.md §6.2): flux answers base64 JSON, Stable Diffusion a stream of PNG bytes.
+    if (typeof input.prompt === "string") {
+      const png = Uint8Array.from(atob(PNG_B64), (c) => c.charCodeAt(0));
+      if (model.includes("flux")) return { image: PNG_B64 };
+      return new ReadableStream({ start(c) { c.enqueue(png.slice(0, 20)); c.enqueue(png.slice(20)); c.close(); } });
+    }
     if (!Array.isArray(input.messages)) throw new Error("AiError: 5004: messages must be an array");
     if (input.stream) {
       const events = ['data: {"response":"Hi","p":"pad"}\\n\\n', 'data: {"response":" there"}\\n\\n',
@@ -112,3 +121,16 @@ test("embeddings through the AI binding", async () => {
   const body = await res.json();
   assert.deepEqual(body.data.map((d) => d.embedding.length), [3, 3]);
 });
+
+for (const model of ["@cf/black-forest-labs/flux-1-schnell", "@cf/stabilityai/stable-diffusion-xl-base-1.0"]) {
+  test(`an image from the AI binding (${model.split("/")[2]}) is OpenAI's b64_json with a row counting it`, async () => {
+    const res = await post("/v1/images/generations", { model: `workers_ai/${model}`, prompt: "a lighthouse" });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.data[0].b64_json, PNG_B64, "the picture's bytes, whole, whether JSON or a byte stream");
+    const row = await logRow(res.headers.get("x-request-id"));
+    assert.equal(row.endpoint, "images");
+    assert.equal(row.images, 1);
+  });
+}
+

@@ -316,8 +316,8 @@ fn text_of(m: &serde_json::Value) -> String {
     }
 }
 
-/// Estimated prompt tokens of a request body: its messages (each with a few tokens of framing) and an embeddings
-/// `input` (a string or an array of strings).
+/// Estimated prompt tokens of a request body: its messages (each with a few tokens of framing), an embeddings
+/// `input` (a string or an array of strings) and an image's `prompt`.
 pub fn prompt_tokens(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
     use serde_json::Value;
     let mut tokens = 0u64;
@@ -339,6 +339,9 @@ pub fn prompt_tokens(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
         }
         _ => {}
     }
+    if let Some(Value::String(prompt)) = body.get("prompt") {
+        tokens = tokens.saturating_add(estimate_tokens(prompt));
+    }
     tokens
 }
 
@@ -356,6 +359,13 @@ pub fn request_attrs(f: &RequestFacts<'_>) -> gateway_policy::Attrs {
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .map(text_of)
+        // An image request's prompt is what its user said.
+        .or_else(|| {
+            f.body
+                .get("prompt")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     let has_images = messages.iter().any(|m| {
         m.get("content")

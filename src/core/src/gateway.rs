@@ -251,7 +251,8 @@ impl<H: Host> Gateway<H> {
             | Endpoint::Messages
             | Endpoint::Responses
             | Endpoint::StoredResponse
-            | Endpoint::Embeddings => {}
+            | Endpoint::Embeddings
+            | Endpoint::Images => {}
         }
         trace.endpoint(endpoint);
         request::gateway_headers(&req.headers)?;
@@ -273,6 +274,7 @@ impl<H: Host> Gateway<H> {
             Endpoint::Messages => request::messages(&req.body, limit)?,
             Endpoint::Responses => request::responses(&req.body, limit)?,
             Endpoint::Embeddings => request::embeddings(&req.body, limit)?,
+            Endpoint::Images => request::images(&req.body, limit)?,
             Endpoint::StoredResponse => return Err(request::stored_response().into()),
             _ => return Ok(admin::models(&providers)),
         };

@@ -11,6 +11,7 @@ pub mod azure_openai;
 pub mod catalog;
 pub mod deepseek;
 pub mod gemini;
+pub mod images;
 pub mod openai;
 pub mod openrouter;
 pub mod siliconflow;
@@ -159,6 +160,34 @@ pub trait Connector {
             p.name
         ))
         .with_param("model"))
+    }
+
+    /// `POST /v1/images/generations`. Without an override: the provider makes no images (a 400 naming it).
+    fn images_request(
+        &self,
+        p: &ProviderConfig,
+        _body: Map<String, Value>,
+        _model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Err(ApiError::invalid_request(format!(
+            "provider `{}` has no image generation endpoint; route images to another provider",
+            p.name
+        ))
+        .with_param("model"))
+    }
+
+    /// An images answer as OpenAI's `{created, data: [{b64_json | url}…], usage?}`. Without an override: the
+    /// provider answered in OpenAI's shape.
+    fn images_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        _created: u64,
+    ) -> Result<Value, ApiError> {
+        match answer {
+            images::Media::Json(v) if v.get("data").is_some_and(Value::is_array) => Ok(v),
+            _ => Err(images::invalid(&p.name, "`data`")),
+        }
     }
 
     /// Token counts of an answer (or of one stream event), normalized to OpenAI's meaning.
@@ -384,6 +413,28 @@ macro_rules! dialects {
             ) -> Result<UpstreamRequest, ApiError> {
                 match self {
                     $(Dialect::$variant => $connector.embeddings_request(p, body, model)),+
+                }
+            }
+
+            pub fn images_request(
+                self,
+                p: &ProviderConfig,
+                body: Map<String, Value>,
+                model: &str,
+            ) -> Result<UpstreamRequest, ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.images_request(p, body, model)),+
+                }
+            }
+
+            pub fn images_answer(
+                self,
+                p: &ProviderConfig,
+                answer: images::Media,
+                created: u64,
+            ) -> Result<Value, ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.images_answer(p, answer, created)),+
                 }
             }
 

@@ -135,6 +135,11 @@ async fn main() -> std::io::Result<()> {
         .route("/compat/{shape}/v1/models", get(compat::models))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/images/generations", post(openai::images))
+        .route(
+            "/siliconflow/v1/images/generations",
+            post(siliconflow::images),
+        )
         .route("/deepseek/chat/completions", post(deepseek::chat))
         .route("/deepseek/models", get(openai::models))
         .route("/siliconflow/v1/chat/completions", post(siliconflow::chat))

@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_archive.sql",
         include_str!("../../../migrations/0009_archive.sql"),
     ),
+    (
+        "0010_images.sql",
+        include_str!("../../../migrations/0010_images.sql"),
+    ),
 ];
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -444,7 +448,8 @@ mod tests {
                 "0006_limits.sql",
                 "0007_log_indexes.sql",
                 "0008_cache.sql",
-                "0009_archive.sql"
+                "0009_archive.sql",
+                "0010_images.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());

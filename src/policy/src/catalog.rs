@@ -118,6 +118,9 @@ pub struct ModelEntry {
     pub json: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub embeddings: bool,
+    /// Makes images (`POST /v1/images/generations`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub image_output: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -136,6 +136,9 @@ pub struct Rates {
     /// A fee per request, in currency units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_request: Option<Decimal>,
+    /// A price per generated image, in currency units (image models priced by the picture, not by tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Decimal>,
 }
 
 /// Hours of the week in a fixed UTC offset whose prices differ (DeepSeek's peak hours).
@@ -458,6 +461,8 @@ pub struct Tokens {
     pub cache_write: u64,
     pub completion: u64,
     pub reasoning: u64,
+    /// Images generated (priced at `image` each).
+    pub images: u64,
 }
 
 /// A cost: whole pico-units (10⁻¹²) of a currency.
@@ -632,7 +637,8 @@ impl PriceBook {
 impl Quote {
     /// The cost of `tokens` at these prices, exactly: cached and cache-write tokens at their prices and the rest
     /// of the prompt at the input price; reasoning tokens at the reasoning price (the output price when there is
-    /// none) and the rest of the completion at the output price; plus the per-request fee. Reported counts that
+    /// none) and the rest of the completion at the output price; plus the per-request fee and the images at their
+    /// price each. Reported counts that
     /// do not fit (more cached tokens than prompt tokens) are clamped, never added on top.
     pub fn cost(&self, tokens: Tokens) -> Cost {
         let r = &self.rates;
@@ -652,6 +658,7 @@ impl Quote {
             per(reasoning, r.reasoning.unwrap_or(output)),
             // A fee in currency units: millionths × 10⁶ = pico-units.
             u128::from(r.per_request.unwrap_or_default().0) * 1_000_000,
+            u128::from(tokens.images) * u128::from(r.image.unwrap_or_default().0) * 1_000_000,
         ]
         .into_iter()
         .fold(0u128, u128::saturating_add);
@@ -831,6 +838,36 @@ mod tests {
             problems.iter().any(|p| p.contains("18:00-09:00")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn images_are_priced_by_the_picture_exactly() {
+        let q = Quote {
+            rates: Rates {
+                image: Some(d("0.04")),
+                ..Rates::default()
+            },
+            currency: "USD".into(),
+            variant: None,
+        };
+        let three = q.cost(Tokens {
+            images: 3,
+            ..Tokens::default()
+        });
+        assert_eq!(three.pico, 120_000_000_000, "0.12 USD");
+        // A model priced by tokens (gpt-image) charges nothing per picture.
+        let tokens = Quote {
+            rates: rates("5", None, "40"),
+            currency: "USD".into(),
+            variant: None,
+        };
+        let c = tokens.cost(Tokens {
+            prompt: 17,
+            completion: 1372,
+            images: 1,
+            ..Tokens::default()
+        });
+        assert_eq!(c.pico, 17 * 5_000_000 + 1372 * 40_000_000);
     }
 
     #[test]

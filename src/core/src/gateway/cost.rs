@@ -34,6 +34,7 @@ pub(super) fn price(
         cache_write: usage.cache_write_tokens.unwrap_or(0),
         completion: usage.completion_tokens,
         reasoning: usage.reasoning_tokens.unwrap_or(0),
+        images: usage.images.unwrap_or(0),
     });
     let reporting = pricing
         .book

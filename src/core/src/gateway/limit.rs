@@ -38,6 +38,11 @@ impl Holder<'_> {
     }
 }
 
+/// The most output tokens one generated image is billed as (OpenAI's GPT image models: 6,240 for a high-quality
+/// 1536x1024 picture; Gemini: 1,290), with room to spare: what an image request reserves against budgets
+/// before its real usage settles it.
+const IMAGE_OUTPUT_TOKENS: u64 = 8192;
+
 impl<H: Host> Gateway<H> {
     /// The key's team record (cached like key records), when the key names one; a team that does not exist has
     /// no limits of its own.
@@ -115,8 +120,15 @@ impl<H: Host> Gateway<H> {
         prompt: u64,
         now: i64,
     ) -> Ask {
+        let images = match call {
+            ApiCall::Images(i) => i.n,
+            _ => 0,
+        };
         let completion = if call.endpoint() == "embeddings" {
             0
+        } else if images > 0 {
+            // Models that bill pictures as output tokens (GPT image, Gemini) reserve the most one can take.
+            images.saturating_mul(IMAGE_OUTPUT_TOKENS)
         } else {
             call.body()
                 .get("max_completion_tokens")
@@ -135,6 +147,7 @@ impl<H: Host> Gateway<H> {
                 let cost = quote.cost(Tokens {
                     prompt,
                     completion,
+                    images,
                     ..Tokens::default()
                 });
                 pricing.book.convert(cost.pico, &cost.currency, reporting)

@@ -42,6 +42,7 @@ pub(super) struct Skipped {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Why {
     NotEmbeddings,
+    NoImageOutput,
     NoImageInput,
     NoToolCalls,
     NoJsonMode,
@@ -59,6 +60,7 @@ impl std::fmt::Display for Why {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Why::NotEmbeddings => f.write_str("not an embeddings model"),
+            Why::NoImageOutput => f.write_str("makes no images"),
             Why::NoImageInput => f.write_str("no image input"),
             Why::NoToolCalls => f.write_str("no tool calls"),
             Why::NoJsonMode => f.write_str("no JSON mode"),
@@ -272,6 +274,9 @@ fn incapable(catalog: &Catalog, target: &Target<'_>, attrs: &Attrs) -> Option<Wh
     let m = catalog.model(&target.provider.name, &target.model)?;
     if attrs.endpoint == "embeddings" {
         return (!m.embeddings).then_some(Why::NotEmbeddings);
+    }
+    if attrs.endpoint == "images" {
+        return (!m.image_output).then_some(Why::NoImageOutput);
     }
     if attrs.has_images && !m.vision {
         return Some(Why::NoImageInput);

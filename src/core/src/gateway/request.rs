@@ -12,6 +12,7 @@ use crate::providers::Providers;
 pub(super) enum ApiCall {
     Chat(ChatRequest),
     Embeddings(EmbeddingsRequest),
+    Images(ImagesRequest),
 }
 
 pub(super) struct ChatRequest {
@@ -31,11 +32,23 @@ pub(super) struct EmbeddingsRequest {
     pub model: String,
 }
 
+pub(super) struct ImagesRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    /// How many images (`n`, 1 when absent).
+    pub n: u64,
+    /// `response_format` when the client named one: `url` or `b64_json`.
+    pub format: Option<ImageFormat>,
+}
+
+pub(crate) use crate::providers::images::ImageFormat;
+
 impl ApiCall {
     pub(super) fn body(&self) -> &Map<String, Value> {
         match self {
             ApiCall::Chat(c) => &c.body,
             ApiCall::Embeddings(e) => &e.body,
+            ApiCall::Images(i) => &i.body,
         }
     }
 
@@ -43,6 +56,7 @@ impl ApiCall {
         match self {
             ApiCall::Chat(c) => &c.model,
             ApiCall::Embeddings(e) => &e.model,
+            ApiCall::Images(i) => &i.model,
         }
     }
 
@@ -55,6 +69,7 @@ impl ApiCall {
         match self {
             ApiCall::Chat(c) => c.front.endpoint(),
             ApiCall::Embeddings(_) => "embeddings",
+            ApiCall::Images(_) => "images",
         }
     }
 
@@ -62,7 +77,7 @@ impl ApiCall {
     pub(super) fn front(&self) -> Front {
         match self {
             ApiCall::Chat(c) => c.front.clone(),
-            ApiCall::Embeddings(_) => Front::Chat,
+            ApiCall::Embeddings(_) | ApiCall::Images(_) => Front::Chat,
         }
     }
 }
@@ -132,6 +147,52 @@ pub(super) fn embeddings(body: &RequestBody, limit: usize) -> Result<ApiCall, Ap
         return Err(invalid("`input` is required", "input"));
     }
     Ok(ApiCall::Embeddings(EmbeddingsRequest { body, model }))
+}
+
+/// The most images one request may ask for (OpenAI's limit).
+const MAX_IMAGES: u64 = 10;
+
+/// `POST /v1/images/generations`: `model`, a non-empty `prompt`, `n` from 1 to 10, `response_format` `url` or
+/// `b64_json`. Streamed partial images are not relayed: `stream: true` is a 400.
+pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let body = json_body(body, limit)?;
+    let model = model_field(&body)?;
+    required_string(&body, "prompt")?;
+    let n = match body.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=MAX_IMAGES) => n,
+            _ => {
+                return Err(invalid(
+                    &format!("`n` must be a whole number from 1 to {MAX_IMAGES}"),
+                    "n",
+                ))
+            }
+        },
+    };
+    let format = match body.get("response_format") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) if f == "url" => Some(ImageFormat::Url),
+        Some(Value::String(f)) if f == "b64_json" => Some(ImageFormat::B64Json),
+        Some(_) => {
+            return Err(invalid(
+                "`response_format` must be `url` or `b64_json`",
+                "response_format",
+            ))
+        }
+    };
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(invalid(
+            "streamed image generation (partial images) is not supported by this gateway; leave `stream` unset",
+            "stream",
+        ));
+    }
+    Ok(ApiCall::Images(ImagesRequest {
+        body,
+        model,
+        n,
+        format,
+    }))
 }
 
 fn invalid(message: &str, param: &str) -> ApiError {

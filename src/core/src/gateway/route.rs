@@ -15,6 +15,8 @@ pub(super) enum Endpoint {
     /// `/v1/responses/{id}…`: a stored response, which this gateway does not keep (404).
     StoredResponse,
     Embeddings,
+    /// `POST /v1/images/generations`.
+    Images,
     AdminStatus,
     AdminUsage,
     /// `/admin/keys…` and `/admin/teams…` (methods checked by the handler).
@@ -35,6 +37,7 @@ impl Endpoint {
             Endpoint::Messages => Some("messages"),
             Endpoint::Responses | Endpoint::StoredResponse => Some("responses"),
             Endpoint::Embeddings => Some("embeddings"),
+            Endpoint::Images => Some("images"),
             Endpoint::Models => Some("models"),
             Endpoint::Health
             | Endpoint::AdminStatus
@@ -54,6 +57,7 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/v1/messages", "POST", Endpoint::Messages),
     ("/v1/responses", "POST", Endpoint::Responses),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
+    ("/v1/images/generations", "POST", Endpoint::Images),
     ("/admin/status", "GET", Endpoint::AdminStatus),
     ("/admin/usage", "GET", Endpoint::AdminUsage),
 ];

@@ -17,6 +17,7 @@ use super::{Gateway, Reply};
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
+use crate::providers::images::{self, Media};
 use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig, Providers};
 use crate::redact::redact;
 
@@ -76,6 +77,24 @@ impl<H: Host> Gateway<H> {
                 return Ok(
                     answer.normalized(dialect, |a| Ok(dialect.normalize_embeddings(a, model)))?
                 );
+            }
+            ApiCall::Images(i) => {
+                let req = dialect.images_request(p, i.body.clone(), model)?;
+                let resp = self.send(req, p, deadline, timeout_ms).await?;
+                let content_type =
+                    crate::http::find_header(&resp.headers, "content-type").map(str::to_owned);
+                let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
+                let bytes = self
+                    .read_body(resp.body, limit, deadline, timeout_ms, &p.name)
+                    .await?;
+                let media = Media::read(json_answer(bytes), content_type.as_deref());
+                let answer = dialect.images_answer(p, media, now_s)?;
+                let (answer, usage) = images::finish(answer, i.format);
+                return Ok(Answer {
+                    reply: Reply::Json(serde_json::to_vec(&answer).unwrap_or_default()),
+                    usage: Some(usage),
+                    first_token_at_ms: None,
+                });
             }
             ApiCall::Chat(c) => c,
         };

@@ -9,6 +9,9 @@
 //!   finish reason `tool_calls`; a blocked prompt (200, no candidates) is a `content_filter` answer.
 //! - Streams: each event holds only new parts; there is no `[DONE]` (the finish chunk ends it); usage is cumulative.
 //! - Errors are `google.rpc.Status`; an invalid key is a 400 `API_KEY_INVALID`; the retry delay is in `RetryInfo`.
+//! - Images: the image models (`gemini-2.5-flash-image`) answer `generateContent` with `responseModalities:
+//!   ["IMAGE"]` as `inlineData` parts (base64 and its MIME type), one image per request; their usage is tokens
+//!   (`usageMetadata`), priced as such.
 
 mod answer;
 mod request;
@@ -18,7 +21,9 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
-use crate::providers::{json_post, Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent};
+use crate::providers::{
+    images, json_post, Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent,
+};
 pub use answer::StreamState;
 use answer::{normalize_answer, usage};
 use request::chat_request;
@@ -53,6 +58,24 @@ impl Connector for Gemini {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         embeddings_request(p, body, model)
+    }
+
+    fn images_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        images_request(p, &body, model)
+    }
+
+    fn images_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        created: u64,
+    ) -> Result<Value, ApiError> {
+        images_answer(p, answer, created)
     }
 
     fn usage(&self, answer: &Value) -> Option<Usage> {
@@ -133,6 +156,76 @@ fn embeddings_request(
         google_key,
         &json!({"requests": requests}),
     ))
+}
+
+/// An image request as `generateContent` with the IMAGE modality.
+fn images_request(
+    p: &ProviderConfig,
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<UpstreamRequest, ApiError> {
+    images::one_image_only(&p.name, body.get("n"))?;
+    let prompt = body.get("prompt").and_then(Value::as_str).unwrap_or("");
+    let mut config = json!({"responseModalities": ["IMAGE"]});
+    if let Some((w, h)) = images::size(body.get("size")) {
+        // Gemini takes an aspect ratio, not pixels.
+        let ratio = match (w, h) {
+            (w, h) if w == h => "1:1",
+            (w, h) if w * 2 == h * 3 => "3:2",
+            (w, h) if w * 3 == h * 2 => "2:3",
+            (w, h) if w * 9 == h * 16 => "16:9",
+            (w, h) if w * 16 == h * 9 => "9:16",
+            (w, h) if w > h => "4:3",
+            _ => "3:4",
+        };
+        config["imageConfig"] = json!({"aspectRatio": ratio});
+    }
+    let out = json!({"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": config});
+    let url = format!("{}/models/{model}:generateContent", p.base_url);
+    Ok(json_post(p, url, google_key, &out))
+}
+
+/// The `inlineData` parts of the answer as OpenAI images, with the tokens they were billed as.
+fn images_answer(
+    p: &ProviderConfig,
+    answer: images::Media,
+    created: u64,
+) -> Result<Value, ApiError> {
+    let images::Media::Json(v) = answer else {
+        return Err(images::invalid(&p.name, "JSON"));
+    };
+    let pictures: Vec<(String, Option<String>)> = v["candidates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["content"]["parts"].as_array().into_iter().flatten())
+        .filter_map(|part| {
+            let d = part.get("inlineData").or_else(|| part.get("inline_data"))?;
+            let mime = d.get("mimeType").and_then(Value::as_str).map(str::to_owned);
+            Some((d.get("data")?.as_str()?.to_owned(), mime))
+        })
+        .collect();
+    if pictures.is_empty() {
+        // A prompt the model refused (`IMAGE_SAFETY`, `NO_IMAGE`) comes back with no picture.
+        let why = v["candidates"][0]["finishReason"]
+            .as_str()
+            .or_else(|| v["promptFeedback"]["blockReason"].as_str())
+            .unwrap_or("no reason given");
+        // OpenAI refuses such prompts with a 400 `moderation_blocked` (§5.1): the same here.
+        return Err(ApiError::new(
+            crate::error::ErrorCode::UpstreamRejected {
+                status: 400,
+                code: Some("moderation_blocked".into()),
+            },
+            format!("upstream `{}` made no image ({why})", p.name),
+        ));
+    }
+    let mut out = images::from_base64(pictures, created);
+    if let Some(u) = usage(&v) {
+        out["usage"] = json!({"input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens});
+    }
+    Ok(out)
 }
 
 /// The OpenAI error for a parsed `google.rpc.Status` body (`{"error": {...}}`) seen with `status`.

@@ -65,6 +65,21 @@ impl Connector for OpenAi {
         Ok(post(p, "/chat/completions", &body))
     }
 
+    /// OpenAI's `/images/generations`, as the client sent it (shared/providers-more.md §5.1).
+    fn images_request(
+        &self,
+        p: &ProviderConfig,
+        mut body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        prepare_body(&mut body, &upstream_model(p, model));
+        body.remove("provider");
+        for field in &p.quirks.strip {
+            body.remove(field);
+        }
+        Ok(post(p, "/images/generations", &body))
+    }
+
     fn embeddings_request(
         &self,
         p: &ProviderConfig,
@@ -198,6 +213,7 @@ pub fn usage(response: &Value) -> Option<Usage> {
         cache_write_tokens: n(u
             .get("prompt_tokens_details")
             .and_then(|d| d.get("cache_write_tokens"))),
+        images: None,
     })
 }
 
@@ -378,6 +394,7 @@ mod tests {
                 cached_tokens: Some(0),
                 reasoning_tokens: Some(0),
                 cache_write_tokens: None,
+                images: None,
             })
         );
         assert_eq!(usage(&serde_json::json!({"usage": null})), None);

@@ -4,6 +4,9 @@
 //! - Answers have no `logprobs` key and may finish with `eos`; both are normalized.
 //! - Errors are not OpenAI-shaped: `{"code":20012,"message":…}`, or a bare JSON string such as `"Invalid token"`.
 //! - Model ids contain slashes (`Pro/deepseek-ai/DeepSeek-V3.2`), passed verbatim.
+//! - Images (`/images/generations`): `size` is sent as `image_size` and `n` as `batch_size`; the answer is
+//!   `{"images": [{"url": …}], "timings": …, "seed": …}`, URLs only (valid for an hour), so `b64_json` is refused
+//!   before the call.
 
 use serde_json::{Map, Value};
 
@@ -11,7 +14,7 @@ use crate::error::ApiError;
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
 use crate::providers::{
-    deepseek, openai, Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent,
+    deepseek, images, openai, Answer, Connector, ErrorResponse, ProviderConfig, StreamEvent,
 };
 
 /// OpenAI request fields SiliconFlow does not document.
@@ -46,6 +49,25 @@ impl Connector for SiliconFlow {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         Ok(openai::embeddings_request(p, body, model))
+    }
+
+    /// `/images/generations` in SiliconFlow's own shape: `image_size`, `batch_size`, URLs back.
+    fn images_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        images_request(p, &body, model)
+    }
+
+    fn images_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        created: u64,
+    ) -> Result<Value, ApiError> {
+        images_answer(p, answer, created)
     }
 
     /// Cache hits are reported DeepSeek-style.
@@ -142,6 +164,56 @@ fn normalize_finish(choice: &mut Map<String, Value>) -> bool {
     };
     choice.insert("finish_reason".into(), fixed);
     true
+}
+
+fn images_request(
+    p: &ProviderConfig,
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<UpstreamRequest, ApiError> {
+    if body.get("response_format").and_then(Value::as_str) == Some("b64_json") {
+        return Err(ApiError::invalid_request(format!(
+            "provider `{}` gives images as URLs only: ask for `response_format: \"url\"` or route to another provider",
+            p.name
+        ))
+        .with_param("response_format"));
+    }
+    let mut out = Map::new();
+    out.insert("model".into(), Value::String(model.to_owned()));
+    for (from, to) in [
+        ("prompt", "prompt"),
+        ("negative_prompt", "negative_prompt"),
+        ("seed", "seed"),
+        ("n", "batch_size"),
+    ] {
+        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.into(), v.clone());
+        }
+    }
+    if let Some((w, h)) = images::size(body.get("size")) {
+        out.insert("image_size".into(), Value::String(format!("{w}x{h}")));
+    }
+    Ok(openai::post(p, "/images/generations", &out))
+}
+
+fn images_answer(
+    p: &ProviderConfig,
+    answer: images::Media,
+    created: u64,
+) -> Result<Value, ApiError> {
+    let images::Media::Json(v) = answer else {
+        return Err(images::invalid(&p.name, "JSON"));
+    };
+    let data: Vec<Value> = v
+        .get("images")
+        .and_then(Value::as_array)
+        .ok_or_else(|| images::invalid(&p.name, "`images`"))?
+        .iter()
+        .filter_map(|i| i.get("url").filter(|u| u.is_string()))
+        .map(|url| serde_json::json!({"url": url}))
+        .collect();
+    let created = v.get("created").and_then(Value::as_u64).unwrap_or(created);
+    Ok(serde_json::json!({"created": created, "data": data}))
 }
 
 #[cfg(test)]

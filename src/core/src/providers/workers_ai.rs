@@ -6,6 +6,9 @@
 //! - Streams are raw SSE without the envelope: native `{"response":"tok","p":…}` events (or OpenAI chunks for
 //!   chat-completions-backed models), then `{"response":"","usage":…}` with the cumulative usage, then `[DONE]`.
 //! - Errors: `errors[0].code` decides (5007/3042 no model, 10000 auth, 3036/4006 daily allocation, 3040 capacity …).
+//! - Images (shared/providers-more.md §6.2): flux models take `{prompt, steps}` and answer `{"image": base64}` in
+//!   the envelope; Stable Diffusion models take `{prompt, negative_prompt, width, height, num_steps, seed}` and
+//!   answer with the PNG's bytes (no envelope; through the binding, a stream of them). One image per call.
 
 use serde_json::{json, Map, Value};
 
@@ -13,7 +16,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
 use crate::providers::{
-    openai, Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent,
+    images, openai, Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent,
 };
 
 /// Request fields Workers AI takes as they are (providers.md §6.1).
@@ -53,6 +56,24 @@ impl Connector for WorkersAi {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         embeddings_request(p, body, model)
+    }
+
+    fn images_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        images_request(p, &body, model)
+    }
+
+    fn images_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        created: u64,
+    ) -> Result<Value, ApiError> {
+        images_answer(p, answer, created)
     }
 
     fn usage(&self, answer: &Value) -> Option<Usage> {
@@ -157,6 +178,81 @@ fn embeddings_request(
     let mut out = Map::new();
     out.insert("text".into(), text);
     Ok(openai::post(p, &format!("/run/{model}"), &out))
+}
+
+fn images_request(
+    p: &ProviderConfig,
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<UpstreamRequest, ApiError> {
+    images::one_image_only(&p.name, body.get("n"))?;
+    let mut out = Map::new();
+    out.insert(
+        "prompt".into(),
+        body.get("prompt").cloned().unwrap_or(json!("")),
+    );
+    if model.contains("flux") {
+        // The flux schema forbids any other field.
+        if let Some(steps) = body.get("steps").filter(|s| s.is_u64()) {
+            out.insert("steps".into(), steps.clone());
+        }
+    } else {
+        if let Some((w, h)) = images::size(body.get("size")) {
+            out.insert("width".into(), json!(w));
+            out.insert("height".into(), json!(h));
+        }
+        for field in ["negative_prompt", "seed", "num_steps", "guidance"] {
+            if let Some(v) = body.get(field).filter(|v| !v.is_null()) {
+                out.insert(field.into(), v.clone());
+            }
+        }
+    }
+    Ok(openai::post(p, &format!("/run/{model}"), &out))
+}
+
+/// flux's base64 `image` in the envelope, or a Stable Diffusion model's PNG bytes.
+fn images_answer(
+    p: &ProviderConfig,
+    answer: images::Media,
+    created: u64,
+) -> Result<Value, ApiError> {
+    match answer {
+        images::Media::Json(v) => {
+            if let Some(e) = envelope_error(&v, &p.name) {
+                return Err(e);
+            }
+            let image = v["result"]["image"]
+                .as_str()
+                .ok_or_else(|| images::invalid(&p.name, "`result.image`"))?;
+            // flux answers JPEG in practice (the schema does not say; the first bytes do: `/9j/` is JPEG's
+            // magic number in base64, `iVBOR` PNG's).
+            let mime = [
+                ("/9j/", "image/jpeg"),
+                ("iVBOR", "image/png"),
+                ("UklGR", "image/webp"),
+            ]
+            .into_iter()
+            .find(|(magic, _)| image.starts_with(magic))
+            .map(|(_, m)| m);
+            Ok(images::from_base64(
+                vec![(image.to_owned(), mime.map(str::to_owned))],
+                created,
+            ))
+        }
+        images::Media::Raw {
+            bytes,
+            content_type,
+        } => {
+            let mime = images::sniff(&bytes)
+                .map(str::to_owned)
+                .or(content_type.filter(|c| c.starts_with("image/")))
+                .ok_or_else(|| images::invalid(&p.name, "a picture"))?;
+            Ok(images::from_base64(
+                vec![(images::base64(&bytes), Some(mime))],
+                created,
+            ))
+        }
+    }
 }
 
 /// Usage inside the envelope's result, or at the top level of a stream event.

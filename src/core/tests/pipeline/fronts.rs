@@ -274,3 +274,146 @@ fn a_policy_routes_by_endpoint_and_a_cached_answer_is_given_in_the_clients_api()
     );
     assert_eq!(chat.header("x-gateway-provider"), Some("openai"));
 }
+
+fn images_json(data: Value, usage: Option<Value>) -> Script {
+    let mut body = json!({"created": 1, "data": data});
+    if let Some(u) = usage {
+        body["usage"] = u;
+    }
+    Script::Reply(200, vec![], vec![serde_json::to_vec(&body).unwrap()])
+}
+
+#[test]
+fn an_image_request_is_counted_and_priced_per_image_or_by_tokens() {
+    let host = FakeHost::new(images_json(
+        json!([{"url": "https://x/1.png"}, {"url": "https://x/2.png"}]),
+        None,
+    ));
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/images/generations",
+            Some(KEY),
+            r#"{"model":"openai/dall-e-3","prompt":"a lighthouse","n":2}"#,
+        ),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(seen.json()["data"][1]["url"], "https://x/2.png");
+    assert!(host.sent.borrow()[0].url.ends_with("/images/generations"));
+    assert_eq!(host.sent_body()["prompt"], "a lighthouse");
+    let r = &seen.record;
+    assert_eq!(
+        (r.endpoint, r.usage.and_then(|u| u.images)),
+        (Some("images"), Some(2))
+    );
+    // dall-e-3: 0.04 USD an image.
+    assert_eq!(r.cost.as_ref().map(|c| c.pico), Some(80_000_000_000));
+
+    let host = FakeHost::new(images_json(
+        json!([{"b64_json": "iVBORw0K"}]),
+        Some(json!({"input_tokens": 10, "output_tokens": 1000, "total_tokens": 1010})),
+    ));
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/images/generations",
+            Some(KEY),
+            r#"{"model":"openai/gpt-image-1","prompt":"a lighthouse","response_format":"url"}"#,
+        ),
+    );
+    assert_eq!(
+        seen.json()["data"][0]["url"],
+        "data:image/png;base64,iVBORw0K",
+        "a URL was asked for"
+    );
+    let r = &seen.record;
+    assert_eq!(
+        r.usage
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.images)),
+        Some((10, 1000, Some(1)))
+    );
+    // gpt-image-1: 5 USD per 1M input tokens, 40 per 1M output tokens.
+    assert_eq!(
+        r.cost.as_ref().map(|c| c.pico),
+        Some(10 * 5_000_000 + 1000 * 40_000_000)
+    );
+}
+
+#[test]
+fn image_requests_are_validated_and_routed_only_to_image_models() {
+    let host = FakeHost::new(images_json(json!([{"b64_json": "iVBO"}]), None));
+    for (body, param) in [
+        (r#"{"model":"openai/gpt-image-1"}"#, "prompt"),
+        (r#"{"model":"openai/gpt-image-1","prompt":"x","n":11}"#, "n"),
+        (
+            r#"{"model":"openai/gpt-image-1","prompt":"x","response_format":"png"}"#,
+            "response_format",
+        ),
+        (
+            r#"{"model":"openai/gpt-image-1","prompt":"x","stream":true}"#,
+            "stream",
+        ),
+    ] {
+        let seen = run(
+            &host,
+            request("POST", "/v1/images/generations", Some(KEY), body),
+        );
+        assert_eq!(
+            (seen.status, seen.json()["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{body}"
+        );
+    }
+    // SiliconFlow gives URLs only: base64 is refused before the call.
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/images/generations",
+            Some(KEY),
+            r#"{"model":"siliconflow/Kwai-Kolors/Kolors","prompt":"x","response_format":"b64_json"}"#,
+        ),
+    );
+    assert_eq!(seen.status, 400);
+    assert!(seen.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("URLs only"));
+    // DeepSeek makes no images.
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/images/generations",
+            Some(KEY),
+            r#"{"model":"deepseek/deepseek-flash","prompt":"x"}"#,
+        ),
+    );
+    assert_eq!(seen.status, 400);
+    assert!(host.sent.borrow().is_empty());
+    // A policy's chain skips what makes no images, and says why.
+    let gw = with_policy(&host, "rule pictures: when endpoint == images -> openai:gpt-4o-mini fallback openai:gpt-image-1\ndefault -> requested\n");
+    let seen = run_with(
+        &gw,
+        request(
+            "POST",
+            "/v1/images/generations",
+            Some(KEY),
+            r#"{"model":"any","prompt":"a lighthouse"}"#,
+        ),
+    );
+    assert_eq!(
+        (seen.status, seen.header("x-gateway-model")),
+        (200, Some("gpt-image-1")),
+        "{}",
+        seen.body
+    );
+    assert!(seen
+        .record
+        .decision_attrs
+        .as_deref()
+        .unwrap()
+        .contains("makes no images"));
+}

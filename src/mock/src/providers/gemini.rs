@@ -88,6 +88,12 @@ pub(crate) async fn gemini(
             .collect();
         return Json(json!({"embeddings": embeddings})).into_response();
     }
+    if body["generationConfig"]["responseModalities"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|x| x == "IMAGE"))
+    {
+        return image(model, &body);
+    }
     let contents = body["contents"].as_array().cloned().unwrap_or_default();
     // Gemini 3 rejects a replayed function call without its thought signature.
     let unsigned = contents
@@ -197,4 +203,30 @@ pub(crate) async fn gemini(
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// An image model's `generateContent` with `responseModalities: ["IMAGE"]`: the picture as an `inlineData` part,
+/// 1,290 output tokens for it. A text model has no image output; a prompt asking for something `forbidden` is
+/// refused as Gemini does, with no picture and `IMAGE_SAFETY`.
+fn image(model: &str, body: &Value) -> Response {
+    if !model.contains("image") {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Model does not support the requested response modalities: image",
+            json!([]),
+        );
+    }
+    let prompt = body["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or("");
+    let tokens = (prompt.len() as u64).div_ceil(4);
+    let usage = json!({"promptTokenCount": tokens, "candidatesTokenCount": 1290, "totalTokenCount": tokens + 1290});
+    if prompt.contains("forbidden") {
+        return Json(json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "IMAGE_SAFETY", "index": 0}],
+            "usageMetadata": usage, "modelVersion": model})).into_response();
+    }
+    let part = json!({"inlineData": {"mimeType": "image/png", "data": base64(PNG)}});
+    Json(json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": usage, "modelVersion": model})).into_response()
 }

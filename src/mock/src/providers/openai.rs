@@ -173,24 +173,59 @@ pub(crate) async fn embeddings(
 
 /// `encoding_format: "base64"`: little-endian float32s, base64-encoded (providers.md §1.6).
 pub(crate) fn base64_f32(values: &[f64]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: Vec<u8> = values
         .iter()
         .flat_map(|v| (*v as f32).to_le_bytes())
         .collect();
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+    base64(&bytes)
+}
+
+/// `/v1/images/generations` (shared/providers-more.md §5.1): GPT image models answer base64 with token usage;
+/// dall-e models a URL unless `response_format` is `b64_json`, and no usage.
+pub(crate) async fn images(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let Some(prompt) = image_prompt(&body) else {
+        return error_response(
+            400,
+            "Missing required parameter: 'prompt'.",
+            "invalid_request_error",
+            Some("missing_required_parameter"),
+        );
+    };
+    if let Fault::Status(s) = plan(&model, &headers, &state, "openai").await.fault {
+        return fault_response(s, &model);
     }
-    out
+    if prompt.contains("forbidden") {
+        return error_response(
+            400,
+            "Your request was rejected by the safety system.",
+            "image_generation_user_error",
+            Some("moderation_blocked"),
+        );
+    }
+    let n = body["n"].as_u64().unwrap_or(1).clamp(1, 10) as usize;
+    let created = now_secs();
+    if model.starts_with("dall-e") {
+        let item = if body["response_format"] == "b64_json" {
+            json!({"b64_json": base64(PNG), "revised_prompt": prompt})
+        } else {
+            json!({"url": format!("https://images.mock.test/{created}.png"), "revised_prompt": prompt})
+        };
+        return Json(json!({"created": created, "data": vec![item; n]})).into_response();
+    }
+    let input = (prompt.len() as u64).div_ceil(4);
+    let output = 1056 * n as u64;
+    Json(json!({"created": created, "background": "opaque", "output_format": "png", "quality": "medium", "size": "1024x1024",
+        "data": vec![json!({"b64_json": base64(PNG)}); n],
+        "usage": {"input_tokens": input, "input_tokens_details": {"text_tokens": input, "image_tokens": 0},
+            "output_tokens": output, "output_tokens_details": {"image_tokens": output, "text_tokens": 0}, "total_tokens": input + output}}))
+    .into_response()
 }

@@ -82,3 +82,38 @@ pub(crate) async fn chat(State(state): State<Shared>, headers: HeaderMap, body: 
     }
     sse_response(Vec::new(), &events, plan)
 }
+
+/// SiliconFlow's `/v1/images/generations`: `image_size` and `batch_size` in, URLs out (valid for an hour), with
+/// the inference time and the seed.
+pub(crate) async fn images(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if auth_failure(&state, &headers).is_some() {
+        return raw_json(401, &json!("Invalid token"));
+    }
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if image_prompt(&body).is_none() || body.get("n").is_some() || body.get("size").is_some() {
+        // OpenAI's field names are not SiliconFlow's: the connector must translate them.
+        return raw_json(
+            400,
+            &json!({"code": 20015, "message": "The parameter is invalid. Please check again.", "data": null}),
+        );
+    }
+    if let Fault::Status(s) = plan(&model, &headers, &state, "siliconflow").await.fault {
+        return raw_json(
+            s,
+            &json!({"code": 50603, "message": "System is too busy now. Please try again later.", "data": null}),
+        );
+    }
+    let n = body["batch_size"].as_u64().unwrap_or(1).clamp(1, 4);
+    let images: Vec<Value> = (0..n)
+        .map(|i| json!({"url": format!("https://sc-maas.mock.test/outputs/{i}.png?size={}", body["image_size"].as_str().unwrap_or("1024x1024"))}))
+        .collect();
+    Json(json!({"images": images, "timings": {"inference": 1.2}, "seed": 42})).into_response()
+}

@@ -38,6 +38,12 @@ pub(crate) async fn workers_ai(
         Fault::Status(s) => return cf_error(s, 3050, "AiError: Max retries exhausted"),
         _ => {}
     }
+    if let Some(prompt) = body
+        .get("prompt")
+        .filter(|_| body.get("messages").is_none())
+    {
+        return image(&model, &body, prompt);
+    }
     if let Some(text) = body.get("text") {
         let inputs: Vec<String> = match text {
             Value::String(s) => vec![s.clone()],
@@ -73,4 +79,29 @@ pub(crate) async fn workers_ai(
     events.push(json!({"response": ""}));
     events.push(json!({"response": "", "usage": usage}));
     sse_response(Vec::new(), &events, plan)
+}
+
+/// Text-to-image models (shared/providers-more.md §6.2): flux answers `{"image": base64}` in the envelope and
+/// takes only `prompt` and `steps`; Stable Diffusion models answer the PNG's bytes, with no envelope.
+fn image(model: &str, body: &Value, prompt: &Value) -> Response {
+    if prompt.as_str().is_none_or(|p| p.trim().is_empty()) {
+        return cf_error(400, 5006, "Error: required properties at '/' are 'prompt'");
+    }
+    if model.contains("flux") {
+        if let Some(extra) = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "prompt" && *k != "steps"))
+        {
+            return cf_error(
+                400,
+                5006,
+                &format!("Error: additional properties are not allowed: '{extra}'"),
+            );
+        }
+        return Json(json!({"result": {"image": base64(PNG)}, "success": true, "errors": [], "messages": []})).into_response();
+    }
+    Response::builder()
+        .header("content-type", "image/png")
+        .body(Body::from(PNG.to_vec()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
