@@ -59,7 +59,7 @@ pub struct LogQuery {
     pub filters: Vec<(&'static str, SqlValue)>,
     /// `status=error`: every status from 400 on.
     pub errors_only: bool,
-    /// `endpoint=api`: the API's traffic only (chat, embeddings, models), not the gateway's own endpoints.
+    /// `endpoint=api`: the API's traffic only (chat, messages, responses, embeddings, images, models), not the gateway's own endpoints.
     pub api_only: bool,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,

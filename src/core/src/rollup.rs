@@ -76,7 +76,7 @@ pub fn bucket(ms: f64) -> usize {
 }
 
 impl Rollups {
-    /// Adds a row of the API's traffic (chat, embeddings, models: rows with an `endpoint`). The gateway's own
+    /// Adds a row of the API's traffic (chat, messages, responses, embeddings, images, models: rows with an `endpoint`). The gateway's own
     /// endpoints (health, the admin API and the console that calls it, unknown paths) stay in the log but are
     /// not usage, so a dashboard's request counts are the apps' requests.
     pub fn add(&mut self, rec: &LogRecord) {
