@@ -121,7 +121,10 @@ export function Logs({ arg }) {
           <select name="endpoint" value={filters.endpoint || ""} onChange={set("endpoint")}>
             <option value="api">{t("apiTraffic")}</option>
             <option value="chat">chat</option>
+            <option value="messages">messages</option>
+            <option value="responses">responses</option>
             <option value="embeddings">embeddings</option>
+            <option value="images">images</option>
             <option value="models">models</option>
             <option value="">{t("everything")}</option>
           </select>

@@ -67,8 +67,8 @@ pub struct LogQuery {
 
 impl LogQuery {
     /// `limit` (1–200, default 50), `before`, `key`, `team`, `provider`, `model`, `rule`, `endpoint` (`chat`,
-    /// `embeddings`, `models`, or `api` for all three), `status` (a number or `error`), `from`, `to` (dates, UTC
-    /// times or milliseconds).
+    /// `messages`, `responses`, `embeddings`, `images`, `models`, or `api` for all of them), `status` (a number or
+    /// `error`), `from`, `to` (dates, UTC times or milliseconds).
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let mut q = LogQuery {
             limit: 50,
