@@ -28,6 +28,8 @@ FAULT_POLICY = """
 rule agents: when endpoint == messages -> anthropic:claude-sonnet-4-6 fallback deepseek:deepseek-flash
 rule codex: when endpoint == responses -> openai:gpt-5.5 fallback deepseek:deepseek-flash
 rule pictures: when endpoint == images -> openai:gpt-image-1 fallback workers_ai:"@cf/black-forest-labs/flux-1-schnell"
+rule listen: when endpoint == transcriptions -> openai:whisper-1 fallback workers_ai:"@cf/openai/whisper-large-v3-turbo"
+rule speak: when endpoint == speech -> openai:tts-1 fallback workers_ai:"@cf/deepgram/aura-1"
 # The seed rule, as in the example policies.
 rule seed: when tokens < 500 and lang == zh -> deepseek:deepseek-flash fallback siliconflow:"deepseek-ai/DeepSeek-V3.2" with timeout 8s, retry_on {429, 5xx, timeout}
 rule quick: when tags contains "fast-fail" -> openrouter:"openai/gpt-5.2" fallback gemini:gemini-2.5-flash with first_token_timeout 1s
@@ -217,6 +219,26 @@ def test_an_image_request_falls_back_by_the_policy_and_is_priced_where_it_was_ma
     assert attempts(row) == [("openai", 500, "5xx"), ("workers_ai", 200, None)]
     # Workers AI's flux: 0.000634 USD an image (policies/prices.toml).
     assert (row["endpoint"], row["images"], row["cost_pico"]) == ("images", 1, 634_000_000)
+
+
+def test_audio_falls_back_by_the_policy_both_ways(gw, mock):
+    import openai
+
+    mock.faults(openai="mock-503")
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0, timeout=30)
+    audio = b"RIFF" + b"\x00" * 32_000
+    raw = client.audio.transcriptions.with_raw_response.create(model="any", file=("a.wav", audio, "audio/wav"))
+    assert raw.parse().text == f"The mock heard {len(audio)} bytes of audio."
+    assert (raw.headers["x-gateway-rule"], raw.headers["x-gateway-provider"]) == ("listen", "workers_ai")
+    row = gw.log_row(raw.headers["x-request-id"])
+    assert attempts(row) == [("openai", 503, "5xx"), ("workers_ai", 200, None)]
+    assert (row["endpoint"], row["audio_ms"]) == ("transcriptions", 1000)
+    raw = client.audio.speech.with_raw_response.create(model="any", voice="angus", input="Hello")
+    assert raw.content.startswith(b"ID3")
+    assert (raw.headers["x-gateway-rule"], raw.headers["x-gateway-provider"]) == ("speak", "workers_ai")
+    row = gw.log_row(raw.headers["x-request-id"])
+    assert attempts(row) == [("openai", 503, "5xx"), ("workers_ai", 200, None)]
+    assert (row["endpoint"], row["characters"], row["cost_pico"]) == ("speech", 5, 5 * 15_000_000)
 
 
 def test_a_429_with_retry_after_falls_back(gw, mock):

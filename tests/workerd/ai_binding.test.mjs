@@ -18,6 +18,10 @@ const PNG_B64 = "${PNG_B64}";
 class Ai {
   async run(model, input) {
     if (model.includes("busy")) throw new Error("AiError: 3040: Capacity temporarily exceeded, please try again.");
+    // Speech and Whisper (providers-more.md §6.3, §6.4): aura answers a stream of audio bytes, melotts base64.
+    if (model.includes("aura")) return new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode("ID3" + input.text)); c.close(); } });
+    if (model.includes("melotts")) return { audio: btoa("ID3" + input.prompt) };
+    if (model.includes("whisper")) return { text: "heard " + atob(input.audio).length + " bytes", transcription_info: { language: "en", duration: 1.5 } };
     if (input.text) return { shape: [input.text.length, 3], data: input.text.map(() => [0.1, 0.2, 0.3]) };
     // Text-to-image (providers-more.md §6.2): flux answers base64 JSON, Stable Diffusion a stream of PNG bytes.
     if (typeof input.prompt === "string") {
@@ -133,4 +137,34 @@ for (const model of ["@cf/black-forest-labs/flux-1-schnell", "@cf/stabilityai/st
     assert.equal(row.images, 1);
   });
 }
+
+for (const model of ["@cf/deepgram/aura-1", "@cf/myshell-ai/melotts"]) {
+  test(`speech from the AI binding (${model.split("/")[2]}) is audio bytes with a row counting the characters`, async () => {
+    const res = await post("/v1/audio/speech", { model: `workers_ai/${model}`, voice: "angus", input: "Hello" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "audio/mpeg");
+    assert.equal(new TextDecoder().decode(await res.arrayBuffer()), "ID3Hello");
+    const row = await logRow(res.headers.get("x-request-id"));
+    assert.equal(row.endpoint, "speech");
+    assert.equal(row.characters, 5);
+  });
+}
+
+test("a transcription through the AI binding: the upload goes to Whisper as base64, the row has its length", async () => {
+  const form = new FormData();
+  form.append("model", "workers_ai/@cf/openai/whisper-large-v3-turbo");
+  form.append("file", new Blob([new Uint8Array(3000)], { type: "audio/wav" }), "a.wav");
+  // Encoded here: Miniflare's own fetch does not serialise this runtime's FormData.
+  const encoded = new Request("http://x/", { method: "POST", body: form });
+  const res = await mf.dispatchFetch("http://gateway/v1/audio/transcriptions", {
+    method: "POST", body: new Uint8Array(await encoded.arrayBuffer()),
+    headers: { authorization: `Bearer ${KEY}`, "content-type": encoded.headers.get("content-type") },
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.deepEqual(body, { text: "heard 3000 bytes" });
+  const row = await logRow(res.headers.get("x-request-id"));
+  assert.equal(row.endpoint, "transcriptions");
+  assert.equal(row.audio_ms, 1500);
+});
 

@@ -19,6 +19,9 @@ pub struct GatewayConfig {
     /// exchange rate.
     pub reporting_currency: String,
     pub max_body_bytes: usize,
+    /// The largest audio upload (`MAX_AUDIO_BYTES`, 25 MiB unless set: OpenAI's limit), the body limit of
+    /// `/v1/audio/transcriptions` instead of `max_body_bytes`.
+    pub max_audio_bytes: usize,
     /// Time allowed for an upstream's response headers (and, for JSON, its whole body).
     pub upstream_timeout_ms: u64,
     /// Longest silence allowed between two chunks of an upstream stream.
@@ -44,6 +47,9 @@ pub struct GatewayConfig {
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
+/// The path whose body is an audio upload (read up to `max_audio_bytes`).
+pub const AUDIO_UPLOAD_PATH: &str = "/v1/audio/transcriptions";
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_POLICY_REFRESH_MS: u64 = 10_000;
@@ -52,6 +58,15 @@ pub const DEFAULT_KEY_CACHE_MS: u64 = 30_000;
 pub const DEFAULT_LIMIT_MAX_TOKENS: u64 = 4_096;
 
 impl GatewayConfig {
+    /// How much of a request's body the host reads for `path`: audio uploads have their own limit.
+    pub fn body_limit(&self, path: &str) -> usize {
+        if path == AUDIO_UPLOAD_PATH {
+            self.max_audio_bytes
+        } else {
+            self.max_body_bytes
+        }
+    }
+
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
     /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
@@ -82,6 +97,8 @@ impl GatewayConfig {
             prices: Arc::new(PriceBook::new(&catalog.prices)),
             reporting_currency,
             max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            max_audio_bytes: number(&get, "MAX_AUDIO_BYTES", DEFAULT_MAX_AUDIO_BYTES as u64)?
+                as usize,
             upstream_timeout_ms: number(&get, "UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
             stream_idle_timeout_ms: number(
                 &get,

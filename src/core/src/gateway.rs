@@ -76,6 +76,8 @@ enum Reply {
     Stream(Box<relay::Source>),
     /// An answer from the response cache: JSON, or the stream replayed from it.
     Cached { body: Vec<u8>, stream: bool },
+    /// An upstream's answer that is not chat JSON: audio, or a transcript in the format asked for.
+    Media { body: Vec<u8>, content_type: String },
 }
 
 /// A request that ends in an error response, and the `Allow` header a 405 carries.
@@ -252,7 +254,9 @@ impl<H: Host> Gateway<H> {
             | Endpoint::Responses
             | Endpoint::StoredResponse
             | Endpoint::Embeddings
-            | Endpoint::Images => {}
+            | Endpoint::Images
+            | Endpoint::Transcriptions
+            | Endpoint::Speech => {}
         }
         trace.endpoint(endpoint);
         request::gateway_headers(&req.headers)?;
@@ -275,6 +279,10 @@ impl<H: Host> Gateway<H> {
             Endpoint::Responses => request::responses(&req.body, limit)?,
             Endpoint::Embeddings => request::embeddings(&req.body, limit)?,
             Endpoint::Images => request::images(&req.body, limit)?,
+            Endpoint::Transcriptions => {
+                request::transcription(&req.headers, &req.body, self.config.max_audio_bytes)?
+            }
+            Endpoint::Speech => request::speech(&req.body, limit)?,
             Endpoint::StoredResponse => return Err(request::stored_response().into()),
             _ => return Ok(admin::models(&providers)),
         };

@@ -20,6 +20,7 @@ mod http;
 pub mod limits;
 mod log;
 pub mod logs;
+mod multipart;
 pub mod ports;
 pub mod providers;
 mod redact;

@@ -18,6 +18,10 @@ pub struct Usage {
     pub cache_write_tokens: Option<u64>,
     /// Images generated (`images` requests; priced per image where the provider prices so).
     pub images: Option<u64>,
+    /// Milliseconds of audio transcribed (`transcriptions`; priced per minute where the provider prices so).
+    pub audio_ms: Option<u64>,
+    /// Characters spoken (`speech`; priced per million characters where the provider prices so).
+    pub characters: Option<u64>,
 }
 
 /// The least request id of a request that arrived at or after `ms` (ids begin with their arrival time, see
@@ -129,9 +133,10 @@ pub const INSERT_SQL: &str = "INSERT INTO request_logs (id, ts_ms, key_id, metho
 requested_model, provider, model, status, error_code, stream, attempts, latency_ms, ttft_ms, \
 prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, truncated, policy_hash, rule_id, \
 attempt_log, decision_attrs, cache_write_tokens, cost_pico, cost_currency, cost_reporting_pico, reporting_currency, \
-cost_estimated, price_version, team, limited_by, cache_saved_pico, cache, archive, images) \
+cost_estimated, price_version, team, limited_by, cache_saved_pico, cache, archive, images, audio_ms, characters) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34, CAST(?35 AS INTEGER), ?36, ?37, ?38)";
+?26, CAST(?27 AS INTEGER), ?28, CAST(?29 AS INTEGER), ?30, ?31, ?32, ?33, ?34, CAST(?35 AS INTEGER), ?36, ?37, ?38, ?39, \
+?40)";
 
 impl LogRecord {
     /// Parameters for [`INSERT_SQL`], in order.
@@ -194,6 +199,8 @@ impl LogRecord {
                 .map_or(SqlValue::Null, |c| SqlValue::Text(c.to_owned())),
             text(&self.archive),
             int(u.and_then(|u| u.images)),
+            int(u.and_then(|u| u.audio_ms)),
+            int(u.and_then(|u| u.characters)),
         ]
     }
 }

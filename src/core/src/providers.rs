@@ -7,6 +7,7 @@
 //! and a mock module. Adding a provider that speaks an existing dialect is a catalog declaration only.
 
 pub mod anthropic;
+pub mod audio;
 pub mod azure_openai;
 pub mod catalog;
 pub mod deepseek;
@@ -133,6 +134,15 @@ pub enum Answer {
     Rewritten,
 }
 
+/// The 400 for an endpoint a provider does not have.
+fn no_endpoint(p: &ProviderConfig, what: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "provider `{}` has no {what} endpoint; route it to another provider",
+        p.name
+    ))
+    .with_param("model")
+}
+
 /// One provider's translation. Default methods cover what most OpenAI-shaped providers share: usage in
 /// OpenAI's shape, answers that need no rewriting, no embeddings endpoint, and streams whose events translate
 /// one by one with no memory between them.
@@ -187,6 +197,62 @@ pub trait Connector {
         match answer {
             images::Media::Json(v) if v.get("data").is_some_and(Value::is_array) => Ok(v),
             _ => Err(images::invalid(&p.name, "`data`")),
+        }
+    }
+
+    /// `POST /v1/audio/transcriptions`. Without an override: the provider transcribes nothing (a 400 naming it).
+    fn transcription_request(
+        &self,
+        p: &ProviderConfig,
+        _call: &audio::Transcription,
+        _model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Err(no_endpoint(p, "transcription"))
+    }
+
+    /// A transcription answer as one transcript (`text`, and where known `language`, `duration`, `segments`,
+    /// `words`, `vtt`, `usage`), which the gateway renders in the format asked for. Without an override:
+    /// OpenAI's `json` or `verbose_json`.
+    fn transcription_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+    ) -> Result<Value, ApiError> {
+        match answer {
+            images::Media::Json(v) if v.get("text").is_some_and(Value::is_string) => Ok(v),
+            _ => Err(audio::invalid(&p.name, "`text`")),
+        }
+    }
+
+    /// `POST /v1/audio/speech`. Without an override: the provider speaks nothing (a 400 naming it).
+    fn speech_request(
+        &self,
+        p: &ProviderConfig,
+        _body: Map<String, Value>,
+        _model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Err(no_endpoint(p, "speech"))
+    }
+
+    /// A speech answer as audio bytes and their content type. Without an override: the provider's bytes, as
+    /// sent (a JSON body is not audio).
+    fn speech_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        format: Option<&str>,
+    ) -> Result<(Vec<u8>, String), ApiError> {
+        match answer {
+            images::Media::Raw {
+                bytes,
+                content_type,
+            } => Ok((
+                bytes,
+                content_type
+                    .filter(|c| c.starts_with("audio/"))
+                    .unwrap_or_else(|| audio::speech_content_type(format).to_owned()),
+            )),
+            images::Media::Json(_) => Err(audio::invalid(&p.name, "audio")),
         }
     }
 
@@ -315,6 +381,35 @@ pub(crate) fn json_post(
     }
 }
 
+/// A `multipart/form-data` `POST` to `url` (an audio upload): the provider's key as `json_post` sends it.
+pub(crate) fn form_post(
+    p: &ProviderConfig,
+    url: String,
+    key_header: impl FnOnce(&str) -> (&'static str, String),
+    (content_type, body): (String, Vec<u8>),
+) -> UpstreamRequest {
+    let mut req = json_post(p, url, key_header, &());
+    req.headers[0].1 = content_type;
+    req.body = body;
+    req
+}
+
+/// An upload's form for an OpenAI-shaped `/audio/transcriptions`: `model`, `response_format`, the client's
+/// other fields, then the file.
+pub(crate) fn transcription_form(
+    call: &audio::Transcription,
+    model: &str,
+    response_format: &str,
+) -> (String, Vec<u8>) {
+    let mut fields = vec![
+        ("model".to_owned(), model.to_owned()),
+        ("response_format".to_owned(), response_format.to_owned()),
+    ];
+    fields.extend(call.fields.iter().cloned());
+    let f = &call.file;
+    crate::multipart::encode(&fields, ("file", &f.filename, &f.content_type, &f.bytes))
+}
+
 /// The text of a message's `content`: the string, or its `text` parts joined.
 pub(crate) fn text_of(content: Option<&Value>) -> String {
     match content {
@@ -435,6 +530,49 @@ macro_rules! dialects {
             ) -> Result<Value, ApiError> {
                 match self {
                     $(Dialect::$variant => $connector.images_answer(p, answer, created)),+
+                }
+            }
+
+            pub fn transcription_request(
+                self,
+                p: &ProviderConfig,
+                call: &audio::Transcription,
+                model: &str,
+            ) -> Result<UpstreamRequest, ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.transcription_request(p, call, model)),+
+                }
+            }
+
+            pub fn transcription_answer(
+                self,
+                p: &ProviderConfig,
+                answer: images::Media,
+            ) -> Result<Value, ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.transcription_answer(p, answer)),+
+                }
+            }
+
+            pub fn speech_request(
+                self,
+                p: &ProviderConfig,
+                body: Map<String, Value>,
+                model: &str,
+            ) -> Result<UpstreamRequest, ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.speech_request(p, body, model)),+
+                }
+            }
+
+            pub fn speech_answer(
+                self,
+                p: &ProviderConfig,
+                answer: images::Media,
+                format: Option<&str>,
+            ) -> Result<(Vec<u8>, String), ApiError> {
+                match self {
+                    $(Dialect::$variant => $connector.speech_answer(p, answer, format)),+
                 }
             }
 

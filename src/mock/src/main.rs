@@ -136,6 +136,12 @@ async fn main() -> std::io::Result<()> {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/images/generations", post(openai::images))
+        .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/speech", post(openai::speech))
+        .route(
+            "/siliconflow/v1/audio/transcriptions",
+            post(siliconflow::transcriptions),
+        )
         .route(
             "/siliconflow/v1/images/generations",
             post(siliconflow::images),
@@ -160,6 +166,8 @@ async fn main() -> std::io::Result<()> {
             state.clone(),
             count_served,
         ))
+        // Uploads as large as OpenAI takes (25 MB of audio), and base64 of them to Workers AI.
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(state);
     // Without TCP_NODELAY each small SSE frame after the first waits for the client's delayed ACK (~40 ms).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

@@ -244,3 +244,52 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 pub(crate) fn image_prompt(body: &Value) -> Option<&str> {
     body["prompt"].as_str().filter(|p| !p.trim().is_empty())
 }
+
+/// A transcription upload as the mock reads it: the text fields, and the file's name and bytes.
+pub(crate) struct Form {
+    pub(crate) fields: std::collections::HashMap<String, String>,
+    pub(crate) file: Option<(String, Vec<u8>)>,
+}
+
+pub(crate) async fn read_form(mut form: axum::extract::Multipart) -> Result<Form, String> {
+    let mut out = Form {
+        fields: Default::default(),
+        file: None,
+    };
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or("").to_owned();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or("audio").to_owned();
+            let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+            out.file = Some((filename, bytes.to_vec()));
+        } else {
+            let text = field.text().await.map_err(|e| e.to_string())?;
+            out.fields.insert(name, text);
+        }
+    }
+    Ok(out)
+}
+
+/// What the mock hears in an audio file: deterministic, so tests can assert on it. The length is that of 16 kHz
+/// 16-bit mono PCM (32,000 bytes a second); WAV's header is not read.
+pub(crate) fn heard(bytes: &[u8]) -> (String, f64) {
+    let seconds = (bytes.len() as f64 / 32_000.0 * 100.0).round() / 100.0;
+    (
+        format!("The mock heard {} bytes of audio.", bytes.len()),
+        seconds,
+    )
+}
+
+/// Two segments splitting what was heard in half, OpenAI-shaped.
+pub(crate) fn heard_segments(text: &str, seconds: f64) -> Value {
+    let (a, b) = text.split_at(text.find(" bytes").unwrap_or(text.len() / 2));
+    json!([{"id": 0, "start": 0.0, "end": seconds / 2.0, "text": format!(" {a}")},
+        {"id": 1, "start": seconds / 2.0, "end": seconds, "text": format!(" {}", b.trim_start())}])
+}
+
+/// The audio every mock voice speaks: an ID3 tag and the text, so a test can see what was said.
+pub(crate) fn spoken(text: &str) -> Vec<u8> {
+    let mut out = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out
+}

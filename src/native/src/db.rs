@@ -47,8 +47,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0009_archive.sql"),
     ),
     (
-        "0010_images.sql",
-        include_str!("../../../migrations/0010_images.sql"),
+        "0010_media.sql",
+        include_str!("../../../migrations/0010_media.sql"),
     ),
 ];
 
@@ -449,7 +449,7 @@ mod tests {
                 "0007_log_indexes.sql",
                 "0008_cache.sql",
                 "0009_archive.sql",
-                "0010_images.sql"
+                "0010_media.sql"
             ]
         );
         assert!(migrate(&mut conn).unwrap().is_empty());

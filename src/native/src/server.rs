@@ -444,7 +444,7 @@ async fn handle(
             .body(OutBody::Full(body))
             .unwrap_or_else(|_| Response::new(OutBody::Full(None))));
     }
-    let limit = gateway.config().max_body_bytes;
+    let limit = gateway.config().body_limit(req.uri().path());
     let (parts, body) = req.into_parts();
     let headers: Vec<(String, String)> = parts
         .headers

@@ -121,6 +121,12 @@ pub struct ModelEntry {
     /// Makes images (`POST /v1/images/generations`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub image_output: bool,
+    /// Transcribes audio (`POST /v1/audio/transcriptions`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audio_in: bool,
+    /// Speaks text (`POST /v1/audio/speech`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audio_out: bool,
 }
 
 fn is_false(b: &bool) -> bool {

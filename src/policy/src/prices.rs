@@ -139,6 +139,12 @@ pub struct Rates {
     /// A price per generated image, in currency units (image models priced by the picture, not by tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Decimal>,
+    /// A price per minute of audio transcribed, in currency units (charged by the millisecond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_minute: Option<Decimal>,
+    /// A price per 1M characters of text spoken (speech models priced by their input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characters: Option<Decimal>,
 }
 
 /// Hours of the week in a fixed UTC offset whose prices differ (DeepSeek's peak hours).
@@ -463,6 +469,10 @@ pub struct Tokens {
     pub reasoning: u64,
     /// Images generated (priced at `image` each).
     pub images: u64,
+    /// Milliseconds of audio transcribed (priced at `audio_minute`).
+    pub audio_ms: u64,
+    /// Characters spoken (priced at `characters` per million).
+    pub characters: u64,
 }
 
 /// A cost: whole pico-units (10⁻¹²) of a currency.
@@ -637,8 +647,9 @@ impl PriceBook {
 impl Quote {
     /// The cost of `tokens` at these prices, exactly: cached and cache-write tokens at their prices and the rest
     /// of the prompt at the input price; reasoning tokens at the reasoning price (the output price when there is
-    /// none) and the rest of the completion at the output price; plus the per-request fee and the images at their
-    /// price each. Reported counts that
+    /// none) and the rest of the completion at the output price; plus the per-request fee, the images at their
+    /// price each, the audio by the millisecond at its price per minute (rounded up to the pico-unit) and the
+    /// characters spoken at their price per million. Reported counts that
     /// do not fit (more cached tokens than prompt tokens) are clamped, never added on top.
     pub fn cost(&self, tokens: Tokens) -> Cost {
         let r = &self.rates;
@@ -659,6 +670,10 @@ impl Quote {
             // A fee in currency units: millionths × 10⁶ = pico-units.
             u128::from(r.per_request.unwrap_or_default().0) * 1_000_000,
             u128::from(tokens.images) * u128::from(r.image.unwrap_or_default().0) * 1_000_000,
+            // Millionths per minute × 10⁶ / 60,000 ms = pico-units per ms × 50/3: rounded up to the pico-unit.
+            (u128::from(tokens.audio_ms) * u128::from(r.audio_minute.unwrap_or_default().0) * 50)
+                .div_ceil(3),
+            per(tokens.characters, r.characters.unwrap_or_default()),
         ]
         .into_iter()
         .fold(0u128, u128::saturating_add);
@@ -868,6 +883,64 @@ mod tests {
             ..Tokens::default()
         });
         assert_eq!(c.pico, 17 * 5_000_000 + 1372 * 40_000_000);
+    }
+
+    #[test]
+    fn audio_is_priced_by_the_millisecond_and_speech_by_the_character() {
+        let whisper = Quote {
+            rates: Rates {
+                audio_minute: Some(d("0.006")),
+                ..Rates::default()
+            },
+            currency: "USD".into(),
+            variant: None,
+        };
+        let minute = |ms| {
+            whisper
+                .cost(Tokens {
+                    audio_ms: ms,
+                    ..Tokens::default()
+                })
+                .pico
+        };
+        assert_eq!(minute(60_000), 6_000_000_000, "0.006 USD a minute");
+        assert_eq!(minute(9_000), 900_000_000);
+        // A millisecond at 0.00051 a minute is 8,500 pico-units exactly; at a millionth a minute it is 16⅔,
+        // rounded up, never down.
+        let per_ms = |rate: &str, ms: u64| {
+            Quote {
+                rates: Rates {
+                    audio_minute: Some(d(rate)),
+                    ..Rates::default()
+                },
+                currency: "USD".into(),
+                variant: None,
+            }
+            .cost(Tokens {
+                audio_ms: ms,
+                ..Tokens::default()
+            })
+            .pico
+        };
+        assert_eq!(per_ms("0.00051", 1), 8_500);
+        assert_eq!(per_ms("0.000001", 1), 17);
+        assert_eq!(per_ms("0.000001", 3), 50);
+        let tts = Quote {
+            rates: Rates {
+                characters: Some(d("15")),
+                ..Rates::default()
+            },
+            currency: "USD".into(),
+            variant: None,
+        };
+        assert_eq!(
+            tts.cost(Tokens {
+                characters: 1000,
+                ..Tokens::default()
+            })
+            .pico,
+            15_000_000_000
+        );
     }
 
     #[test]

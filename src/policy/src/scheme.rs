@@ -53,8 +53,16 @@ pub const TASKS: &[&str] = &[
 ];
 
 /// The APIs a request can arrive on: Chat Completions, the Anthropic Messages API and the Responses API (all
-/// three chat), embeddings, and image generation.
-pub const ENDPOINTS: &[&str] = &["chat", "messages", "responses", "embeddings", "images"];
+/// three chat), embeddings, image generation, audio transcriptions and speech.
+pub const ENDPOINTS: &[&str] = &[
+    "chat",
+    "messages",
+    "responses",
+    "embeddings",
+    "images",
+    "transcriptions",
+    "speech",
+];
 pub const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Ty {
@@ -66,7 +74,7 @@ impl Ty {
             Ty::Str => "a string",
             Ty::Text => "prompt text (tested with `contains` or `matches`)",
             Ty::Sym(Vocab::Lang) => "a language code",
-            Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat`, `messages`, `responses`, `embeddings` or `images`)",
+            Ty::Sym(Vocab::Endpoint) => "an endpoint (`chat`, `messages`, `responses`, `embeddings`, `images`, `transcriptions` or `speech`)",
             Ty::Sym(Vocab::Provider) => "a provider name",
             Ty::Sym(Vocab::Weekday) => "a weekday (`mon` … `sun`)",
             Ty::Sym(Vocab::Task) => "a task (`code`, `math`, `translation`, `summarization`, `extraction`, `creative`, `chat`)",
@@ -170,7 +178,7 @@ pub const FIELDS: &[(&str, FieldId, Ty, &str)] = &[
         "endpoint",
         FieldId::Endpoint,
         Ty::Sym(Vocab::Endpoint),
-        "`chat`, `messages` (the Anthropic Messages API), `responses` (the Responses API), `embeddings` or `images`",
+        "`chat`, `messages` (the Anthropic Messages API), `responses` (the Responses API), `embeddings`, `images`, `transcriptions` or `speech`",
     ),
     (
         "stream",

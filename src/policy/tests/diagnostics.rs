@@ -198,7 +198,7 @@ fn contradictory_and_always_true_conditions() {
     let (d, _, _) = only("rule r: when tokens < 0 -> openai");
     assert_eq!(d.code, "W102");
     let (d, _, _) = only(
-        "rule r: when endpoint in {chat, messages, responses} or endpoint in {embeddings, images} -> openai",
+        "rule r: when endpoint in {chat, messages, responses} or endpoint in {embeddings, images, transcriptions, speech} -> openai",
     );
     assert_eq!(d.code, "W103");
     // Chat and embeddings are no longer every endpoint: the Messages and Responses APIs are two more.

@@ -811,7 +811,8 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Res
         Err(e) => return respond_error(&e),
     };
     let signal = req.signal();
-    let request = read_request(req, isolate.config.max_body_bytes).await;
+    let limit = isolate.config.body_limit(url_path(&req.url()));
+    let request = read_request(req, limit).await;
     let gateway = Gateway::new(
         WorkerHost {
             keys: isolate.keys.clone(),

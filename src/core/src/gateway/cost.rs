@@ -35,6 +35,8 @@ pub(super) fn price(
         completion: usage.completion_tokens,
         reasoning: usage.reasoning_tokens.unwrap_or(0),
         images: usage.images.unwrap_or(0),
+        audio_ms: usage.audio_ms.unwrap_or(0),
+        characters: usage.characters.unwrap_or(0),
     });
     let reporting = pricing
         .book

@@ -43,6 +43,12 @@ impl Holder<'_> {
 /// before its real usage settles it.
 const IMAGE_OUTPUT_TOKENS: u64 = 8192;
 
+/// The longest an upload of `bytes` can play, for reservations before the provider says how long it was: at
+/// 16 kbit/s, below what speech codecs are used at (MP3 and AAC speech run from 32 kbit/s, WAV far above).
+fn worst_audio_ms(bytes: usize) -> u64 {
+    bytes as u64 / 2
+}
+
 impl<H: Host> Gateway<H> {
     /// The key's team record (cached like key records), when the key names one; a team that does not exist has
     /// no limits of its own.
@@ -124,7 +130,12 @@ impl<H: Host> Gateway<H> {
             ApiCall::Images(i) => i.n,
             _ => 0,
         };
-        let completion = if call.endpoint() == "embeddings" {
+        let (audio_ms, characters) = match call {
+            ApiCall::Transcription(t) => (worst_audio_ms(t.call.file.bytes.len()), 0),
+            ApiCall::Speech(s) => (0, s.characters),
+            _ => (0, 0),
+        };
+        let completion = if matches!(call.endpoint(), "embeddings" | "speech") {
             0
         } else if images > 0 {
             // Models that bill pictures as output tokens (GPT image, Gemini) reserve the most one can take.
@@ -148,6 +159,8 @@ impl<H: Host> Gateway<H> {
                     prompt,
                     completion,
                     images,
+                    audio_ms,
+                    characters,
                     ..Tokens::default()
                 });
                 pricing.book.convert(cost.pico, &cost.currency, reporting)

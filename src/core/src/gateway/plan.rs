@@ -43,6 +43,8 @@ pub(super) struct Skipped {
 pub(super) enum Why {
     NotEmbeddings,
     NoImageOutput,
+    NoAudioInput,
+    NoAudioOutput,
     NoImageInput,
     NoToolCalls,
     NoJsonMode,
@@ -61,6 +63,8 @@ impl std::fmt::Display for Why {
         match self {
             Why::NotEmbeddings => f.write_str("not an embeddings model"),
             Why::NoImageOutput => f.write_str("makes no images"),
+            Why::NoAudioInput => f.write_str("transcribes no audio"),
+            Why::NoAudioOutput => f.write_str("speaks no audio"),
             Why::NoImageInput => f.write_str("no image input"),
             Why::NoToolCalls => f.write_str("no tool calls"),
             Why::NoJsonMode => f.write_str("no JSON mode"),
@@ -275,8 +279,11 @@ fn incapable(catalog: &Catalog, target: &Target<'_>, attrs: &Attrs) -> Option<Wh
     if attrs.endpoint == "embeddings" {
         return (!m.embeddings).then_some(Why::NotEmbeddings);
     }
-    if attrs.endpoint == "images" {
-        return (!m.image_output).then_some(Why::NoImageOutput);
+    match attrs.endpoint.as_str() {
+        "images" => return (!m.image_output).then_some(Why::NoImageOutput),
+        "transcriptions" => return (!m.audio_in).then_some(Why::NoAudioInput),
+        "speech" => return (!m.audio_out).then_some(Why::NoAudioOutput),
+        _ => {}
     }
     if attrs.has_images && !m.vision {
         return Some(Why::NoImageInput);

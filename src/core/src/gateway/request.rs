@@ -13,6 +13,8 @@ pub(super) enum ApiCall {
     Chat(ChatRequest),
     Embeddings(EmbeddingsRequest),
     Images(ImagesRequest),
+    Transcription(TranscriptionRequest),
+    Speech(SpeechRequest),
 }
 
 pub(super) struct ChatRequest {
@@ -43,12 +45,31 @@ pub(super) struct ImagesRequest {
 
 pub(crate) use crate::providers::images::ImageFormat;
 
+pub(super) struct TranscriptionRequest {
+    /// The form's text fields and what the file is (name, size, SHA-256), never its bytes: what the policy, the
+    /// cache key and the archive see.
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub call: Transcription,
+}
+
+pub(super) struct SpeechRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    /// Characters of `input`: what speech is priced by.
+    pub characters: u64,
+}
+
+use crate::providers::audio::{self, TranscriptFormat, Transcription, Upload};
+
 impl ApiCall {
     pub(super) fn body(&self) -> &Map<String, Value> {
         match self {
             ApiCall::Chat(c) => &c.body,
             ApiCall::Embeddings(e) => &e.body,
             ApiCall::Images(i) => &i.body,
+            ApiCall::Transcription(t) => &t.body,
+            ApiCall::Speech(t) => &t.body,
         }
     }
 
@@ -57,6 +78,8 @@ impl ApiCall {
             ApiCall::Chat(c) => &c.model,
             ApiCall::Embeddings(e) => &e.model,
             ApiCall::Images(i) => &i.model,
+            ApiCall::Transcription(t) => &t.model,
+            ApiCall::Speech(t) => &t.model,
         }
     }
 
@@ -70,6 +93,8 @@ impl ApiCall {
             ApiCall::Chat(c) => c.front.endpoint(),
             ApiCall::Embeddings(_) => "embeddings",
             ApiCall::Images(_) => "images",
+            ApiCall::Transcription(_) => "transcriptions",
+            ApiCall::Speech(_) => "speech",
         }
     }
 
@@ -77,7 +102,10 @@ impl ApiCall {
     pub(super) fn front(&self) -> Front {
         match self {
             ApiCall::Chat(c) => c.front.clone(),
-            ApiCall::Embeddings(_) | ApiCall::Images(_) => Front::Chat,
+            ApiCall::Embeddings(_)
+            | ApiCall::Images(_)
+            | ApiCall::Transcription(_)
+            | ApiCall::Speech(_) => Front::Chat,
         }
     }
 }
@@ -192,6 +220,153 @@ pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
         model,
         n,
         format,
+    }))
+}
+
+/// The text fields a transcription passes on (the rest of OpenAI's fields are dropped).
+const TRANSCRIPTION_FIELDS: &[&str] = &["language", "prompt", "temperature"];
+
+/// `POST /v1/audio/transcriptions`: a `multipart/form-data` upload with `file` and `model`, `response_format`
+/// one of `json`, `text`, `verbose_json`, `srt`, `vtt`; the body within `MAX_AUDIO_BYTES` (413 otherwise).
+pub(super) fn transcription(
+    headers: &[(String, String)],
+    body: &RequestBody,
+    limit: usize,
+) -> Result<ApiCall, ApiError> {
+    let bytes = match body {
+        RequestBody::TooLarge => return Err(audio_too_large(limit)),
+        RequestBody::TimedOut => {
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            ))
+        }
+        RequestBody::Bytes(b) if b.len() > limit => return Err(audio_too_large(limit)),
+        RequestBody::Bytes(b) => b,
+    };
+    let boundary = crate::http::find_header(headers, "content-type")
+        .and_then(crate::multipart::boundary)
+        .ok_or_else(|| {
+            ApiError::invalid_request(
+                "a transcription is a multipart/form-data upload (`file` and `model`)",
+            )
+        })?;
+    let parts =
+        crate::multipart::parse(bytes, &boundary).map_err(|e| ApiError::invalid_request(e.0))?;
+    let mut body = Map::new();
+    let mut file = None;
+    let mut fields = Vec::new();
+    for part in parts {
+        if part.name == "file" {
+            let filename = part.filename.clone().unwrap_or_else(|| "audio".into());
+            let digest = crate::auth::sha256_hex(part.data);
+            body.insert(
+                "file".into(),
+                serde_json::json!({"filename": shown(&filename), "bytes": part.data.len(), "sha256": digest}),
+            );
+            file = Some(Upload {
+                filename,
+                content_type: part
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                bytes: part.data.to_vec(),
+            });
+            continue;
+        }
+        let Ok(value) = std::str::from_utf8(part.data) else {
+            return Err(invalid(
+                &format!("`{}` must be text", shown(&part.name)),
+                &part.name,
+            ));
+        };
+        body.insert(part.name.clone(), Value::String(value.to_owned()));
+        if TRANSCRIPTION_FIELDS.contains(&part.name.as_str()) {
+            fields.push((part.name, value.to_owned()));
+        }
+    }
+    let model = model_field(&body)?;
+    let Some(file) = file.filter(|f| !f.bytes.is_empty()) else {
+        return Err(invalid(
+            "`file` is required: the audio to transcribe",
+            "file",
+        ));
+    };
+    let format = match body.get("response_format").and_then(Value::as_str) {
+        None => TranscriptFormat::Json,
+        Some(f) => TranscriptFormat::from_name(f).ok_or_else(|| {
+            invalid(
+                "`response_format` must be `json`, `text`, `verbose_json`, `srt` or `vtt`",
+                "response_format",
+            )
+        })?,
+    };
+    if body.get("stream").and_then(Value::as_str) == Some("true") {
+        return Err(invalid(
+            "streamed transcriptions are not supported by this gateway; leave `stream` unset",
+            "stream",
+        ));
+    }
+    Ok(ApiCall::Transcription(TranscriptionRequest {
+        body,
+        model,
+        call: Transcription {
+            file,
+            format,
+            fields,
+        },
+    }))
+}
+
+fn audio_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTooLarge,
+        format!("the audio upload is larger than the gateway's limit of {limit} bytes (MAX_AUDIO_BYTES)"),
+    )
+    .with_param("file")
+}
+
+/// OpenAI's limit on the text of one speech request.
+const MAX_SPEECH_CHARACTERS: usize = 4096;
+
+/// `POST /v1/audio/speech`: `model`, `input` (at most 4,096 characters), `voice`, `response_format` one of OpenAI's.
+pub(super) fn speech(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
+    let body = json_body(body, limit)?;
+    let model = model_field(&body)?;
+    let input = required_string(&body, "input")?;
+    let characters = input.chars().count();
+    if characters > MAX_SPEECH_CHARACTERS {
+        return Err(invalid(
+            &format!("`input` is longer than {MAX_SPEECH_CHARACTERS} characters"),
+            "input",
+        ));
+    }
+    match body.get("voice") {
+        Some(Value::String(v)) if !v.trim().is_empty() => {}
+        Some(Value::Object(v)) if v.get("id").is_some_and(Value::is_string) => {}
+        _ => return Err(invalid("`voice` is required", "voice")),
+    }
+    if let Some(f) = body.get("response_format").filter(|f| !f.is_null()) {
+        if !f
+            .as_str()
+            .is_some_and(|f| audio::SPEECH_FORMATS.contains(&f))
+        {
+            return Err(invalid(
+                "`response_format` must be `mp3`, `opus`, `aac`, `flac`, `wav` or `pcm`",
+                "response_format",
+            ));
+        }
+    }
+    if body.get("stream_format").and_then(Value::as_str) == Some("sse") {
+        return Err(invalid(
+            "speech as server-sent events is not supported by this gateway; leave `stream_format` unset",
+            "stream_format",
+        ));
+    }
+    Ok(ApiCall::Speech(SpeechRequest {
+        body,
+        model,
+        characters: characters as u64,
     }))
 }
 

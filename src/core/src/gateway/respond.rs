@@ -47,16 +47,7 @@ pub(super) fn respond<H: Host>(
                 }
             }
             let record = trace.answered(200, host.now_ms());
-            if let Some(cost) = &record.cost {
-                // `0.002424 CNY`: the exact amount in the provider's currency (`; estimated` when the provider
-                // reported no usage and the gateway counted the tokens).
-                let amount = gateway_policy::prices::format_pico(u128::from(cost.pico));
-                let estimated = if cost.estimated { "; estimated" } else { "" };
-                headers.push((
-                    "x-gateway-cost".into(),
-                    format!("{amount} {}{estimated}", cost.currency),
-                ));
-            }
+            cost_header(&mut headers, &record);
             (
                 200,
                 headers,
@@ -81,6 +72,13 @@ pub(super) fn respond<H: Host>(
                     .boxed_local();
             }
             (200, headers, Body::Stream(body), record)
+        }
+        Ok(Reply::Media { body, content_type }) => {
+            let mut headers = target_headers(&trace);
+            headers.push(("content-type".into(), content_type));
+            let record = trace.answered(200, host.now_ms());
+            cost_header(&mut headers, &record);
+            (200, headers, Body::Full(body), ready(record))
         }
         Ok(Reply::Cached { body, stream }) => {
             let mut headers = target_headers(&trace);
@@ -132,6 +130,19 @@ pub(super) fn respond<H: Host>(
         body,
     };
     (response, record)
+}
+
+/// `x-gateway-cost: 0.002424 CNY`: the exact amount in the provider's currency (`; estimated` when the provider
+/// reported no usage and the gateway counted the tokens).
+fn cost_header(headers: &mut Headers, record: &LogRecord) {
+    if let Some(cost) = &record.cost {
+        let amount = gateway_policy::prices::format_pico(u128::from(cost.pico));
+        let estimated = if cost.estimated { "; estimated" } else { "" };
+        headers.push((
+            "x-gateway-cost".into(),
+            format!("{amount} {}{estimated}", cost.currency),
+        ));
+    }
 }
 
 /// Which target answered, after how many attempts, and which rule of which policy decided.

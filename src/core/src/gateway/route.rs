@@ -17,6 +17,10 @@ pub(super) enum Endpoint {
     Embeddings,
     /// `POST /v1/images/generations`.
     Images,
+    /// `POST /v1/audio/transcriptions` (a multipart upload).
+    Transcriptions,
+    /// `POST /v1/audio/speech`.
+    Speech,
     AdminStatus,
     AdminUsage,
     /// `/admin/keys…` and `/admin/teams…` (methods checked by the handler).
@@ -38,6 +42,8 @@ impl Endpoint {
             Endpoint::Responses | Endpoint::StoredResponse => Some("responses"),
             Endpoint::Embeddings => Some("embeddings"),
             Endpoint::Images => Some("images"),
+            Endpoint::Transcriptions => Some("transcriptions"),
+            Endpoint::Speech => Some("speech"),
             Endpoint::Models => Some("models"),
             Endpoint::Health
             | Endpoint::AdminStatus
@@ -58,6 +64,12 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/v1/responses", "POST", Endpoint::Responses),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
     ("/v1/images/generations", "POST", Endpoint::Images),
+    (
+        crate::config::AUDIO_UPLOAD_PATH,
+        "POST",
+        Endpoint::Transcriptions,
+    ),
+    ("/v1/audio/speech", "POST", Endpoint::Speech),
     ("/admin/status", "GET", Endpoint::AdminStatus),
     ("/admin/usage", "GET", Endpoint::AdminUsage),
 ];

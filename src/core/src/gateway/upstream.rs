@@ -17,6 +17,7 @@ use super::{Gateway, Reply};
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
+use crate::providers::audio;
 use crate::providers::images::{self, Media};
 use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig, Providers};
 use crate::redact::redact;
@@ -80,19 +81,43 @@ impl<H: Host> Gateway<H> {
             }
             ApiCall::Images(i) => {
                 let req = dialect.images_request(p, i.body.clone(), model)?;
-                let resp = self.send(req, p, deadline, timeout_ms).await?;
-                let content_type =
-                    crate::http::find_header(&resp.headers, "content-type").map(str::to_owned);
-                let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
-                let bytes = self
-                    .read_body(resp.body, limit, deadline, timeout_ms, &p.name)
-                    .await?;
-                let media = Media::read(json_answer(bytes), content_type.as_deref());
+                let media = self.read_media(req, p, deadline, timeout_ms).await?;
                 let answer = dialect.images_answer(p, media, now_s)?;
                 let (answer, usage) = images::finish(answer, i.format);
                 return Ok(Answer {
                     reply: Reply::Json(serde_json::to_vec(&answer).unwrap_or_default()),
                     usage: Some(usage),
+                    first_token_at_ms: None,
+                });
+            }
+            ApiCall::Transcription(t) => {
+                let req = dialect.transcription_request(p, &t.call, model)?;
+                let media = self.read_media(req, p, deadline, timeout_ms).await?;
+                let transcript = dialect.transcription_answer(p, media)?;
+                let (body, content_type, usage) = audio::render(&transcript, t.call.format);
+                return Ok(Answer {
+                    reply: Reply::Media {
+                        body,
+                        content_type: content_type.to_owned(),
+                    },
+                    usage: Some(usage),
+                    first_token_at_ms: None,
+                });
+            }
+            ApiCall::Speech(s) => {
+                let req = dialect.speech_request(p, s.body.clone(), model)?;
+                let media = self.read_media(req, p, deadline, timeout_ms).await?;
+                let format = s
+                    .body
+                    .get("response_format")
+                    .and_then(serde_json::Value::as_str);
+                let (body, content_type) = dialect.speech_answer(p, media, format)?;
+                return Ok(Answer {
+                    reply: Reply::Media { body, content_type },
+                    usage: Some(crate::log::Usage {
+                        characters: Some(s.characters),
+                        ..crate::log::Usage::default()
+                    }),
                     first_token_at_ms: None,
                 });
             }
@@ -251,6 +276,25 @@ impl<H: Host> Gateway<H> {
             )
         })?;
         Ok(JsonAnswer { parsed, bytes })
+    }
+
+    /// Sends a media request and reads its whole answer: JSON when it is JSON, else bytes with their content
+    /// type (a picture, audio).
+    async fn read_media(
+        &self,
+        req: UpstreamRequest,
+        p: &ProviderConfig,
+        deadline: f64,
+        timeout_ms: u64,
+    ) -> Result<Media, Failure> {
+        let resp = self.send(req, p, deadline, timeout_ms).await?;
+        let content_type =
+            crate::http::find_header(&resp.headers, "content-type").map(str::to_owned);
+        let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
+        let bytes = self
+            .read_body(resp.body, limit, deadline, timeout_ms, &p.name)
+            .await?;
+        Ok(Media::read(json_answer(bytes), content_type.as_deref()))
     }
 
     /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).

@@ -80,6 +80,42 @@ impl Connector for OpenAi {
         Ok(post(p, "/images/generations", &body))
     }
 
+    /// OpenAI's `/audio/transcriptions` (§5.2): `verbose_json` from whisper-1 (its duration prices it, its
+    /// segments make subtitles), `json` from the GPT transcribe models (they take no other), rendered as asked.
+    fn transcription_request(
+        &self,
+        p: &ProviderConfig,
+        call: &crate::providers::audio::Transcription,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        let model = upstream_model(p, model);
+        let format = if model.starts_with("whisper") {
+            "verbose_json"
+        } else {
+            "json"
+        };
+        let url = format!("{}/audio/transcriptions", p.base_url);
+        let form = crate::providers::transcription_form(call, &model, format);
+        Ok(crate::providers::form_post(
+            p,
+            url,
+            |key| key_header(p, key),
+            form,
+        ))
+    }
+
+    /// OpenAI's `/audio/speech` (§5.3), as the client sent it; the answer is the audio's bytes.
+    fn speech_request(
+        &self,
+        p: &ProviderConfig,
+        mut body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        prepare_body(&mut body, &upstream_model(p, model));
+        body.remove("provider");
+        Ok(post(p, "/audio/speech", &body))
+    }
+
     fn embeddings_request(
         &self,
         p: &ProviderConfig,
@@ -181,15 +217,15 @@ pub(crate) fn rename_developer_role(body: &mut Map<String, Value>) {
 
 pub(crate) fn post(p: &ProviderConfig, path: &str, body: &Map<String, Value>) -> UpstreamRequest {
     let url = format!("{}{path}", p.base_url);
-    crate::providers::json_post(
-        p,
-        url,
-        |key| match p.quirks.auth {
-            Auth::Bearer => ("authorization", format!("Bearer {key}")),
-            Auth::XApiKey => ("x-api-key", key.to_owned()),
-        },
-        body,
-    )
+    crate::providers::json_post(p, url, |key| key_header(p, key), body)
+}
+
+/// The key in the header the provider's declaration says.
+pub(crate) fn key_header(p: &ProviderConfig, key: &str) -> (&'static str, String) {
+    match p.quirks.auth {
+        Auth::Bearer => ("authorization", format!("Bearer {key}")),
+        Auth::XApiKey => ("x-api-key", key.to_owned()),
+    }
 }
 
 /// Reads `usage` (providers.md §7.2, OpenAI row). `None` when absent or null.
@@ -213,7 +249,7 @@ pub fn usage(response: &Value) -> Option<Usage> {
         cache_write_tokens: n(u
             .get("prompt_tokens_details")
             .and_then(|d| d.get("cache_write_tokens"))),
-        images: None,
+        ..Usage::default()
     })
 }
 
@@ -394,7 +430,7 @@ mod tests {
                 cached_tokens: Some(0),
                 reasoning_tokens: Some(0),
                 cache_write_tokens: None,
-                images: None,
+                ..Usage::default()
             })
         );
         assert_eq!(usage(&serde_json::json!({"usage": null})), None);

@@ -7,6 +7,8 @@
 //! - Images (`/images/generations`): `size` is sent as `image_size` and `n` as `batch_size`; the answer is
 //!   `{"images": [{"url": …}], "timings": …, "seed": …}`, URLs only (valid for an hour), so `b64_json` is refused
 //!   before the call.
+//! - Transcriptions (`/audio/transcriptions`, FunAudioLLM/SenseVoiceSmall): OpenAI's multipart upload; the answer
+//!   is `{"text": …}` only (no duration).
 
 use serde_json::{Map, Value};
 
@@ -68,6 +70,23 @@ impl Connector for SiliconFlow {
         created: u64,
     ) -> Result<Value, ApiError> {
         images_answer(p, answer, created)
+    }
+
+    /// `/audio/transcriptions` (SenseVoice): a multipart upload like OpenAI's; the answer is `{"text": …}`.
+    fn transcription_request(
+        &self,
+        p: &ProviderConfig,
+        call: &crate::providers::audio::Transcription,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        let url = format!("{}/audio/transcriptions", p.base_url);
+        let form = crate::providers::transcription_form(call, model, "json");
+        Ok(crate::providers::form_post(
+            p,
+            url,
+            |key| openai::key_header(p, key),
+            form,
+        ))
     }
 
     /// Cache hits are reported DeepSeek-style.

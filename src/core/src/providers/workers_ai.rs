@@ -9,6 +9,10 @@
 //! - Images (shared/providers-more.md §6.2): flux models take `{prompt, steps}` and answer `{"image": base64}` in
 //!   the envelope; Stable Diffusion models take `{prompt, negative_prompt, width, height, num_steps, seed}` and
 //!   answer with the PNG's bytes (no envelope; through the binding, a stream of them). One image per call.
+//! - Transcriptions (§6.3): `whisper-large-v3-turbo` takes the audio as base64, `whisper` as an array of bytes;
+//!   both answer `text`, segments or words and `vtt`, the turbo model the language and duration too.
+//! - Speech (§6.4): `melotts` takes `{prompt, lang}` and answers `{"audio": base64 MP3}`; `aura-1` takes `{text,
+//!   speaker, encoding}` and answers the audio's bytes.
 
 use serde_json::{json, Map, Value};
 
@@ -16,7 +20,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 use crate::ports::UpstreamRequest;
 use crate::providers::{
-    images, openai, Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent,
+    audio, images, openai, Answer, Connector, ErrorResponse, NewStream, ProviderConfig, StreamEvent,
 };
 
 /// Request fields Workers AI takes as they are (providers.md §6.1).
@@ -74,6 +78,41 @@ impl Connector for WorkersAi {
         created: u64,
     ) -> Result<Value, ApiError> {
         images_answer(p, answer, created)
+    }
+
+    fn transcription_request(
+        &self,
+        p: &ProviderConfig,
+        call: &audio::Transcription,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(transcription_request(p, call, model))
+    }
+
+    fn transcription_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+    ) -> Result<Value, ApiError> {
+        transcription_answer(p, answer)
+    }
+
+    fn speech_request(
+        &self,
+        p: &ProviderConfig,
+        body: Map<String, Value>,
+        model: &str,
+    ) -> Result<UpstreamRequest, ApiError> {
+        speech_request(p, &body, model)
+    }
+
+    fn speech_answer(
+        &self,
+        p: &ProviderConfig,
+        answer: images::Media,
+        format: Option<&str>,
+    ) -> Result<(Vec<u8>, String), ApiError> {
+        speech_answer(p, answer, format)
     }
 
     fn usage(&self, answer: &Value) -> Option<Usage> {
@@ -251,6 +290,129 @@ fn images_answer(
                 vec![(images::base64(&bytes), Some(mime))],
                 created,
             ))
+        }
+    }
+}
+
+fn transcription_request(
+    p: &ProviderConfig,
+    call: &audio::Transcription,
+    model: &str,
+) -> UpstreamRequest {
+    let mut out = Map::new();
+    let audio = &call.file.bytes;
+    if model.contains("turbo") {
+        out.insert("audio".into(), json!(images::base64(audio)));
+        if let Some(l) = call.field("language") {
+            out.insert("language".into(), json!(l));
+        }
+        if let Some(prompt) = call.field("prompt") {
+            out.insert("initial_prompt".into(), json!(prompt));
+        }
+    } else {
+        out.insert("audio".into(), json!(audio));
+    }
+    openai::post(p, &format!("/run/{model}"), &out)
+}
+
+/// Whisper's output as a transcript: its text, segments (numbered, as OpenAI's are) or words, `vtt`, and the
+/// turbo model's language and duration.
+fn transcription_answer(p: &ProviderConfig, answer: images::Media) -> Result<Value, ApiError> {
+    let images::Media::Json(v) = answer else {
+        return Err(audio::invalid(&p.name, "JSON"));
+    };
+    if let Some(e) = envelope_error(&v, &p.name) {
+        return Err(e);
+    }
+    let r = &v["result"];
+    if !r["text"].is_string() {
+        return Err(audio::invalid(&p.name, "`result.text`"));
+    }
+    let segments: Value = match r["segments"].as_array() {
+        Some(s) => s
+            .iter()
+            .enumerate()
+            .map(|(i, seg)| {
+                let mut seg = seg.clone();
+                seg["id"] = json!(i);
+                seg
+            })
+            .collect(),
+        None => Value::Null,
+    };
+    let info = &r["transcription_info"];
+    Ok(audio::transcript(
+        &r["text"],
+        &[
+            ("language", &info["language"]),
+            ("duration", &info["duration"]),
+            ("segments", &segments),
+            ("words", &r["words"]),
+            ("vtt", &r["vtt"]),
+        ],
+    ))
+}
+
+fn speech_request(
+    p: &ProviderConfig,
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<UpstreamRequest, ApiError> {
+    let input = body.get("input").cloned().unwrap_or(json!(""));
+    let format = body.get("response_format").and_then(Value::as_str);
+    let mut out = Map::new();
+    if model.contains("aura") {
+        out.insert("text".into(), input);
+        if let Some(v) = body.get("voice").and_then(Value::as_str) {
+            out.insert("speaker".into(), json!(v));
+        }
+        let encoding = match format.unwrap_or("mp3") {
+            "wav" | "pcm" => "linear16",
+            f @ ("mp3" | "opus" | "aac" | "flac") => f,
+            _ => "mp3",
+        };
+        out.insert("encoding".into(), json!(encoding));
+    } else {
+        if format.is_some_and(|f| f != "mp3") {
+            return Err(ApiError::invalid_request(format!(
+                "`{model}` on provider `{}` speaks MP3 only: `response_format` must be `mp3`",
+                p.name
+            ))
+            .with_param("response_format"));
+        }
+        out.insert("prompt".into(), input);
+        if let Some(l) = body.get("language").and_then(Value::as_str) {
+            out.insert("lang".into(), json!(l));
+        }
+    }
+    Ok(openai::post(p, &format!("/run/{model}"), &out))
+}
+
+/// melotts's base64 MP3 in the envelope, or aura's bytes.
+fn speech_answer(
+    p: &ProviderConfig,
+    answer: images::Media,
+    format: Option<&str>,
+) -> Result<(Vec<u8>, String), ApiError> {
+    match answer {
+        images::Media::Json(v) => {
+            if let Some(e) = envelope_error(&v, &p.name) {
+                return Err(e);
+            }
+            let bytes = v["result"]["audio"]
+                .as_str()
+                .and_then(audio::unbase64)
+                .ok_or_else(|| audio::invalid(&p.name, "`result.audio`"))?;
+            Ok((bytes, "audio/mpeg".into()))
+        }
+        images::Media::Raw {
+            bytes,
+            content_type,
+        } => {
+            let content_type = content_type
+                .filter(|c| c.starts_with("audio/"))
+                .unwrap_or_else(|| audio::speech_content_type(format).to_owned());
+            Ok((bytes, content_type))
         }
     }
 }

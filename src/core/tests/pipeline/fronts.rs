@@ -417,3 +417,164 @@ fn image_requests_are_validated_and_routed_only_to_image_models() {
         .unwrap()
         .contains("makes no images"));
 }
+
+/// A multipart upload as the OpenAI SDK sends it.
+fn upload(fields: &[(&str, &str)], file: Option<&[u8]>) -> GatewayRequest {
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--B\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(f) = file {
+        body.extend_from_slice(b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n");
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--B--\r\n");
+    let mut req = request("POST", "/v1/audio/transcriptions", Some(KEY), "");
+    req.headers[0] = (
+        "content-type".into(),
+        "multipart/form-data; boundary=B".into(),
+    );
+    req.body = RequestBody::Bytes(body);
+    req
+}
+
+#[test]
+fn a_transcription_is_sent_as_a_form_rendered_as_asked_and_priced_by_the_minute() {
+    let verbose = json!({"task": "transcribe", "language": "english", "duration": 3.0, "text": "Hello there.",
+        "segments": [{"id": 0, "start": 0.0, "end": 3.0, "text": " Hello there."}], "usage": {"type": "duration", "seconds": 3}});
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![],
+        vec![serde_json::to_vec(&verbose).unwrap()],
+    ));
+    // CRLFs and dashes inside the audio are data (only the form's own boundary ends a part).
+    let audio = b"RIFF\x00\x01\r\n--C\r\n\xff";
+    let seen = run(
+        &host,
+        upload(
+            &[
+                ("model", "openai/whisper-1"),
+                ("response_format", "srt"),
+                ("language", "en"),
+            ],
+            Some(audio),
+        ),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-subrip; charset=utf-8")
+    );
+    assert_eq!(
+        seen.body,
+        "1\n00:00:00,000 --> 00:00:03,000\nHello there.\n\n"
+    );
+    let sent = &host.sent.borrow()[0];
+    assert!(sent.url.ends_with("/audio/transcriptions"));
+    let ct = sent
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .unwrap()
+        .1
+        .clone();
+    assert!(ct.starts_with("multipart/form-data; boundary="));
+    let form = String::from_utf8_lossy(&sent.body);
+    assert!(
+        form.contains("name=\"response_format\"\r\n\r\nverbose_json"),
+        "whisper-1 is asked for its segments"
+    );
+    assert!(
+        form.contains("name=\"model\"\r\n\r\nwhisper-1")
+            && form.contains("name=\"language\"\r\n\r\nen")
+    );
+    assert!(
+        sent.body.windows(audio.len()).any(|w| w == audio),
+        "the audio's bytes, unchanged"
+    );
+    let r = &seen.record;
+    assert_eq!(
+        (r.endpoint, r.usage.and_then(|u| u.audio_ms)),
+        (Some("transcriptions"), Some(3000))
+    );
+    // whisper-1: 0.006 USD a minute.
+    assert_eq!(r.cost.as_ref().map(|c| c.pico), Some(300_000_000));
+    let file = r.decision_attrs.as_deref().unwrap_or("");
+    assert!(!file.contains("RIFF"), "the audio never reaches the log");
+}
+
+#[test]
+fn bad_uploads_are_400s_and_413s_before_any_call() {
+    let host = FakeHost::new(ok_json());
+    let no_file = run(&host, upload(&[("model", "openai/whisper-1")], None));
+    assert_eq!(
+        (no_file.status, no_file.json()["error"]["param"].as_str()),
+        (400, Some("file"))
+    );
+    let mut not_a_form = request(
+        "POST",
+        "/v1/audio/transcriptions",
+        Some(KEY),
+        r#"{"model":"whisper-1"}"#,
+    );
+    not_a_form.headers[0].1 = "application/json".into();
+    let seen = run(&host, not_a_form);
+    assert!(
+        seen.status == 400 && seen.body.contains("multipart/form-data"),
+        "{}",
+        seen.body
+    );
+    let mut big = upload(&[("model", "openai/whisper-1")], Some(b"x"));
+    big.body = RequestBody::TooLarge;
+    let seen = run(&host, big);
+    assert_eq!(seen.status, 413);
+    assert!(seen.body.contains("MAX_AUDIO_BYTES"));
+    assert!(host.sent.borrow().is_empty());
+}
+
+#[test]
+fn speech_is_the_providers_bytes_and_is_priced_by_the_character() {
+    let host = FakeHost::new(Script::Reply(
+        200,
+        vec![("content-type".into(), "audio/mpeg".into())],
+        vec![b"ID3\x04audio".to_vec()],
+    ));
+    let seen = run(
+        &host,
+        request(
+            "POST",
+            "/v1/audio/speech",
+            Some(KEY),
+            r#"{"model":"openai/tts-1","voice":"alloy","input":"你好, world"}"#,
+        ),
+    );
+    assert_eq!(
+        (seen.status, seen.header("content-type")),
+        (200, Some("audio/mpeg"))
+    );
+    assert_eq!(seen.body, "ID3\u{4}audio");
+    let r = &seen.record;
+    assert_eq!(
+        (r.endpoint, r.usage.and_then(|u| u.characters)),
+        (Some("speech"), Some(9))
+    );
+    // tts-1: 15 USD per 1M characters.
+    assert_eq!(r.cost.as_ref().map(|c| c.pico), Some(9 * 15_000_000));
+    let no_voice = run(
+        &host,
+        request(
+            "POST",
+            "/v1/audio/speech",
+            Some(KEY),
+            r#"{"model":"openai/tts-1","input":"x"}"#,
+        ),
+    );
+    assert_eq!(
+        (no_voice.status, no_voice.json()["error"]["param"].as_str()),
+        (400, Some("voice"))
+    );
+}

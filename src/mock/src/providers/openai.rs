@@ -229,3 +229,109 @@ pub(crate) async fn images(
             "output_tokens": output, "output_tokens_details": {"image_tokens": output, "text_tokens": 0}, "total_tokens": input + output}}))
     .into_response()
 }
+
+/// `/v1/audio/transcriptions` (shared/providers-more.md §5.2): a multipart upload; whisper-1 answers `json`,
+/// `text` or `verbose_json` (with segments, and its usage in seconds); the GPT transcribe models `json` or `text`
+/// only, with token usage.
+pub(crate) async fn transcriptions(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    form: axum::extract::Multipart,
+) -> Response {
+    if let Some(r) = auth_failure(&state, &headers) {
+        return r;
+    }
+    let form = match read_form(form).await {
+        Ok(f) => f,
+        Err(e) => {
+            return error_response(
+                400,
+                &format!("Could not parse multipart form: {e}"),
+                "invalid_request_error",
+                None,
+            )
+        }
+    };
+    let model = form.fields.get("model").cloned().unwrap_or_default();
+    let Some((_, bytes)) = form.file.filter(|(_, b)| !b.is_empty()) else {
+        return error_response(
+            400,
+            "Missing required parameter: 'file'.",
+            "invalid_request_error",
+            None,
+        );
+    };
+    if let Fault::Status(s) = plan(&model, &headers, &state, "openai").await.fault {
+        return fault_response(s, &model);
+    }
+    let format = form
+        .fields
+        .get("response_format")
+        .map_or("json", String::as_str)
+        .to_owned();
+    let whisper = model.starts_with("whisper");
+    if !whisper && !["json", "text"].contains(&format.as_str()) {
+        return error_response(400, &format!("response_format '{format}' is not compatible with model '{model}'. Use 'json' or 'text'."),
+            "invalid_request_error", Some("unsupported_value"));
+    }
+    let (text, seconds) = heard(&bytes);
+    let usage = if whisper {
+        json!({"type": "duration", "seconds": seconds.ceil()})
+    } else {
+        let audio = (seconds * 10.0).ceil() as u64;
+        json!({"type": "tokens", "input_tokens": audio, "input_token_details": {"text_tokens": 0, "audio_tokens": audio},
+            "output_tokens": 9, "total_tokens": audio + 9})
+    };
+    match format.as_str() {
+        "text" => (StatusCode::OK, [("content-type", "text/plain; charset=utf-8")], format!("{text}\n")).into_response(),
+        "verbose_json" => Json(json!({"task": "transcribe", "language": form.fields.get("language").map_or("english", String::as_str),
+            "duration": seconds, "text": text, "segments": heard_segments(&text, seconds), "usage": usage})).into_response(),
+        _ => Json(json!({"text": text, "usage": usage})).into_response(),
+    }
+}
+
+/// `/v1/audio/speech` (§5.3): the audio's bytes, with the content type of the format asked for.
+pub(crate) async fn speech(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match accept(&state, &headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let Some(input) = body["input"].as_str() else {
+        return error_response(
+            400,
+            "Missing required parameter: 'input'.",
+            "invalid_request_error",
+            None,
+        );
+    };
+    if body["voice"].is_null() {
+        return error_response(
+            400,
+            "Missing required parameter: 'voice'.",
+            "invalid_request_error",
+            None,
+        );
+    }
+    if let Fault::Status(s) = plan(&model, &headers, &state, "openai").await.fault {
+        return fault_response(s, &model);
+    }
+    let content_type = match body["response_format"].as_str().unwrap_or("mp3") {
+        "wav" => "audio/wav",
+        "opus" => "audio/ogg",
+        "flac" => "audio/flac",
+        "aac" => "audio/aac",
+        "pcm" => "audio/pcm",
+        _ => "audio/mpeg",
+    };
+    (
+        StatusCode::OK,
+        [("content-type", content_type)],
+        spoken(input),
+    )
+        .into_response()
+}

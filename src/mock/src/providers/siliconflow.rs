@@ -117,3 +117,34 @@ pub(crate) async fn images(
         .collect();
     Json(json!({"images": images, "timings": {"inference": 1.2}, "seed": 42})).into_response()
 }
+
+/// SiliconFlow's `/v1/audio/transcriptions` (SenseVoice): OpenAI's multipart upload, `{"text": …}` back.
+pub(crate) async fn transcriptions(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    form: axum::extract::Multipart,
+) -> Response {
+    if auth_failure(&state, &headers).is_some() {
+        return raw_json(401, &json!("Invalid token"));
+    }
+    let Ok(form) = read_form(form).await else {
+        return raw_json(
+            400,
+            &json!({"code": 20015, "message": "The parameter is invalid. Please check again.", "data": null}),
+        );
+    };
+    let model = form.fields.get("model").cloned().unwrap_or_default();
+    let Some((_, bytes)) = form.file else {
+        return raw_json(
+            400,
+            &json!({"code": 20015, "message": "The parameter is invalid. Please check again.", "data": null}),
+        );
+    };
+    if let Fault::Status(s) = plan(&model, &headers, &state, "siliconflow").await.fault {
+        return raw_json(
+            s,
+            &json!({"code": 50603, "message": "System is too busy now. Please try again later.", "data": null}),
+        );
+    }
+    Json(json!({"text": heard(&bytes).0})).into_response()
+}

@@ -38,6 +38,12 @@ pub(crate) async fn workers_ai(
         Fault::Status(s) => return cf_error(s, 3050, "AiError: Max retries exhausted"),
         _ => {}
     }
+    if model.contains("whisper") {
+        return transcription(&model, &body);
+    }
+    if model.contains("melotts") || model.contains("aura") {
+        return speech(&model, &body);
+    }
     if let Some(prompt) = body
         .get("prompt")
         .filter(|_| body.get("messages").is_none())
@@ -104,4 +110,92 @@ fn image(model: &str, body: &Value, prompt: &Value) -> Response {
         .header("content-type", "image/png")
         .body(Body::from(PNG.to_vec()))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Whisper (shared/providers-more.md §6.3): the turbo model takes base64 `audio` and answers segments, `vtt` and
+/// `transcription_info`; `whisper` takes an array of bytes and answers words and `vtt`.
+fn transcription(model: &str, body: &Value) -> Response {
+    let bytes: Option<Vec<u8>> = if model.contains("turbo") {
+        body["audio"].as_str().and_then(unbase64)
+    } else {
+        body["audio"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_u64())
+                .map(|b| b as u8)
+                .collect()
+        })
+    };
+    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+        return cf_error(400, 5006, "Error: required properties at '/' are 'audio'");
+    };
+    let (text, seconds) = heard(&bytes);
+    let vtt = format!(
+        "WEBVTT\n\n00:00:00.000 --> {}\n{text}\n\n",
+        vtt_stamp(seconds)
+    );
+    let result = if model.contains("turbo") {
+        json!({"text": text, "word_count": text.split(' ').count(), "segments": heard_segments(&text, seconds), "vtt": vtt,
+            "transcription_info": {"language": body["language"].as_str().unwrap_or("en"), "language_probability": 1.0,
+                "duration": seconds, "duration_after_vad": seconds}})
+    } else {
+        json!({"text": text, "word_count": text.split(' ').count(), "words": [{"word": "The", "start": 0.0, "end": 0.2}], "vtt": vtt})
+    };
+    Json(json!({"result": result, "success": true, "errors": [], "messages": []})).into_response()
+}
+
+fn vtt_stamp(seconds: f64) -> String {
+    let ms = (seconds * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// Text-to-speech (§6.4): melotts answers `{"audio": base64 MP3}` in the envelope, aura the audio's bytes.
+fn speech(model: &str, body: &Value) -> Response {
+    let input = if model.contains("aura") {
+        &body["text"]
+    } else {
+        &body["prompt"]
+    };
+    let Some(input) = input.as_str().filter(|t| !t.is_empty()) else {
+        return cf_error(400, 5006, "Error: required properties at '/' are missing");
+    };
+    if model.contains("aura") {
+        return (
+            StatusCode::OK,
+            [("content-type", "audio/mpeg")],
+            spoken(input),
+        )
+            .into_response();
+    }
+    Json(json!({"result": {"audio": base64(&spoken(input))}, "success": true, "errors": [], "messages": []})).into_response()
+}
+
+/// Standard base64 to bytes (the turbo model's `audio`).
+fn unbase64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        let take = chunk.len().checked_sub(1)?;
+        out.extend_from_slice(&n.to_be_bytes()[1..=take]);
+    }
+    Some(out)
 }

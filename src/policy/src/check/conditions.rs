@@ -358,7 +358,7 @@ impl<'a, 'p> Cx<'a, 'p> {
             Vocab::Endpoint => bad(
                 "an endpoint",
                 ENDPOINTS,
-                "endpoints are `chat`, `messages`, `responses`, `embeddings` and `images`",
+                "endpoints are `chat`, `messages`, `responses`, `embeddings`, `images`, `transcriptions` and `speech`",
             ),
             Vocab::Weekday if WEEKDAYS.contains(&s) => Some(()),
             Vocab::Weekday => bad(

@@ -51,7 +51,7 @@ pub struct LogSource {
 /// The columns replay reads (costs as text, so D1's numbers stay exact).
 const SELECT: &str = "SELECT id, ts_ms, rule_id, status, prompt_tokens, completion_tokens, cached_tokens, \
 reasoning_tokens, CAST(cost_reporting_pico AS TEXT) AS cost_reporting_pico, reporting_currency, decision_attrs, \
-images FROM request_logs WHERE endpoint IS NOT NULL";
+images, audio_ms, characters FROM request_logs WHERE endpoint IS NOT NULL";
 
 /// One logged request, as replay reads it.
 #[derive(Debug, Default, Deserialize)]
@@ -69,8 +69,10 @@ pub struct Row {
     pub cost_reporting_pico: Option<String>,
     pub reporting_currency: Option<String>,
     pub decision_attrs: Option<String>,
-    /// Images generated (`images` requests).
+    /// Images generated (`images` requests), audio transcribed (ms), characters spoken.
     pub images: Option<u64>,
+    pub audio_ms: Option<u64>,
+    pub characters: Option<u64>,
 }
 
 fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -188,6 +190,8 @@ pub fn replay_row(policy: &Policy, row: &Row, report: &mut Report, sample: usize
                 completion: row.completion_tokens.unwrap_or(0),
                 reasoning: row.reasoning_tokens.unwrap_or(0),
                 images: row.images.unwrap_or(0),
+                audio_ms: row.audio_ms.unwrap_or(0),
+                characters: row.characters.unwrap_or(0),
             });
             book.convert(cost.pico, &cost.currency, &currency)
         });
@@ -314,6 +318,8 @@ fn read_sqlite(db: &Path, sql: &str, mut each: impl FnMut(Row)) -> Result<(), St
             reporting_currency: r.get(9).map_err(err)?,
             decision_attrs: r.get(10).map_err(err)?,
             images: u(r.get(11).map_err(err)?),
+            audio_ms: u(r.get(12).map_err(err)?),
+            characters: u(r.get(13).map_err(err)?),
         });
     }
     Ok(())

@@ -36,7 +36,7 @@ fn read_usage(u: &Value, base: Option<&Usage>) -> Usage {
         cached_tokens: read,
         reasoning_tokens: thinking.map(|t| t.min(completion)),
         cache_write_tokens: write,
-        images: None,
+        ..Usage::default()
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) fn usage(response: &Value) -> Option<Usage> {
         cached_tokens: n("cachedContentTokenCount"),
         reasoning_tokens: thoughts,
         cache_write_tokens: None,
-        images: None,
+        ..Usage::default()
     })
 }
 
