@@ -37,6 +37,9 @@ SETTINGS = {
     # A published policy reaches the gateway within a fraction of a second.
     "POLICY_REFRESH_MS": "300",
     "GATEWAY_ADMIN_TOKEN": "admin-e2e",
+    # The mock serves the images apps link to from http://127.0.0.1, which the default (`public`: https on
+    # public addresses only) refuses; the pipeline and unit tests cover that default.
+    "IMAGE_FETCH": "any",
 }
 ADMIN_TOKEN = SETTINGS["GATEWAY_ADMIN_TOKEN"]
 # GATEWAY_E2E_HOSTS=native runs one host only (quick local iterations); the test command runs both.

@@ -44,7 +44,25 @@ pub struct GatewayConfig {
     /// The payload archive: every request or only the rules that say `archive` (`ARCHIVE`), and what is redacted
     /// (`ARCHIVE_REDACT`).
     pub archive: crate::archive::Archiving,
+    /// Images given by URL to providers that take them only inline (Gemini, Workers AI): fetched from public
+    /// `https` addresses (`public`, the default), from anywhere (`any`), or refused (`off`) — `IMAGE_FETCH`.
+    pub image_fetch: ImageFetch,
+    /// The largest image fetched (`IMAGE_FETCH_MAX_BYTES`, 10 MiB unless set).
+    pub image_fetch_max_bytes: usize,
 }
+
+/// Whether and where the gateway fetches images given by URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFetch {
+    /// `https` URLs whose host is a public address (names that resolve to private ones are refused natively).
+    Public,
+    /// Refused: such images must come as `data:` URLs.
+    Off,
+    /// `http` or `https`, any address (images on an internal server of a private deployment).
+    Any,
+}
+
+pub const DEFAULT_IMAGE_FETCH_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
@@ -70,8 +88,8 @@ impl GatewayConfig {
     /// Reads the built-in catalog's provider settings (`<NAME>_BASE_URL`, the declared key secrets…, see
     /// [`Providers::from_catalog`]), `DEFAULT_PROVIDER`, `MAX_BODY_BYTES`, `UPSTREAM_TIMEOUT_MS`,
     /// `STREAM_IDLE_TIMEOUT_MS`, `POLICY_REFRESH_MS`, `COOLDOWN_MS`, `KEY_CACHE_MS`, `GATEWAY_ADMIN_TOKEN`,
-    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE`, `LIMIT_MAX_TOKENS`, `ARCHIVE` and
-    /// `ARCHIVE_REDACT`.
+    /// `REPORTING_CURRENCY`, `CLOCK_OFFSET_MS`, `LIMIT_TIMEZONE`, `LIMIT_MAX_TOKENS`, `ARCHIVE`,
+    /// `ARCHIVE_REDACT`, `MAX_AUDIO_BYTES`, `IMAGE_FETCH` and `IMAGE_FETCH_MAX_BYTES`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -125,6 +143,17 @@ impl GatewayConfig {
                 get("ARCHIVE").as_deref(),
                 get("ARCHIVE_REDACT").as_deref(),
             )?,
+            image_fetch: match get("IMAGE_FETCH").as_deref() {
+                None | Some("public") => ImageFetch::Public,
+                Some("off") => ImageFetch::Off,
+                Some("any") => ImageFetch::Any,
+                Some(other) => return Err(ConfigError::BadImageFetch(other.to_owned())),
+            },
+            image_fetch_max_bytes: number(
+                &get,
+                "IMAGE_FETCH_MAX_BYTES",
+                DEFAULT_IMAGE_FETCH_MAX_BYTES as u64,
+            )? as usize,
         })
     }
 }

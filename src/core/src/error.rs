@@ -479,6 +479,8 @@ pub enum ConfigError {
     /// `ARCHIVE` or `ARCHIVE_REDACT`.
     #[error("{0}")]
     Archive(String),
+    #[error("IMAGE_FETCH must be `public`, `off` or `any`, got `{0}`")]
+    BadImageFetch(String),
 }
 
 /// A client-supplied name as an error message shows it: at most 64 characters, control characters as `?`

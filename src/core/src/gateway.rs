@@ -23,6 +23,7 @@ mod authenticate;
 mod cache;
 mod cost;
 mod dispatch;
+mod inline;
 mod limit;
 mod plan;
 mod policy_admin;

@@ -21,6 +21,7 @@ pub mod limits;
 mod log;
 pub mod logs;
 mod multipart;
+pub mod net;
 pub mod ports;
 pub mod providers;
 mod redact;
@@ -35,7 +36,7 @@ pub mod usage;
 
 pub use attributes::{detect_language, estimate_tokens, request_attrs, RequestFacts};
 pub use auth::{KeyRecord, TeamRecord};
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, ImageFetch};
 pub use error::{ApiError, ConfigError, ErrorCode, FailureClass, StoreError};
 pub use gateway::{Gateway, Handled};
 /// Where published policies live (one layout for the CLI and both hosts).

@@ -50,6 +50,17 @@ pub enum UpstreamError {
 #[allow(async_fn_in_trait)]
 pub trait Upstream {
     async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
+
+    /// A request to a URL a client gave (an image to inline), which must reach only public addresses. The core
+    /// refuses private and loopback address literals itself; a host whose resolver could answer a name with a
+    /// private address checks what it connects to (natively). Without an override, [`Upstream::send`]
+    /// (Workers: a Worker's `fetch` reaches only the public internet).
+    async fn send_public(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send(request).await
+    }
 }
 
 /// Finds API keys by the SHA-256 hex of the presented key. Keys are never stored in clear.

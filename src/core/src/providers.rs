@@ -172,6 +172,12 @@ pub trait Connector {
         .with_param("model"))
     }
 
+    /// The provider takes images only inline (`data:` URLs): images a client gives by URL are fetched by the
+    /// gateway first (`IMAGE_FETCH`). Without an override: it fetches URLs itself.
+    fn inline_images(&self) -> bool {
+        false
+    }
+
     /// `POST /v1/images/generations`. Without an override: the provider makes no images (a 400 naming it).
     fn images_request(
         &self,
@@ -508,6 +514,12 @@ macro_rules! dialects {
             ) -> Result<UpstreamRequest, ApiError> {
                 match self {
                     $(Dialect::$variant => $connector.embeddings_request(p, body, model)),+
+                }
+            }
+
+            pub fn inline_images(self) -> bool {
+                match self {
+                    $(Dialect::$variant => $connector.inline_images()),+
                 }
             }
 

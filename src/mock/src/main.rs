@@ -124,6 +124,21 @@ async fn main() -> std::io::Result<()> {
         .route("/__mock/faults", post(set_faults).get(get_faults))
         .route("/__mock/stats", get(stats))
         .route("/__mock/usage", post(faults::set_usage))
+        // Images an app links to, for the gateway to fetch and inline: one, a redirect to it, and not an image.
+        .route(
+            "/__mock/image.png",
+            get(|| async { ([("content-type", "image/png")], PNG).into_response() }),
+        )
+        .route(
+            "/__mock/image-redirect",
+            get(|| async {
+                (StatusCode::FOUND, [("location", "/__mock/image.png")]).into_response()
+            }),
+        )
+        .route(
+            "/__mock/not-an-image",
+            get(|| async { ([("content-type", "text/html")], "<html></html>").into_response() }),
+        )
         .route("/v1/models", get(openai::models))
         .route("/anthropic/v1/messages", post(anthropic::messages))
         .route(

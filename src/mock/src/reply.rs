@@ -34,10 +34,25 @@ pub(crate) fn reply_words(body: &Value) -> Vec<String> {
         })
         .unwrap_or_default();
     let echo: String = last_user.chars().take(60).collect();
-    format!("This is the mock provider answering: {echo}")
-        .split_inclusive(' ')
-        .map(str::to_owned)
-        .collect()
+    let mut said = format!("This is the mock provider answering: {echo}");
+    // What a test can check of images that reached the provider: how many came inline, and their bytes.
+    let inline: Vec<usize> = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["image_url"]["url"].as_str()?.split_once(";base64,"))
+        .map(|(_, data)| data.trim_end_matches('=').len() * 3 / 4)
+        .collect();
+    if !inline.is_empty() {
+        let bytes: usize = inline.iter().sum();
+        said.push_str(&format!(
+            " [{} inline image(s), {bytes} bytes]",
+            inline.len()
+        ));
+    }
+    said.split_inclusive(' ').map(str::to_owned).collect()
 }
 
 pub(crate) fn prompt_tokens(body: &Value) -> u64 {

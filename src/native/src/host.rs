@@ -21,6 +21,8 @@ use rusqlite::Connection;
 #[derive(Clone)]
 pub struct NativeHost {
     client: reqwest::Client,
+    /// For URLs clients give (images to inline): connects only to public addresses, whatever a name resolves to.
+    public_client: reqwest::Client,
     db: Rc<Connection>,
     seed: u64,
     counter: Rc<AtomicU64>,
@@ -69,11 +71,18 @@ impl NativeHost {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
+        let public_client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(PublicOnly))
+            .build()
+            .map_err(|e| e.to_string())?;
         let db = crate::db::open(db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| e.to_string())?;
         Ok(Self {
             client,
+            public_client,
             db: Rc::new(db),
             seed: u64::from_le_bytes(seed),
             counter: Rc::default(),
@@ -89,38 +98,72 @@ impl NativeHost {
     }
 }
 
-impl Upstream for NativeHost {
-    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let method = reqwest::Method::from_bytes(request.method.as_bytes())
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let mut builder = self.client.request(method, &request.url).body(request.body);
-        for (k, v) in &request.headers {
-            builder = builder.header(k, v);
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Connect(error_chain(&e.without_url())))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let body = resp
-            .bytes_stream()
-            .map(|chunk| {
-                chunk
-                    .map(|b| b.to_vec())
-                    .map_err(|e| UpstreamError::Body(error_chain(&e.without_url())))
-            })
-            .boxed_local();
-        Ok(UpstreamResponse {
-            status,
-            headers,
-            body,
+/// A resolver that answers only with public addresses (`gateway_core::net::is_public_ip`): a name pointing at
+/// loopback, a private range or a cloud metadata address cannot make the gateway fetch from its own network.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found
+                .filter(|a| gateway_core::net::is_public_ip(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!("`{host}` resolves to no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+impl Upstream for NativeHost {
+    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+        send_with(&self.client, request).await
+    }
+
+    async fn send_public(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        send_with(&self.public_client, request).await
+    }
+}
+
+async fn send_with(
+    client: &reqwest::Client,
+    request: UpstreamRequest,
+) -> Result<UpstreamResponse, UpstreamError> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+    let mut builder = client.request(method, &request.url).body(request.body);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    let resp = builder
+        .send()
+        .await
+        .map_err(|e| UpstreamError::Connect(error_chain(&e.without_url())))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let body = resp
+        .bytes_stream()
+        .map(|chunk| {
+            chunk
+                .map(|b| b.to_vec())
+                .map_err(|e| UpstreamError::Body(error_chain(&e.without_url())))
+        })
+        .boxed_local();
+    Ok(UpstreamResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
@@ -320,5 +363,30 @@ impl Clock for NativeHost {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    #[tokio::test]
+    async fn a_name_for_this_machine_resolves_to_nothing_for_client_urls() {
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = PublicOnly.resolve(name).await.err().unwrap();
+        assert!(err.to_string().contains("no public address"), "{err}");
+        // And a fetch through the client that uses it never reaches a local server.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicOnly))
+            .build()
+            .unwrap();
+        let sent = client
+            .get(format!("http://localhost:{port}/image.png"))
+            .send()
+            .await;
+        assert!(sent.is_err());
     }
 }

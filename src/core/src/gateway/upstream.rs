@@ -123,7 +123,11 @@ impl<H: Host> Gateway<H> {
             }
             ApiCall::Chat(c) => c,
         };
-        let req = dialect.chat_request(p, chat.body.clone(), model, chat.stream)?;
+        let mut body = chat.body.clone();
+        if dialect.inline_images() {
+            self.inline_images(&mut body, deadline).await?;
+        }
+        let req = dialect.chat_request(p, body, model, chat.stream)?;
         let resp = self.send(req, p, deadline, timeout_ms).await?;
         if chat.stream {
             let translator = dialect.stream_translator(now_s);
@@ -220,7 +224,7 @@ impl<H: Host> Gateway<H> {
     }
 
     /// Reads a whole upstream body before `deadline`, up to a limit.
-    async fn read_body(
+    pub(super) async fn read_body(
         &self,
         mut body: ByteStream,
         limit: Limit,
@@ -298,7 +302,7 @@ impl<H: Host> Gateway<H> {
     }
 
     /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).
-    async fn within<T>(&self, deadline: f64, fut: impl Future<Output = T>) -> Option<T> {
+    pub(super) async fn within<T>(&self, deadline: f64, fut: impl Future<Output = T>) -> Option<T> {
         let left = (deadline - self.host.now_ms()).max(0.0) as u64;
         let fut = std::pin::pin!(fut);
         match future::select(fut, self.host.sleep(left)).await {
@@ -336,7 +340,7 @@ impl JsonAnswer {
 
 /// How much of a body is read: an error body is cut at its limit, a success body over its limit fails.
 #[derive(Clone, Copy)]
-enum Limit {
+pub(super) enum Limit {
     Truncate(usize),
     Refuse(usize),
 }

@@ -60,6 +60,11 @@ impl Connector for Gemini {
         embeddings_request(p, body, model)
     }
 
+    /// Images by URL are fetched by the gateway and sent inline.
+    fn inline_images(&self) -> bool {
+        true
+    }
+
     fn images_request(
         &self,
         p: &ProviderConfig,

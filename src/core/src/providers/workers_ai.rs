@@ -11,6 +11,8 @@
 //!   answer with the PNG's bytes (no envelope; through the binding, a stream of them). One image per call.
 //! - Transcriptions (§6.3): `whisper-large-v3-turbo` takes the audio as base64, `whisper` as an array of bytes;
 //!   both answer `text`, segments or words and `vtt`, the turbo model the language and duration too.
+//! - Vision (§6.5): the vision models take OpenAI's content parts with images as `data:` URLs only; the gateway
+//!   fetches images given by URL first (`inline_images`).
 //! - Speech (§6.4): `melotts` takes `{prompt, lang}` and answers `{"audio": base64 MP3}`; `aura-1` takes `{text,
 //!   speaker, encoding}` and answers the audio's bytes.
 
@@ -60,6 +62,11 @@ impl Connector for WorkersAi {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         embeddings_request(p, body, model)
+    }
+
+    /// Images by URL are fetched by the gateway and sent inline.
+    fn inline_images(&self) -> bool {
+        true
     }
 
     fn images_request(
@@ -166,20 +173,30 @@ fn chat_request(
     {
         let mut m = m.as_object().cloned().unwrap_or_default();
         if let Some(Value::Array(parts)) = m.get("content") {
-            if parts
+            let kind = |p: &Value| p.get("type").and_then(Value::as_str).map(str::to_owned);
+            if let Some(other) = parts
                 .iter()
-                .any(|p| p.get("type").and_then(Value::as_str) != Some("text"))
+                .filter_map(kind)
+                .find(|k| k != "text" && k != "image_url")
             {
-                return Err(ApiError::invalid_request(
-                    "workers_ai takes text content only through this gateway",
-                )
+                return Err(ApiError::invalid_request(format!(
+                    "workers_ai takes text and images through this gateway, not `{}` parts",
+                    crate::error::shown(&other)
+                ))
                 .with_param(&format!("messages[{i}]")));
             }
-            let text: String = parts
+            if !parts
                 .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect();
-            m.insert("content".into(), Value::String(text));
+                .any(|p| kind(p).as_deref() == Some("image_url"))
+            {
+                let text: String = parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect();
+                m.insert("content".into(), Value::String(text));
+            }
+            // With images the parts go as they are (OpenAI's shape, which the vision models take): the gateway
+            // has made every image a data: URL, the only kind Workers AI reads (shared/providers-more.md §6.5).
         }
         if m.get("role").and_then(Value::as_str) == Some("developer") {
             m.insert("role".into(), json!("system"));

@@ -578,3 +578,121 @@ fn speech_is_the_providers_bytes_and_is_priced_by_the_character() {
         (400, Some("voice"))
     );
 }
+
+fn gateway_with(host: &FakeHost, extra: &[(&str, &str)]) -> Gateway<FakeHost> {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = GatewayConfig::from_lookup(|k| {
+        extra
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| setting(k))
+    })
+    .unwrap();
+    Gateway::new(host.clone(), Rc::new(config))
+}
+
+fn look(url: &str) -> GatewayRequest {
+    let body = json!({"model": "gemini/gemini-3.8-flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}]});
+    request("POST", "/v1/chat/completions", Some(KEY), &body.to_string())
+}
+
+fn gemini_answer() -> Script {
+    let answer = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "A pixel."}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}});
+    Script::Reply(200, vec![], vec![serde_json::to_vec(&answer).unwrap()])
+}
+
+#[test]
+fn images_by_url_are_fetched_from_public_https_addresses_only_and_sent_inline() {
+    let host = FakeHost::new(gemini_answer());
+    host.route(
+        "https://images.example.com/",
+        Script::Reply(
+            200,
+            vec![("content-type".into(), "image/png".into())],
+            vec![b"\x89PNG..".to_vec()],
+        ),
+    );
+    let gw = gateway(&host);
+    let seen = run_with(&gw, look("https://images.example.com/cat.png"));
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let sent = host.sent.borrow();
+    assert_eq!(
+        (sent[0].method, sent[0].url.as_str()),
+        ("GET", "https://images.example.com/cat.png")
+    );
+    let to_gemini: Value = serde_json::from_slice(&sent[1].body).unwrap();
+    assert_eq!(
+        to_gemini["contents"][0]["parts"][1]["inlineData"],
+        json!({"mimeType": "image/png", "data": "iVBORy4u"})
+    );
+    drop(sent);
+    // By default (IMAGE_FETCH=public), nothing on this machine or its network, and nothing but https.
+    for (url, why) in [
+        (
+            "http://images.example.com/cat.png",
+            "only https URLs are fetched",
+        ),
+        ("https://127.0.0.1/cat.png", "not a public one"),
+        (
+            "https://169.254.169.254/latest/meta-data",
+            "not a public one",
+        ),
+        ("https://localhost/cat.png", "a local name"),
+    ] {
+        let seen = run_with(&gw, look(url));
+        assert_eq!(seen.status, 400, "{url}");
+        assert!(
+            seen.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{url}: {}",
+            seen.body
+        );
+        assert_eq!(
+            seen.json()["error"]["param"],
+            "messages[0].content[1].image_url.url"
+        );
+    }
+    assert_eq!(
+        host.sent.borrow().len(),
+        2,
+        "nothing more was fetched or sent"
+    );
+}
+
+#[test]
+fn image_fetching_can_be_turned_off_and_is_capped() {
+    let host = FakeHost::new(gemini_answer());
+    host.route(
+        "https://images.example.com/",
+        Script::Reply(
+            200,
+            vec![("content-type".into(), "image/png".into())],
+            vec![vec![0u8; 64]],
+        ),
+    );
+    let off = gateway_with(&host, &[("IMAGE_FETCH", "off")]);
+    let seen = run_with(&off, look("https://images.example.com/cat.png"));
+    assert!(
+        seen.status == 400 && seen.body.contains("IMAGE_FETCH=off"),
+        "{}",
+        seen.body
+    );
+    let capped = gateway_with(&host, &[("IMAGE_FETCH_MAX_BYTES", "10")]);
+    let seen = run_with(&capped, look("https://images.example.com/cat.png"));
+    assert!(
+        seen.status == 400 && seen.body.contains("larger than 10 bytes"),
+        "{}",
+        seen.body
+    );
+    assert!(
+        GatewayConfig::from_lookup(|k| (k == "IMAGE_FETCH").then(|| "sometimes".into())).is_err()
+    );
+}

@@ -156,7 +156,20 @@ pub(crate) async fn gemini(
     } else {
         let text = match &tool_result {
             Some(r) => format!("The tool said: {}", r["response"]),
-            None => reply_words(&json!({"messages": [{"role": "user", "content": last_parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" ")}]})).concat(),
+            None => {
+                // The text parts, and the inline images as the shared reply counts them.
+                let text = last_parts
+                    .iter()
+                    .filter_map(|p| p["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut content = vec![json!({"type": "text", "text": text})];
+                content.extend(last_parts.iter().filter_map(|p| p.get("inlineData")).map(|d| {
+                    json!({"type": "image_url", "image_url": {"url": format!("data:{};base64,{}",
+                        d["mimeType"].as_str().unwrap_or(""), d["data"].as_str().unwrap_or(""))}})
+                }));
+                reply_words(&json!({"messages": [{"role": "user", "content": content}]})).concat()
+            }
         };
         if stream {
             let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();

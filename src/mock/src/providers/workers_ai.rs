@@ -63,6 +63,25 @@ pub(crate) async fn workers_ai(
         let data: Vec<Vec<f64>> = inputs.iter().map(|t| fake_embedding(t)).collect();
         return Json(json!({"result": {"shape": [data.len(), 8], "data": data, "pooling": "mean"}, "success": true, "errors": [], "messages": []})).into_response();
     }
+    // The vision models read images from data URIs only (shared/providers-more.md §6.5).
+    let linked = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .any(|p| {
+            p["image_url"]["url"]
+                .as_str()
+                .is_some_and(|u| !u.starts_with("data:"))
+        });
+    if linked {
+        return cf_error(
+            400,
+            5006,
+            "Error: image_url must be a data URI; HTTP URLs are not accepted",
+        );
+    }
     let words = reply_words(&body);
     let (prompt, completion) = match crate::faults::forced_usage(&state, "workers_ai") {
         Some(c) => (c.prompt, c.completion),
