@@ -281,6 +281,19 @@ fn field<'a>(body: &'a Map<String, Value>, key: &str) -> &'a Value {
     body.get(key).unwrap_or(&Value::Null)
 }
 
+/// Copies the fields a translation keeps as they are (`from` in the client's body, `to` in the chat body), and
+/// asks a stream for its usage: both APIs report it when the stream ends.
+fn carry(body: &Map<String, Value>, out: &mut Map<String, Value>, fields: &[(&str, &str)]) {
+    for (from, to) in fields {
+        if let Some(v) = body.get(*from).filter(|v| !v.is_null()) {
+            out.insert((*to).into(), v.clone());
+        }
+    }
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        out.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+}
+
 /// A required-shape error naming the field the way the API does.
 fn invalid(message: impl Into<String>, param: &str) -> ApiError {
     ApiError::invalid_request(message).with_param(param)

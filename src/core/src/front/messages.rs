@@ -16,7 +16,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{arguments_object, event, field, invalid, Counts, Ctx, Delta, Events, Said};
+use super::{arguments_object, carry, event, field, invalid, Counts, Ctx, Delta, Events, Said};
 use crate::error::ApiError;
 
 pub(super) fn request(body: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
@@ -63,19 +63,16 @@ pub(super) fn request(body: Map<String, Value>) -> Result<Map<String, Value>, Ap
         None => return Err(invalid("`messages` is required", "messages")),
     }
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("stream", "stream"),
-    ] {
-        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
-            out.insert(to.into(), v.clone());
-        }
-    }
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        // The usage goes into the closing `message_delta`.
-        out.insert("stream_options".into(), json!({"include_usage": true}));
-    }
+    // A stream's usage goes into its closing `message_delta`.
+    carry(
+        &body,
+        &mut out,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("stream", "stream"),
+        ],
+    );
     match body.get("stop_sequences") {
         Some(Value::Array(s)) if !s.is_empty() => {
             out.insert("stop".into(), Value::Array(s.clone()));

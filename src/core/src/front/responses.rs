@@ -14,7 +14,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{event, field, invalid, Counts, Ctx, Delta, Events, Said};
+use super::{carry, event, field, invalid, Counts, Ctx, Delta, Events, Said};
 use crate::error::{shown, ApiError};
 
 /// What a response object repeats of its request.
@@ -81,22 +81,19 @@ pub(super) fn request(body: Map<String, Value>) -> Result<Map<String, Value>, Ap
         None => return Err(invalid("`input` is required", "input")),
     }
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("stream", "stream"),
-        ("parallel_tool_calls", "parallel_tool_calls"),
-        ("max_output_tokens", "max_completion_tokens"),
-        ("user", "user"),
-    ] {
-        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
-            out.insert(to.into(), v.clone());
-        }
-    }
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        // The usage goes into `response.completed`.
-        out.insert("stream_options".into(), json!({"include_usage": true}));
-    }
+    // A stream's usage goes into `response.completed`.
+    carry(
+        &body,
+        &mut out,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("stream", "stream"),
+            ("parallel_tool_calls", "parallel_tool_calls"),
+            ("max_output_tokens", "max_completion_tokens"),
+            ("user", "user"),
+        ],
+    );
     if let Some(effort) = field(&body, "reasoning")
         .get("effort")
         .and_then(Value::as_str)

@@ -68,14 +68,9 @@ pub fn render(t: &Value, format: TranscriptFormat) -> (Vec<u8>, &'static str, Us
         .as_f64()
         .or_else(|| (t["usage"]["type"] == "duration").then(|| t["usage"]["seconds"].as_f64())?);
     let u = &t["usage"];
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let (prompt, completion) = (n("input_tokens"), n("output_tokens"));
     let usage = Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
         audio_ms: seconds.map(|s| (s.max(0.0) * 1000.0).round() as u64),
-        ..Usage::default()
+        ..super::images::media_tokens(u)
     };
     let json_body = |v: Value| {
         (

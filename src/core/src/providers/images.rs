@@ -61,17 +61,24 @@ pub fn finish(mut answer: Value, format: Option<ImageFormat>) -> (Value, Usage) 
         }
     }
     let images = answer["data"].as_array().map_or(0, Vec::len) as u64;
-    let u = &answer["usage"];
+    let usage = Usage {
+        images: Some(images),
+        ..media_tokens(&answer["usage"])
+    };
+    (answer, usage)
+}
+
+/// The tokens of a media answer's `usage` (OpenAI's GPT image and transcribe models: `input_tokens`,
+/// `output_tokens`); zero when it has none.
+pub fn media_tokens(u: &Value) -> Usage {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     let (prompt, completion) = (n("input_tokens"), n("output_tokens"));
-    let usage = Usage {
+    Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
         total_tokens: prompt + completion,
-        images: Some(images),
         ..Usage::default()
-    };
-    (answer, usage)
+    }
 }
 
 /// `{created, data: [{b64_json, mime_type?}…]}` from base64 pictures.

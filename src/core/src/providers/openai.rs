@@ -38,8 +38,7 @@ impl Connector for OpenAi {
         model: &str,
         stream: bool,
     ) -> Result<UpstreamRequest, ApiError> {
-        prepare_body(&mut body, &upstream_model(p, model));
-        body.remove("provider");
+        passed_on(p, &mut body, model);
         // DeepSeek's `reasoning_content` on assistant turns is DeepSeek's; OpenAI does not take it.
         strip_message_field(&mut body, "reasoning_content");
         let q = &p.quirks;
@@ -72,8 +71,7 @@ impl Connector for OpenAi {
         mut body: Map<String, Value>,
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        prepare_body(&mut body, &upstream_model(p, model));
-        body.remove("provider");
+        passed_on(p, &mut body, model);
         for field in &p.quirks.strip {
             body.remove(field);
         }
@@ -111,8 +109,7 @@ impl Connector for OpenAi {
         mut body: Map<String, Value>,
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        prepare_body(&mut body, &upstream_model(p, model));
-        body.remove("provider");
+        passed_on(p, &mut body, model);
         Ok(post(p, "/audio/speech", &body))
     }
 
@@ -133,6 +130,12 @@ impl Connector for OpenAi {
         }
         Ok(req)
     }
+}
+
+/// A body as the client sent it, for the service: its model id, without the gateway's `provider` field.
+fn passed_on(p: &ProviderConfig, body: &mut Map<String, Value>, model: &str) {
+    prepare_body(body, &upstream_model(p, model));
+    body.remove("provider");
 }
 
 /// The model id the service knows: the declared prefix (`accounts/fireworks/models/`) before the catalog's id.
