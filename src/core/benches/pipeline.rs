@@ -160,6 +160,24 @@ fn run(gw: &Gateway<FakeHost>, stream: bool) -> usize {
     run_req(gw, request(stream))
 }
 
+/// The bench's request as the Anthropic Messages API (`/v1/messages`) or the Responses API (`/v1/responses`)
+/// says it: translated to chat, answered in its own shape.
+fn front_request(path: &str, stream: bool) -> GatewayRequest {
+    let body = if path == "/v1/messages" {
+        format!(
+            r#"{{"model":"gpt-4o-mini","max_tokens":1024,"stream":{stream},"system":"You are a concise assistant.","messages":[{{"role":"user","content":"Give me three ideas for a weekend trip near the sea, one line each."}}]}}"#
+        )
+    } else {
+        format!(
+            r#"{{"model":"gpt-4o-mini","stream":{stream},"instructions":"You are a concise assistant.","input":"Give me three ideas for a weekend trip near the sea, one line each."}}"#
+        )
+    };
+    let mut req = request(stream);
+    req.path = path.into();
+    req.body = RequestBody::Bytes(body.into_bytes());
+    req
+}
+
 fn pipeline(c: &mut Criterion) {
     let json = gateway(false);
     c.bench_function("handle chat JSON (example policies)", |b| {
@@ -197,6 +215,15 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("handle chat stream, 14 events (example policies)", |b| {
         b.iter(|| run(&streaming, true))
     });
+    for (api, path) in [("Messages", "/v1/messages"), ("Responses", "/v1/responses")] {
+        c.bench_function(&format!("handle {api} JSON (example policies)"), |b| {
+            b.iter(|| run_req(&json, front_request(path, false)))
+        });
+        c.bench_function(
+            &format!("handle {api} stream, 14 events (example policies)"),
+            |b| b.iter(|| run_req(&streaming, front_request(path, true))),
+        );
+    }
     let attrs_body: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(match &request(false).body {
             RequestBody::Bytes(b) => b,
