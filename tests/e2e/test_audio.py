@@ -114,3 +114,23 @@ def test_speech_formats_and_refusals(gw):
     with pytest.raises(openai.BadRequestError) as e:
         c.audio.speech.create(model="openai/tts-1", voice="alloy", input="x" * 4097)
     assert e.value.body["param"] == "input"
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini-transcribe", "workers_ai/@cf/openai/whisper-large-v3-turbo"])
+def test_a_streamed_transcription_is_transcript_events(gw, model):
+    stream = client(gw).audio.transcriptions.create(model=model, file=("speech.wav", AUDIO, "audio/wav"), stream=True)
+    events = list(stream)
+    assert [e.type for e in events] == ["transcript.text.delta", "transcript.text.done"]
+    assert events[0].delta == HEARD and events[1].text == HEARD
+
+
+def test_speech_as_server_sent_events(gw):
+    import base64
+    import json
+
+    raw = client(gw).audio.speech.with_raw_response.create(model="openai/tts-1", voice="alloy", input="Hello",
+                                                           stream_format="sse")
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in raw.text.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events] == ["speech.audio.delta", "speech.audio.done"]
+    assert base64.b64decode(events[0]["audio"]) == b"ID3\x04\x00\x00\x00\x00\x00\x00Hello"

@@ -72,3 +72,16 @@ def test_refusals_and_impossible_asks_are_clear_400s(gw):
     with pytest.raises(openai.BadRequestError) as e:
         c.images.generate(model="deepseek/deepseek-flash", prompt="x")
     assert "no image generation endpoint" in e.value.body["message"]
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-image-1", "openai/dall-e-3", "workers_ai/@cf/black-forest-labs/flux-1-schnell"])
+def test_a_streamed_image_is_completed_events(gw, model):
+    events = list(client(gw).images.generate(model=model, prompt="a lighthouse", stream=True))
+    assert [e.type for e in events] == ["image_generation.completed"]
+    assert base64.b64decode(events[0].b64_json).startswith(PNG_MAGIC)
+
+
+def test_a_url_only_provider_cannot_stream(gw):
+    with pytest.raises(openai.BadRequestError) as e:
+        list(client(gw).images.generate(model="siliconflow/Kwai-Kolors/Kolors", prompt="x", stream=True))
+    assert "URLs only" in e.value.body["message"]

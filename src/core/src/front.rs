@@ -166,11 +166,7 @@ fn event(out: &mut Vec<u8>, name: &str, mut data: Value) {
     if let Some(o) = data.as_object_mut() {
         o.insert("type".into(), json!(name));
     }
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
+    crate::sse::push_event(out, Some(name), &data);
 }
 
 /// A chat usage object's counts: prompt (cached included), cached, completion (reasoning included), reasoning.

@@ -125,6 +125,18 @@ impl Decoder {
 }
 
 /// Encodes a data payload as one SSE event (`data: …\n\n`), one `data:` line per payload line.
+/// Appends one event, `event: <name>` (when named) and its JSON as one `data:` line.
+pub fn push_event(out: &mut Vec<u8>, name: Option<&str>, data: &serde_json::Value) {
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
 pub fn encode_data(data: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 8);
     for line in data.split('\n') {

@@ -24,6 +24,9 @@ impl<H: Host> Gateway<H> {
         let (Some(ttl_ms), Some(scope)) = (plan.options.cache_ms, plan.options.cache_scope) else {
             return None;
         };
+        if !call.cacheable() {
+            return None;
+        }
         let target = plan.targets.first()?.name();
         let key_scope = || format!("key:{}", holder.key.id);
         let scope = match scope {

@@ -41,6 +41,8 @@ pub(super) struct ImagesRequest {
     pub n: u64,
     /// `response_format` when the client named one: `url` or `b64_json`.
     pub format: Option<ImageFormat>,
+    /// `stream: true`: the images as `image_generation.completed` events.
+    pub stream: bool,
 }
 
 pub(crate) use crate::providers::images::ImageFormat;
@@ -50,6 +52,8 @@ pub(super) struct TranscriptionRequest {
     /// cache key and the archive see.
     pub body: Map<String, Value>,
     pub model: String,
+    /// `stream=true`: the transcript as `transcript.text.delta` and `.done` events.
+    pub stream: bool,
     pub call: Transcription,
 }
 
@@ -58,6 +62,8 @@ pub(super) struct SpeechRequest {
     pub model: String,
     /// Characters of `input`: what speech is priced by.
     pub characters: u64,
+    /// `stream_format: "sse"`: the audio as `speech.audio.delta` and `.done` events.
+    pub sse: bool,
 }
 
 use crate::providers::audio::{self, TranscriptFormat, Transcription, Upload};
@@ -95,6 +101,16 @@ impl ApiCall {
             ApiCall::Images(_) => "images",
             ApiCall::Transcription(_) => "transcriptions",
             ApiCall::Speech(_) => "speech",
+        }
+    }
+
+    /// Whether the response cache may keep the answer: a JSON answer it can give again as it was (chat, whose
+    /// streams it replays, embeddings, images not streamed); not audio or media events.
+    pub(super) fn cacheable(&self) -> bool {
+        match self {
+            ApiCall::Chat(_) | ApiCall::Embeddings(_) => true,
+            ApiCall::Images(i) => !i.stream,
+            ApiCall::Transcription(_) | ApiCall::Speech(_) => false,
         }
     }
 
@@ -181,7 +197,7 @@ pub(super) fn embeddings(body: &RequestBody, limit: usize) -> Result<ApiCall, Ap
 const MAX_IMAGES: u64 = 10;
 
 /// `POST /v1/images/generations`: `model`, a non-empty `prompt`, `n` from 1 to 10, `response_format` `url` or
-/// `b64_json`. Streamed partial images are not relayed: `stream: true` is a 400.
+/// `b64_json`, `stream` a boolean.
 pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
     let body = json_body(body, limit)?;
     let model = model_field(&body)?;
@@ -209,10 +225,15 @@ pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
             ))
         }
     };
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("`stream` must be a boolean", "stream")),
+    };
+    if stream && format == Some(ImageFormat::Url) {
         return Err(invalid(
-            "streamed image generation (partial images) is not supported by this gateway; leave `stream` unset",
-            "stream",
+            "a streamed image comes as base64 (`image_generation.completed` events): leave `response_format` unset",
+            "response_format",
         ));
     }
     Ok(ApiCall::Images(ImagesRequest {
@@ -220,6 +241,7 @@ pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
         model,
         n,
         format,
+        stream,
     }))
 }
 
@@ -301,15 +323,17 @@ pub(super) fn transcription(
             )
         })?,
     };
-    if body.get("stream").and_then(Value::as_str) == Some("true") {
+    let stream = body.get("stream").and_then(Value::as_str) == Some("true");
+    if stream && format != TranscriptFormat::Json {
         return Err(invalid(
-            "streamed transcriptions are not supported by this gateway; leave `stream` unset",
-            "stream",
+            "a streamed transcription is `transcript.text.*` events: leave `response_format` unset (json)",
+            "response_format",
         ));
     }
     Ok(ApiCall::Transcription(TranscriptionRequest {
         body,
         model,
+        stream,
         call: Transcription {
             file,
             format,
@@ -357,16 +381,21 @@ pub(super) fn speech(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
             ));
         }
     }
-    if body.get("stream_format").and_then(Value::as_str) == Some("sse") {
-        return Err(invalid(
-            "speech as server-sent events is not supported by this gateway; leave `stream_format` unset",
-            "stream_format",
-        ));
-    }
+    let sse = match body.get("stream_format").and_then(Value::as_str) {
+        None | Some("audio") => false,
+        Some("sse") => true,
+        Some(_) => {
+            return Err(invalid(
+                "`stream_format` must be `audio` or `sse`",
+                "stream_format",
+            ))
+        }
+    };
     Ok(ApiCall::Speech(SpeechRequest {
         body,
         model,
         characters: characters as u64,
+        sse,
     }))
 }
 

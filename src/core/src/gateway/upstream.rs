@@ -27,6 +27,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// A successful non-streaming upstream body larger than this is refused rather than held in memory.
 const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 
+/// The content type of a media answer given as events (`stream: true`, `stream_format: "sse"`).
+const EVENT_STREAM: &str = "text/event-stream; charset=utf-8";
+
 /// A successful attempt: the reply (a JSON body in OpenAI's shape, or a stream past its first content token),
 /// the usage of a JSON answer, and when the first token arrived (streams).
 pub(super) struct Answer {
@@ -84,8 +87,23 @@ impl<H: Host> Gateway<H> {
                 let media = self.read_media(req, p, deadline, timeout_ms).await?;
                 let answer = dialect.images_answer(p, media, now_s)?;
                 let (answer, usage) = images::finish(answer, i.format);
+                let reply = if i.stream {
+                    let events = images::as_events(&answer).ok_or_else(|| {
+                        ApiError::invalid_request(format!(
+                            "provider `{}` gives images as URLs only, which cannot be streamed: leave `stream` unset",
+                            p.name
+                        ))
+                        .with_param("stream")
+                    })?;
+                    Reply::Media {
+                        body: events,
+                        content_type: EVENT_STREAM.into(),
+                    }
+                } else {
+                    Reply::Json(serde_json::to_vec(&answer).unwrap_or_default())
+                };
                 return Ok(Answer {
-                    reply: Reply::Json(serde_json::to_vec(&answer).unwrap_or_default()),
+                    reply,
                     usage: Some(usage),
                     first_token_at_ms: None,
                 });
@@ -94,7 +112,10 @@ impl<H: Host> Gateway<H> {
                 let req = dialect.transcription_request(p, &t.call, model)?;
                 let media = self.read_media(req, p, deadline, timeout_ms).await?;
                 let transcript = dialect.transcription_answer(p, media)?;
-                let (body, content_type, usage) = audio::render(&transcript, t.call.format);
+                let (mut body, mut content_type, usage) = audio::render(&transcript, t.call.format);
+                if t.stream {
+                    (body, content_type) = (audio::transcript_events(&transcript), EVENT_STREAM);
+                }
                 return Ok(Answer {
                     reply: Reply::Media {
                         body,
@@ -111,7 +132,10 @@ impl<H: Host> Gateway<H> {
                     .body
                     .get("response_format")
                     .and_then(serde_json::Value::as_str);
-                let (body, content_type) = dialect.speech_answer(p, media, format)?;
+                let (mut body, mut content_type) = dialect.speech_answer(p, media, format)?;
+                if s.sse {
+                    (body, content_type) = (audio::speech_events(&body), EVENT_STREAM.into());
+                }
                 return Ok(Answer {
                     reply: Reply::Media { body, content_type },
                     usage: Some(crate::log::Usage {

@@ -116,6 +116,37 @@ pub fn render(t: &Value, format: TranscriptFormat) -> (Vec<u8>, &'static str, Us
     }
 }
 
+/// A transcript as the events of a streamed transcription (§5.2): the text in one `transcript.text.delta`
+/// (the gateway has the whole transcript when it answers), then `transcript.text.done` with the usage.
+pub fn transcript_events(t: &Value) -> Vec<u8> {
+    let text = t["text"].as_str().unwrap_or("").trim();
+    let mut out = Vec::new();
+    crate::sse::push_event(
+        &mut out,
+        None,
+        &json!({"type": "transcript.text.delta", "delta": text}),
+    );
+    let mut done = json!({"type": "transcript.text.done", "text": text});
+    if t["usage"].is_object() {
+        done["usage"] = t["usage"].clone();
+    }
+    crate::sse::push_event(&mut out, None, &done);
+    out
+}
+
+/// Speech as server-sent events (§5.3, `stream_format: "sse"`): the audio in base64 `speech.audio.delta`
+/// events of up to 32 KiB of audio each, then `speech.audio.done`.
+pub fn speech_events(audio: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in audio.chunks(32 * 1024) {
+        let delta = json!({"type": "speech.audio.delta", "audio": super::images::base64(piece)});
+        crate::sse::push_event(&mut out, None, &delta);
+    }
+    let done = json!({"type": "speech.audio.done", "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}});
+    crate::sse::push_event(&mut out, None, &done);
+    out
+}
+
 /// Subtitles from the segments (one cue for the whole text when the provider gave none).
 fn cues(t: &Value, text: &str, seconds: Option<f64>, vtt: bool) -> String {
     let segments: Vec<(f64, f64, String)> = match t["segments"].as_array() {

@@ -81,6 +81,29 @@ pub fn media_tokens(u: &Value) -> Usage {
     }
 }
 
+/// An images answer as the events of a streamed one (§5.1): one `image_generation.completed` per image, each
+/// whole (the gateway does not relay partial images), the usage on the last. `None` when an image came as a URL
+/// only (nothing to stream).
+pub fn as_events(answer: &Value) -> Option<Vec<u8>> {
+    let data = answer["data"].as_array()?;
+    let mut out = Vec::new();
+    for (i, item) in data.iter().enumerate() {
+        let b64 = item.get("b64_json")?.as_str()?;
+        let format = item
+            .get("mime_type")
+            .and_then(Value::as_str)
+            .and_then(|m| m.strip_prefix("image/"))
+            .unwrap_or("png");
+        let mut event = json!({"type": "image_generation.completed", "b64_json": b64,
+            "created_at": answer["created"], "output_format": format});
+        if i + 1 == data.len() && answer["usage"].is_object() {
+            event["usage"] = answer["usage"].clone();
+        }
+        crate::sse::push_event(&mut out, Some("image_generation.completed"), &event);
+    }
+    Some(out)
+}
+
 /// `{created, data: [{b64_json, mime_type?}…]}` from base64 pictures.
 pub fn from_base64(pictures: Vec<(String, Option<String>)>, created: u64) -> Value {
     let data: Vec<Value> = pictures

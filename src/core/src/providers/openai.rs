@@ -71,7 +71,13 @@ impl Connector for OpenAi {
         mut body: Map<String, Value>,
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
+        let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
         passed_on(p, &mut body, model);
+        whole(&mut body);
+        if stream && model.starts_with("dall-e") {
+            // dall-e answers URLs unless asked; a stream needs the picture.
+            body.insert("response_format".into(), Value::String("b64_json".into()));
+        }
         for field in &p.quirks.strip {
             body.remove(field);
         }
@@ -110,6 +116,7 @@ impl Connector for OpenAi {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         passed_on(p, &mut body, model);
+        whole(&mut body);
         Ok(post(p, "/audio/speech", &body))
     }
 
@@ -136,6 +143,14 @@ impl Connector for OpenAi {
 fn passed_on(p: &ProviderConfig, body: &mut Map<String, Value>, model: &str) {
     prepare_body(body, &upstream_model(p, model));
     body.remove("provider");
+}
+
+/// A media body without what would make the service stream: the gateway asks for the whole answer and makes
+/// the events itself.
+fn whole(body: &mut Map<String, Value>) {
+    for field in ["stream", "partial_images", "stream_format"] {
+        body.remove(field);
+    }
 }
 
 /// The model id the service knows: the declared prefix (`accounts/fireworks/models/`) before the catalog's id.

@@ -190,9 +190,11 @@ fn images_request(
     body: &Map<String, Value>,
     model: &str,
 ) -> Result<UpstreamRequest, ApiError> {
-    if body.get("response_format").and_then(Value::as_str) == Some("b64_json") {
+    if body.get("response_format").and_then(Value::as_str) == Some("b64_json")
+        || body.get("stream").and_then(Value::as_bool) == Some(true)
+    {
         return Err(ApiError::invalid_request(format!(
-            "provider `{}` gives images as URLs only: ask for `response_format: \"url\"` or route to another provider",
+            "provider `{}` gives images as URLs only: ask for `response_format: \"url\"` without `stream`, or route to another provider",
             p.name
         ))
         .with_param("response_format"));

@@ -352,8 +352,12 @@ fn image_requests_are_validated_and_routed_only_to_image_models() {
             "response_format",
         ),
         (
-            r#"{"model":"openai/gpt-image-1","prompt":"x","stream":true}"#,
+            r#"{"model":"openai/gpt-image-1","prompt":"x","stream":"yes"}"#,
             "stream",
+        ),
+        (
+            r#"{"model":"openai/gpt-image-1","prompt":"x","stream":true,"response_format":"url"}"#,
+            "response_format",
         ),
     ] {
         let seen = run(
