@@ -168,3 +168,11 @@ def test_stateful_responses_features_are_clear_400s_and_404s(gw):
         c.responses.retrieve("resp_123")
     # `store` is accepted and answered false: nothing is kept.
     assert c.responses.create(model="openai/gpt-4o-mini", input="x", store=True).store is False
+
+
+def test_count_tokens_answers_the_sdk_with_the_gateways_estimate(gw):
+    c = claude(gw)
+    short = c.messages.count_tokens(model="deepseek/deepseek-flash", messages=[{"role": "user", "content": "ping"}])
+    longer = c.messages.count_tokens(model="deepseek/deepseek-flash", system="Be brief. " * 50,
+                                     messages=[{"role": "user", "content": "ping"}])
+    assert 0 < short.input_tokens < longer.input_tokens

@@ -254,6 +254,7 @@ impl<H: Host> Gateway<H> {
             | Endpoint::Messages
             | Endpoint::Responses
             | Endpoint::StoredResponse
+            | Endpoint::CountTokens
             | Endpoint::Embeddings
             | Endpoint::Images
             | Endpoint::Transcriptions
@@ -285,6 +286,7 @@ impl<H: Host> Gateway<H> {
             }
             Endpoint::Speech => request::speech(&req.body, limit)?,
             Endpoint::StoredResponse => return Err(request::stored_response().into()),
+            Endpoint::CountTokens => return Ok(request::count_tokens(&req.body, limit)?),
             _ => return Ok(admin::models(&providers)),
         };
         request::known_provider(&call, &providers)?;

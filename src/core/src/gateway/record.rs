@@ -100,7 +100,7 @@ impl Trace {
 
     pub(super) fn endpoint(&mut self, endpoint: Endpoint) {
         self.rec.endpoint = endpoint.logged();
-        if endpoint == Endpoint::Messages {
+        if matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) {
             // Errors before the body is read (a bad key) are already Anthropic's.
             self.front = crate::front::Front::Messages;
         }

@@ -137,6 +137,24 @@ pub(super) fn messages(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiE
     chat_of(body, Front::Messages)
 }
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, the gateway's estimate for the Messages request's
+/// system, messages and tools (the same estimate its `tokens` attribute and limits use): whichever model answers,
+/// it need not be Anthropic's, so no provider is asked. `max_tokens` is not needed here.
+pub(super) fn count_tokens(body: &RequestBody, limit: usize) -> Result<super::Reply, ApiError> {
+    let mut body = json_body(body, limit)?;
+    body.entry("max_tokens").or_insert(Value::from(1));
+    let chat = Front::messages_request(body)?;
+    model_field(&chat)?;
+    let tools = chat
+        .get("tools")
+        .map_or(0, |t| crate::attributes::estimate_tokens(&t.to_string()));
+    let tokens = crate::attributes::prompt_tokens(&chat).saturating_add(tools);
+    let answer = serde_json::json!({"input_tokens": tokens});
+    Ok(super::Reply::local(
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    ))
+}
+
 /// `POST /v1/responses`: a Responses API request (the stateless subset), translated to a chat request.
 pub(super) fn responses(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiError> {
     let (body, front) = Front::responses_request(json_body(body, limit)?)?;

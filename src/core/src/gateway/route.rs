@@ -10,6 +10,8 @@ pub(super) enum Endpoint {
     Chat,
     /// `POST /v1/messages`: the Anthropic Messages API.
     Messages,
+    /// `POST /v1/messages/count_tokens`: the gateway's estimate of a Messages request's input tokens.
+    CountTokens,
     /// `POST /v1/responses`: the Responses API's stateless subset.
     Responses,
     /// `/v1/responses/{id}…`: a stored response, which this gateway does not keep (404).
@@ -45,7 +47,9 @@ impl Endpoint {
             Endpoint::Transcriptions => Some("transcriptions"),
             Endpoint::Speech => Some("speech"),
             Endpoint::Models => Some("models"),
-            Endpoint::Health
+            // Counting calls no model: not usage, as the gateway's own endpoints are not.
+            Endpoint::CountTokens
+            | Endpoint::Health
             | Endpoint::AdminStatus
             | Endpoint::AdminUsage
             | Endpoint::AdminRecords
@@ -61,6 +65,7 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
     ("/v1/models", "GET", Endpoint::Models),
     ("/v1/chat/completions", "POST", Endpoint::Chat),
     ("/v1/messages", "POST", Endpoint::Messages),
+    ("/v1/messages/count_tokens", "POST", Endpoint::CountTokens),
     ("/v1/responses", "POST", Endpoint::Responses),
     ("/v1/embeddings", "POST", Endpoint::Embeddings),
     ("/v1/images/generations", "POST", Endpoint::Images),

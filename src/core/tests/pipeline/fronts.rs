@@ -700,3 +700,32 @@ fn image_fetching_can_be_turned_off_and_is_capped() {
         GatewayConfig::from_lookup(|k| (k == "IMAGE_FETCH").then(|| "sometimes".into())).is_err()
     );
 }
+
+#[test]
+fn count_tokens_is_the_gateways_estimate_and_asks_no_provider() {
+    let host = FakeHost::new(ok_json());
+    let count = |body: &str| {
+        let mut req = anthropic(body);
+        req.path = "/v1/messages/count_tokens".into();
+        run(&host, req)
+    };
+    let short =
+        count(r#"{"model":"deepseek/deepseek-flash","messages":[{"role":"user","content":"hi"}]}"#);
+    assert_eq!(short.status, 200, "{}", short.body);
+    let n = short.json()["input_tokens"].as_u64().unwrap();
+    assert!(n > 0);
+    let tools = count(
+        r#"{"model":"deepseek/deepseek-flash","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"get_weather","description":"Current weather in a city","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]}"#,
+    );
+    assert!(
+        tools.json()["input_tokens"].as_u64().unwrap() > n,
+        "tools count too"
+    );
+    assert!(host.sent.borrow().is_empty());
+    assert_eq!(short.record.endpoint, None, "not usage");
+    let bad = count(r#"{"model":"m","messages":"hi"}"#);
+    assert_eq!(
+        (bad.status, bad.json()["type"].as_str()),
+        (400, Some("error"))
+    );
+}
