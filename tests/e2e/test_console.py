@@ -205,6 +205,15 @@ def test_the_console_answers_what_an_operator_asks(gw, browser):
     page.wait_for_selector("[data-total=requests]")
     shot(page, gw, "overview-zh")
 
+    # An image request's detail says what it was billed by besides tokens (in Chinese now).
+    pic = sdk.images.with_raw_response.generate(model="openai/gpt-image-1", prompt="a lighthouse")
+    pic_id = pic.headers["x-request-id"]
+    gw.log_row(pic_id)
+    page.goto(gw.url + f"/console/#/logs/{pic_id}")
+    billed = page.locator(f".detail[data-request='{pic_id}'] [data-media]")
+    billed.wait_for()
+    assert billed.inner_text() == "1 张图片"
+
     unexpected = [e for e in errors if "401" not in e]
     assert unexpected == [], unexpected
 

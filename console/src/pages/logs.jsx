@@ -35,6 +35,15 @@ function Payload({ row }) {
   );
 }
 
+/** What an images or audio request was billed by besides tokens: images made, audio heard, characters spoken. */
+function media(row, t) {
+  const parts = [];
+  if (row.images != null) parts.push(`${num(row.images)} ${t("images")}`);
+  if (row.audio_ms != null) parts.push(`${(row.audio_ms / 1000).toFixed(1)} s ${t("audio")}`);
+  if (row.characters != null) parts.push(`${num(row.characters)} ${t("characters")}`);
+  return parts.join(" · ");
+}
+
 function Detail({ id }) {
   const t = useT();
   const [row, setRow] = useState(null);
@@ -59,6 +68,7 @@ function Detail({ id }) {
         <dt>{t("model")}</dt><dd>{row.requested_model || "–"} → {row.provider || "–"}/{row.model || "–"}</dd>
         <dt>{t("latency")}</dt><dd>{ms(row.latency_ms)} · {t("ttft")} {ms(row.ttft_ms)}</dd>
         <dt>{t("tokens")}</dt><dd>{num(row.prompt_tokens)} + {num(row.completion_tokens)} ({t("cachedTokens")} {num(row.cached_tokens)}, {t("reasoningTokens")} {num(row.reasoning_tokens)})</dd>
+        {media(row, t) && <><dt>{t("billedBy")}</dt><dd data-media>{media(row, t)}</dd></>}
         <dt>{t("cost")}</dt><dd>{picoMoney(row.cost_pico, row.cost_currency)}{row.cost_estimated ? " (estimated)" : ""}</dd>
         {row.cache && <><dt>{t("cache")}</dt><dd data-cache={row.cache}>{row.cache}{row.cache === "hit" ? ` · ${t("saved")} ${picoMoney(row.cache_saved_pico, row.reporting_currency)}` : ""}</dd></>}
         <dt>{t("payload")}</dt><dd>{row.archive ? <Payload row={row} /> : <span class="muted">{t("notArchived")}</span>}</dd>

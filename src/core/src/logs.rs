@@ -43,6 +43,9 @@ const LIST: &[&str] = &[
     "cache",
     "cache_saved_pico",
     "archive",
+    "images",
+    "audio_ms",
+    "characters",
 ];
 
 /// Columns a detail adds (JSON text, parsed in the answer).
