@@ -2,7 +2,7 @@
 # Runs every test: formatting and lints, unit, pipeline and policy-language tests (with property tests), the
 # example policy's own tests, then end-to-end tests over real
 # HTTP against the native host (SQLite) and the Worker in workerd (wrangler dev, local KV and D1), including
-# the official OpenAI Python SDK. Installs what is missing first (scripts/setup.sh).
+# the official OpenAI and Anthropic Python SDKs. Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -35,5 +35,5 @@ say "the example policy: check (warnings fail), its tests, formatting"
 say "the Workers AI binding path in Miniflare (workerd) with a fake AI binding; the console's texts"
 node --test tests/workerd/ tests/console/
 
-say "end-to-end tests: native host and workerd, with the OpenAI SDK"
+say "end-to-end tests: native host and workerd, with the OpenAI and Anthropic SDKs"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
