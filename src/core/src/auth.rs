@@ -195,12 +195,7 @@ pub fn presented_key(headers: &[(String, String)]) -> Option<&str> {
 
 /// Lower-case hex SHA-256 of the key: the only form in which keys are stored.
 pub fn hash_key(key: &str) -> String {
-    sha256_hex(key.as_bytes())
-}
-
-/// SHA-256 of `bytes`, in lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// Builds a new key from 32 bytes of OS randomness supplied by the caller.

@@ -14,6 +14,7 @@ mod responses;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::log::Usage;
 use crate::sse::Decoder;
 
 /// Which API the client speaks.
@@ -69,18 +70,15 @@ impl Front {
 
     /// A chat completion's JSON as this API's answer (unchanged for chat).
     pub(crate) fn answer(&self, body: Vec<u8>, ctx: &Ctx) -> Vec<u8> {
-        if matches!(self, Front::Chat) {
-            return body;
-        }
-        let Ok(chat) = serde_json::from_slice::<Value>(&body) else {
-            return body;
-        };
-        let out = match self {
+        let chat = || serde_json::from_slice::<Value>(&body).ok();
+        let translated = match self {
             Front::Chat => return body,
-            Front::Messages => messages::answer(&chat, ctx),
-            Front::Responses(echo) => responses::answer(&chat, ctx, echo),
+            Front::Messages => chat().map(|c| messages::answer(&c, ctx)),
+            Front::Responses(echo) => chat().map(|c| responses::answer(&c, ctx, echo)),
         };
-        serde_json::to_vec(&out).unwrap_or(body)
+        translated
+            .and_then(|v| serde_json::to_vec(&v).ok())
+            .unwrap_or(body)
     }
 
     /// An error as this API's error body.
@@ -169,28 +167,9 @@ fn event(out: &mut Vec<u8>, name: &str, mut data: Value) {
     crate::sse::push_event(out, Some(name), &data);
 }
 
-/// A chat usage object's counts: prompt (cached included), cached, completion (reasoning included), reasoning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counts {
-    prompt: u64,
-    cached: u64,
-    completion: u64,
-    reasoning: u64,
-}
-
-impl Counts {
-    fn of(usage: &Value) -> Option<Self> {
-        let n = |v: &Value| v.as_u64().unwrap_or(0);
-        let prompt = usage.get("prompt_tokens")?.as_u64()?;
-        let completion = n(&usage["completion_tokens"]);
-        Some(Self {
-            prompt,
-            // A subset of the prompt, whatever an upstream says.
-            cached: n(&usage["prompt_tokens_details"]["cached_tokens"]).min(prompt),
-            completion,
-            reasoning: n(&usage["completion_tokens_details"]["reasoning_tokens"]).min(completion),
-        })
-    }
+/// A chat answer's or chunk's usage (`None` on chunks without it), read as the OpenAI connector reads it.
+fn usage_of(chat: &Value) -> Option<Usage> {
+    crate::providers::openai::usage(chat)
 }
 
 /// What one chunk's first choice adds: reasoning text, answer text, tool-call pieces, signed thinking blocks
@@ -290,6 +269,54 @@ fn carry(body: &Map<String, Value>, out: &mut Map<String, Value>, fields: &[(&st
     }
 }
 
+/// The client's tools as chat function tools (`{name, parameters, description?, strict?}`); whether there are
+/// any. `at(i)` names a tool the API's way (`tools.0`, `tools[0]`), `refuse(at, type)` says why a tool of that
+/// `type` cannot be passed on, `schema` is the field its parameters are in.
+fn function_tools(
+    body: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+    schema: &str,
+    at: impl Fn(usize) -> String,
+    refuse: impl Fn(&str, Option<&str>) -> Option<String>,
+) -> Result<bool, ApiError> {
+    let tools = match body.get("tools") {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::Array(t)) => t,
+        Some(_) => return Err(invalid("`tools` must be a list", "tools")),
+    };
+    let mut functions = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        let at = at(i);
+        if let Some(why) = refuse(&at, t.get("type").and_then(Value::as_str)) {
+            return Err(invalid(why, &format!("{at}.type")));
+        }
+        let Some(name) = t.get("name").and_then(Value::as_str) else {
+            return Err(invalid(
+                format!("{at}.name is required"),
+                &format!("{at}.name"),
+            ));
+        };
+        let parameters = t
+            .get(schema)
+            .filter(|p| !p.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        let mut f = json!({"name": name, "parameters": parameters});
+        if let Some(d) = t.get("description").filter(|d| d.is_string()) {
+            f["description"] = d.clone();
+        }
+        if let Some(s) = t.get("strict").filter(|s| s.is_boolean()) {
+            f["strict"] = s.clone();
+        }
+        functions.push(json!({"type": "function", "function": f}));
+    }
+    if functions.is_empty() {
+        return Ok(false);
+    }
+    out.insert("tools".into(), Value::Array(functions));
+    Ok(true)
+}
+
 /// A required-shape error naming the field the way the API does.
 fn invalid(message: impl Into<String>, param: &str) -> ApiError {
     ApiError::invalid_request(message).with_param(param)
@@ -298,23 +325,6 @@ fn invalid(message: impl Into<String>, param: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_keep_cached_and_reasoning_within_their_totals() {
-        let c = Counts::of(&json!({"prompt_tokens": 10, "completion_tokens": 4,
-            "prompt_tokens_details": {"cached_tokens": 99}, "completion_tokens_details": {"reasoning_tokens": 9}}))
-        .unwrap();
-        assert_eq!(
-            c,
-            Counts {
-                prompt: 10,
-                cached: 10,
-                completion: 4,
-                reasoning: 4
-            }
-        );
-        assert_eq!(Counts::of(&json!({"completion_tokens": 4})), None);
-    }
 
     #[test]
     fn a_restream_ignores_what_is_not_json_and_handles_events_split_anywhere() {

@@ -25,6 +25,7 @@ mod cost;
 mod dispatch;
 mod inline;
 mod limit;
+mod media;
 mod plan;
 mod policy_admin;
 mod record;

@@ -9,6 +9,7 @@
 pub mod archive;
 mod attributes;
 pub mod auth;
+pub mod base64;
 pub mod cache;
 mod config;
 mod error;

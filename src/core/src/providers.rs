@@ -134,13 +134,44 @@ pub enum Answer {
     Rewritten,
 }
 
-/// The 400 for an endpoint a provider does not have.
-fn no_endpoint(p: &ProviderConfig, what: &str) -> ApiError {
+/// The 400 for an endpoint a provider does not have: `what` it lacks, `kind` of request to send elsewhere.
+fn no_endpoint(p: &ProviderConfig, what: &str, kind: &str) -> ApiError {
     ApiError::invalid_request(format!(
-        "provider `{}` has no {what} endpoint; route it to another provider",
+        "provider `{}` has no {what} endpoint; route {kind} to another provider",
         p.name
     ))
     .with_param("model")
+}
+
+/// An upstream's media answer (images, a transcript, speech): JSON, or, when the body is not JSON, its bytes (a
+/// picture, audio) and their content type.
+pub enum Media {
+    Json(Value),
+    Raw {
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+    },
+}
+
+impl Media {
+    /// The body as JSON when it is JSON, else as bytes.
+    pub fn read(bytes: Vec<u8>, content_type: Option<&str>) -> Self {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => Media::Json(v),
+            Err(_) => Media::Raw {
+                bytes,
+                content_type: content_type.map(str::to_owned),
+            },
+        }
+    }
+
+    /// A provider's `kind` of answer (`images`, `audio`) without `what` it should hold.
+    pub fn missing(provider: &str, kind: &str, what: &str) -> ApiError {
+        ApiError::new(
+            crate::error::ErrorCode::UpstreamInvalidResponse,
+            format!("upstream `{provider}` sent an {kind} answer without {what}"),
+        )
+    }
 }
 
 /// One provider's translation. Default methods cover what most OpenAI-shaped providers share: usage in
@@ -165,11 +196,7 @@ pub trait Connector {
         _body: Map<String, Value>,
         _model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        Err(ApiError::invalid_request(format!(
-            "provider `{}` has no embeddings endpoint; route embeddings to another provider",
-            p.name
-        ))
-        .with_param("model"))
+        Err(no_endpoint(p, "embeddings", "embeddings"))
     }
 
     /// The provider takes images only inline (`data:` URLs): images a client gives by URL are fetched by the
@@ -185,11 +212,7 @@ pub trait Connector {
         _body: Map<String, Value>,
         _model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        Err(ApiError::invalid_request(format!(
-            "provider `{}` has no image generation endpoint; route images to another provider",
-            p.name
-        ))
-        .with_param("model"))
+        Err(no_endpoint(p, "image generation", "images"))
     }
 
     /// An images answer as OpenAI's `{created, data: [{b64_json | url}…], usage?}`. Without an override: the
@@ -197,12 +220,12 @@ pub trait Connector {
     fn images_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: Media,
         _created: u64,
     ) -> Result<Value, ApiError> {
         match answer {
-            images::Media::Json(v) if v.get("data").is_some_and(Value::is_array) => Ok(v),
-            _ => Err(images::invalid(&p.name, "`data`")),
+            Media::Json(v) if v.get("data").is_some_and(Value::is_array) => Ok(v),
+            _ => Err(Media::missing(&p.name, "images", "`data`")),
         }
     }
 
@@ -213,20 +236,16 @@ pub trait Connector {
         _call: &audio::Transcription,
         _model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        Err(no_endpoint(p, "transcription"))
+        Err(no_endpoint(p, "transcription", "transcriptions"))
     }
 
     /// A transcription answer as one transcript (`text`, and where known `language`, `duration`, `segments`,
     /// `words`, `vtt`, `usage`), which the gateway renders in the format asked for. Without an override:
     /// OpenAI's `json` or `verbose_json`.
-    fn transcription_answer(
-        &self,
-        p: &ProviderConfig,
-        answer: images::Media,
-    ) -> Result<Value, ApiError> {
+    fn transcription_answer(&self, p: &ProviderConfig, answer: Media) -> Result<Value, ApiError> {
         match answer {
-            images::Media::Json(v) if v.get("text").is_some_and(Value::is_string) => Ok(v),
-            _ => Err(audio::invalid(&p.name, "`text`")),
+            Media::Json(v) if v.get("text").is_some_and(Value::is_string) => Ok(v),
+            _ => Err(Media::missing(&p.name, "audio", "`text`")),
         }
     }
 
@@ -237,7 +256,7 @@ pub trait Connector {
         _body: Map<String, Value>,
         _model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
-        Err(no_endpoint(p, "speech"))
+        Err(no_endpoint(p, "speech", "speech"))
     }
 
     /// A speech answer as audio bytes and their content type. Without an override: the provider's bytes, as
@@ -245,20 +264,15 @@ pub trait Connector {
     fn speech_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: Media,
         format: Option<&str>,
     ) -> Result<(Vec<u8>, String), ApiError> {
         match answer {
-            images::Media::Raw {
+            Media::Raw {
                 bytes,
                 content_type,
-            } => Ok((
-                bytes,
-                content_type
-                    .filter(|c| c.starts_with("audio/"))
-                    .unwrap_or_else(|| audio::speech_content_type(format).to_owned()),
-            )),
-            images::Media::Json(_) => Err(audio::invalid(&p.name, "audio")),
+            } => Ok(audio::speech_bytes(bytes, content_type, format)),
+            Media::Json(_) => Err(Media::missing(&p.name, "audio", "audio")),
         }
     }
 
@@ -373,7 +387,18 @@ pub(crate) fn json_post(
     key_header: impl FnOnce(&str) -> (&'static str, String),
     body: &impl serde::Serialize,
 ) -> UpstreamRequest {
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    body_post(p, url, key_header, ("application/json".to_owned(), body))
+}
+
+/// A `POST` of a body of a content type (an upload's form): headers as `json_post` sends them.
+pub(crate) fn body_post(
+    p: &ProviderConfig,
+    url: String,
+    key_header: impl FnOnce(&str) -> (&'static str, String),
+    (content_type, body): (String, Vec<u8>),
+) -> UpstreamRequest {
+    let mut headers = vec![("content-type".to_owned(), content_type)];
     if let Some(key) = &p.api_key {
         let (name, value) = key_header(key);
         headers.push((name.to_owned(), value));
@@ -383,37 +408,8 @@ pub(crate) fn json_post(
         method: "POST",
         url,
         headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
+        body,
     }
-}
-
-/// A `multipart/form-data` `POST` to `url` (an audio upload): the provider's key as `json_post` sends it.
-pub(crate) fn form_post(
-    p: &ProviderConfig,
-    url: String,
-    key_header: impl FnOnce(&str) -> (&'static str, String),
-    (content_type, body): (String, Vec<u8>),
-) -> UpstreamRequest {
-    let mut req = json_post(p, url, key_header, &());
-    req.headers[0].1 = content_type;
-    req.body = body;
-    req
-}
-
-/// An upload's form for an OpenAI-shaped `/audio/transcriptions`: `model`, `response_format`, the client's
-/// other fields, then the file.
-pub(crate) fn transcription_form(
-    call: &audio::Transcription,
-    model: &str,
-    response_format: &str,
-) -> (String, Vec<u8>) {
-    let mut fields = vec![
-        ("model".to_owned(), model.to_owned()),
-        ("response_format".to_owned(), response_format.to_owned()),
-    ];
-    fields.extend(call.fields.iter().cloned());
-    let f = &call.file;
-    crate::multipart::encode(&fields, ("file", &f.filename, &f.content_type, &f.bytes))
 }
 
 /// The text of a message's `content`: the string, or its `text` parts joined.
@@ -537,7 +533,7 @@ macro_rules! dialects {
             pub fn images_answer(
                 self,
                 p: &ProviderConfig,
-                answer: images::Media,
+                answer: Media,
                 created: u64,
             ) -> Result<Value, ApiError> {
                 match self {
@@ -559,7 +555,7 @@ macro_rules! dialects {
             pub fn transcription_answer(
                 self,
                 p: &ProviderConfig,
-                answer: images::Media,
+                answer: Media,
             ) -> Result<Value, ApiError> {
                 match self {
                     $(Dialect::$variant => $connector.transcription_answer(p, answer)),+
@@ -580,7 +576,7 @@ macro_rules! dialects {
             pub fn speech_answer(
                 self,
                 p: &ProviderConfig,
-                answer: images::Media,
+                answer: Media,
                 format: Option<&str>,
             ) -> Result<(Vec<u8>, String), ApiError> {
                 match self {

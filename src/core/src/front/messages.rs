@@ -16,8 +16,12 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{arguments_object, carry, event, field, invalid, Counts, Ctx, Delta, Events, Said};
+use super::{
+    arguments_object, carry, event, field, function_tools, invalid, usage_of, Ctx, Delta, Events,
+    Said,
+};
 use crate::error::ApiError;
+use crate::log::Usage;
 
 pub(super) fn request(body: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
@@ -323,51 +327,20 @@ fn assistant_turn(blocks: &[Value], param: &str) -> Result<Value, ApiError> {
     Ok(m)
 }
 
-/// Client tools as chat function tools; whether there are any.
+/// Client tools as chat function tools (their schema is `input_schema`); server tools, which have a dated
+/// `type`, are refused.
 fn translate_tools(
     body: &Map<String, Value>,
     out: &mut Map<String, Value>,
 ) -> Result<bool, ApiError> {
-    let tools = match body.get("tools") {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::Array(t)) => t,
-        Some(_) => return Err(invalid("`tools` must be a list", "tools")),
+    let refuse = |at: &str, kind: Option<&str>| match kind {
+        None | Some("custom") => None,
+        Some(kind) => Some(format!(
+            "{at}: server tools (`{}`) are not supported by this gateway",
+            crate::error::shown(kind)
+        )),
     };
-    let mut functions = Vec::new();
-    for (i, t) in tools.iter().enumerate() {
-        match t.get("type").and_then(Value::as_str) {
-            None | Some("custom") => {}
-            Some(kind) => {
-                return Err(invalid(
-                    format!(
-                        "tools.{i}: server tools (`{}`) are not supported by this gateway",
-                        crate::error::shown(kind)
-                    ),
-                    &format!("tools.{i}.type"),
-                ))
-            }
-        }
-        let Some(name) = t.get("name").and_then(Value::as_str) else {
-            return Err(invalid(
-                format!("tools.{i}.name is required"),
-                &format!("tools.{i}.name"),
-            ));
-        };
-        let mut f = json!({"name": name,
-            "parameters": t.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
-        if let Some(d) = t.get("description").filter(|d| d.is_string()) {
-            f["description"] = d.clone();
-        }
-        if let Some(s) = t.get("strict").filter(|s| s.is_boolean()) {
-            f["strict"] = s.clone();
-        }
-        functions.push(json!({"type": "function", "function": f}));
-    }
-    if functions.is_empty() {
-        return Ok(false);
-    }
-    out.insert("tools".into(), Value::Array(functions));
-    Ok(true)
+    function_tools(body, out, "input_schema", |i| format!("tools.{i}"), refuse)
 }
 
 fn translate_tool_choice(
@@ -413,9 +386,12 @@ fn stop_reason(finish: Option<&str>) -> &'static str {
     }
 }
 
-fn usage(counts: Counts) -> Value {
-    json!({"input_tokens": counts.prompt - counts.cached, "output_tokens": counts.completion,
-        "cache_creation_input_tokens": 0, "cache_read_input_tokens": counts.cached})
+/// Anthropic's usage: `input_tokens` is the prompt less its cached part (a cached count over the prompt, from
+/// an upstream that says so, is the whole prompt).
+fn usage(u: &Usage) -> Value {
+    let cached = u.cached_tokens.unwrap_or(0).min(u.prompt_tokens);
+    json!({"input_tokens": u.prompt_tokens - cached, "output_tokens": u.completion_tokens,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached})
 }
 
 /// The reasoning blocks of an answer: the upstream's signed blocks as they were, or its reasoning text as one
@@ -450,7 +426,7 @@ pub(super) fn answer(chat: &Value, ctx: &Ctx) -> Value {
     }
     json!({"id": format!("msg_{}", ctx.hex()), "type": "message", "role": "assistant",
         "model": chat["model"], "content": content, "stop_reason": stop_reason(said.finish),
-        "stop_sequence": null, "usage": usage(Counts::of(&chat["usage"]).unwrap_or_default())})
+        "stop_sequence": null, "usage": usage(&usage_of(chat).unwrap_or_default())})
 }
 
 /// Anthropic's error type for a status (§1.5).
@@ -493,7 +469,7 @@ pub(super) struct Stream {
     /// The indexes of the thinking blocks, in order: a signature (`reasoning_details`) arrives for them later.
     thinking: Vec<usize>,
     finish: Option<String>,
-    counts: Counts,
+    usage: Usage,
 }
 
 impl Stream {
@@ -505,7 +481,7 @@ impl Stream {
             next: 0,
             thinking: Vec::new(),
             finish: None,
-            counts: Counts::default(),
+            usage: Usage::default(),
         }
     }
 
@@ -564,8 +540,8 @@ impl Stream {
 impl Events for Stream {
     fn chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
         self.start(&chunk["model"], out);
-        if let Some(c) = chunk.get("usage").and_then(Counts::of) {
-            self.counts = c;
+        if let Some(u) = usage_of(chunk) {
+            self.usage = u;
         }
         let Some(d) = Delta::of(chunk) else { return };
         if !d.reasoning.is_empty() {
@@ -639,7 +615,7 @@ impl Events for Stream {
             out,
             "message_delta",
             json!({"delta": {"stop_reason": stop_reason(self.finish.as_deref()),
-            "stop_sequence": null}, "usage": usage(self.counts)}),
+            "stop_sequence": null}, "usage": usage(&self.usage)}),
         );
         event(out, "message_stop", json!({}));
     }
@@ -883,6 +859,16 @@ mod tests {
         assert_eq!(last["type"], "error");
         assert_eq!(last["error"]["type"], "api_error");
         assert!(!ev.iter().any(|e| e["type"] == "message_stop"));
+    }
+
+    #[test]
+    fn cached_tokens_over_the_prompt_are_the_whole_prompt() {
+        let u = json!({"prompt_tokens": 10, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 99}});
+        let chat = json!({"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}], "usage": u});
+        assert_eq!(
+            answer(&chat, &ctx())["usage"],
+            json!({"input_tokens": 0, "output_tokens": 4, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 10})
+        );
     }
 
     #[test]

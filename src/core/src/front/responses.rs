@@ -14,8 +14,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{carry, event, field, invalid, Counts, Ctx, Delta, Events, Said};
+use super::{carry, event, field, function_tools, invalid, usage_of, Ctx, Delta, Events, Said};
 use crate::error::{shown, ApiError};
+use crate::log::Usage;
 
 /// What a response object repeats of its request.
 const ECHOED: &[&str] = &[
@@ -282,47 +283,20 @@ fn content(content: Option<&Value>, at: &str) -> Result<Value, ApiError> {
     Ok(Value::Array(out))
 }
 
+/// Flat function tools as chat's nested ones; hosted tools are refused.
 fn translate_tools(
     body: &Map<String, Value>,
     out: &mut Map<String, Value>,
 ) -> Result<bool, ApiError> {
-    let tools = match body.get("tools") {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::Array(t)) => t,
-        Some(_) => return Err(invalid("`tools` must be a list", "tools")),
+    let refuse = |at: &str, kind: Option<&str>| match kind {
+        Some("function") => None,
+        Some(kind) => Some(format!(
+            "{at}: hosted tools (`{}`) are not supported by this gateway; declare a function tool",
+            shown(kind)
+        )),
+        None => Some(format!("{at}.type is required")),
     };
-    let mut functions = Vec::new();
-    for (i, t) in tools.iter().enumerate() {
-        match t.get("type").and_then(Value::as_str) {
-            Some("function") => {}
-            Some(kind) => {
-                return Err(invalid(
-                    format!("tools[{i}]: hosted tools (`{}`) are not supported by this gateway; declare a function tool", shown(kind)),
-                    &format!("tools[{i}].type"),
-                ))
-            }
-            None => return Err(invalid(format!("tools[{i}].type is required"), &format!("tools[{i}].type"))),
-        }
-        let Some(name) = t.get("name").and_then(Value::as_str) else {
-            return Err(invalid(
-                format!("tools[{i}].name is required"),
-                &format!("tools[{i}].name"),
-            ));
-        };
-        let mut f = json!({"name": name,
-            "parameters": t.get("parameters").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
-        for k in ["description", "strict"] {
-            if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
-                f[k] = v.clone();
-            }
-        }
-        functions.push(json!({"type": "function", "function": f}));
-    }
-    if functions.is_empty() {
-        return Ok(false);
-    }
-    out.insert("tools".into(), Value::Array(functions));
-    Ok(true)
+    function_tools(body, out, "parameters", |i| format!("tools[{i}]"), refuse)
 }
 
 fn translate_tool_choice(
@@ -348,10 +322,13 @@ fn translate_tool_choice(
     Ok(())
 }
 
-fn usage(c: Counts) -> Value {
-    json!({"input_tokens": c.prompt, "input_tokens_details": {"cached_tokens": c.cached},
-        "output_tokens": c.completion, "output_tokens_details": {"reasoning_tokens": c.reasoning},
-        "total_tokens": c.prompt + c.completion})
+/// The Responses API's usage: cached tokens a part of the input, reasoning a part of the output (counts over
+/// their totals, from an upstream that says so, are the totals).
+fn usage(u: &Usage) -> Value {
+    let (input, output) = (u.prompt_tokens, u.completion_tokens);
+    json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": u.cached_tokens.unwrap_or(0).min(input)},
+        "output_tokens": output, "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens.unwrap_or(0).min(output)},
+        "total_tokens": input + output})
 }
 
 /// `completed`, or `incomplete` with why, for a chat finish reason.
@@ -421,12 +398,11 @@ pub(super) fn answer(chat: &Value, ctx: &Ctx, echo: &Map<String, Value>) -> Valu
         ));
     }
     let (status, incomplete) = status(said.finish);
-    let counts = Counts::of(&chat["usage"]).unwrap_or_default();
     response(
         ctx,
         echo,
         (&chat["model"], status, output),
-        usage(counts),
+        usage(&usage_of(chat).unwrap_or_default()),
         (incomplete, Value::Null),
     )
 }
@@ -455,12 +431,11 @@ pub(super) struct Stream {
     echo: Map<String, Value>,
     seq: u64,
     model: Value,
-    started: bool,
     /// Finished output items, and the open one.
     done: Vec<Value>,
     open: Option<Item>,
     finish: Option<String>,
-    counts: Counts,
+    usage: Usage,
 }
 
 impl Stream {
@@ -470,11 +445,10 @@ impl Stream {
             echo,
             seq: 0,
             model: Value::Null,
-            started: false,
             done: Vec::new(),
             open: None,
             finish: None,
-            counts: Counts::default(),
+            usage: Usage::default(),
         }
     }
 
@@ -495,11 +469,11 @@ impl Stream {
         )
     }
 
+    /// `response.created` and `.in_progress`, before any other event (the first to be numbered).
     fn start(&mut self, out: &mut Vec<u8>) {
-        if self.started {
+        if self.seq > 0 {
             return;
         }
-        self.started = true;
         let r = self.snapshot("in_progress", Value::Null, (Value::Null, Value::Null));
         self.emit(out, "response.created", json!({"response": r}));
         self.emit(out, "response.in_progress", json!({"response": r}));
@@ -663,8 +637,8 @@ impl Events for Stream {
             self.model = chunk["model"].clone();
         }
         self.start(out);
-        if let Some(c) = chunk.get("usage").and_then(Counts::of) {
-            self.counts = c;
+        if let Some(u) = usage_of(chunk) {
+            self.usage = u;
         }
         let Some(d) = Delta::of(chunk) else { return };
         if !d.reasoning.is_empty() {
@@ -685,7 +659,7 @@ impl Events for Stream {
         self.start(out);
         self.close(out);
         let (status, incomplete) = status(self.finish.as_deref());
-        let r = self.snapshot(status, usage(self.counts), (incomplete, Value::Null));
+        let r = self.snapshot(status, usage(&self.usage), (incomplete, Value::Null));
         let name = if status == "completed" {
             "response.completed"
         } else {
@@ -895,6 +869,16 @@ mod tests {
         assert_eq!(done["output"][1]["arguments"], "{\"a\":1}");
         assert_eq!(done["usage"]["input_tokens"], 45);
         assert_eq!(done["status"], "completed");
+    }
+
+    #[test]
+    fn details_over_their_totals_are_the_totals() {
+        let u = json!({"prompt_tokens": 10, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 99},
+            "completion_tokens_details": {"reasoning_tokens": 9}});
+        let chat = json!({"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}], "usage": u});
+        let r = answer(&chat, &ctx(), &Map::new());
+        assert_eq!(r["usage"]["input_tokens_details"]["cached_tokens"], 10);
+        assert_eq!(r["usage"]["output_tokens_details"]["reasoning_tokens"], 4);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use super::Gateway;
 use crate::config::ImageFetch;
 use crate::error::{ApiError, ErrorCode};
 use crate::ports::{Host, UpstreamRequest};
-use crate::providers::images::base64;
 
 /// The longest an image download may take (within the attempt's own deadline).
 const FETCH_TIMEOUT_MS: f64 = 10_000.0;
@@ -120,6 +119,9 @@ impl<H: Host> Gateway<H> {
                 }
                 _ => "it was cut off".to_owned(),
             })?;
-        Ok(format!("data:{mime};base64,{}", base64(&bytes)))
+        Ok(format!(
+            "data:{mime};base64,{}",
+            crate::base64::encode(&bytes)
+        ))
     }
 }

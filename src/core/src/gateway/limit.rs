@@ -126,26 +126,26 @@ impl<H: Host> Gateway<H> {
         prompt: u64,
         now: i64,
     ) -> Ask {
-        let images = match call {
-            ApiCall::Images(i) => i.n,
-            _ => 0,
-        };
-        let (audio_ms, characters) = match call {
-            ApiCall::Transcription(t) => (worst_audio_ms(t.call.file.bytes.len()), 0),
-            ApiCall::Speech(s) => (0, s.characters),
-            _ => (0, 0),
-        };
-        let completion = if matches!(call.endpoint(), "embeddings" | "speech") {
-            0
-        } else if images > 0 {
+        // The most each kind of request can be billed for: the answer's tokens, images, audio, characters.
+        let (completion, images, audio_ms, characters) = match call {
+            ApiCall::Chat(c) => {
+                let cap = c
+                    .body
+                    .get("max_completion_tokens")
+                    .or_else(|| c.body.get("max_tokens"))
+                    .and_then(serde_json::Value::as_u64);
+                (cap.unwrap_or(self.config.limit_max_tokens), 0, 0, 0)
+            }
+            ApiCall::Embeddings(_) => (0, 0, 0, 0),
             // Models that bill pictures as output tokens (GPT image, Gemini) reserve the most one can take.
-            images.saturating_mul(IMAGE_OUTPUT_TOKENS)
-        } else {
-            call.body()
-                .get("max_completion_tokens")
-                .or_else(|| call.body().get("max_tokens"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(self.config.limit_max_tokens)
+            ApiCall::Images(i) => (i.n.saturating_mul(IMAGE_OUTPUT_TOKENS), i.n, 0, 0),
+            ApiCall::Transcription(t) => (
+                self.config.limit_max_tokens,
+                0,
+                worst_audio_ms(t.call.file.bytes.len()),
+                0,
+            ),
+            ApiCall::Speech(s) => (0, 0, 0, s.characters),
         };
         let reporting = &self.config.reporting_currency;
         let pico = plan

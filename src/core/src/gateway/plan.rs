@@ -276,10 +276,8 @@ pub(super) fn plan<'c>(
 /// Why a model cannot take this request by the catalog (`None` when it can, or the catalog does not know it).
 fn incapable(catalog: &Catalog, target: &Target<'_>, attrs: &Attrs) -> Option<Why> {
     let m = catalog.model(&target.provider.name, &target.model)?;
-    if attrs.endpoint == "embeddings" {
-        return (!m.embeddings).then_some(Why::NotEmbeddings);
-    }
     match attrs.endpoint.as_str() {
+        "embeddings" => return (!m.embeddings).then_some(Why::NotEmbeddings),
         "images" => return (!m.image_output).then_some(Why::NoImageOutput),
         "transcriptions" => return (!m.audio_in).then_some(Why::NoAudioInput),
         "speech" => return (!m.audio_out).then_some(Why::NoAudioOutput),

@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 use crate::error::{shown, ApiError, ErrorCode};
 use crate::front::Front;
 use crate::http::RequestBody;
+use crate::providers::audio::{self, TranscriptFormat, Transcription, Upload};
+pub(crate) use crate::providers::images::ImageFormat;
 use crate::providers::Providers;
 
 /// A validated API request.
@@ -45,11 +47,9 @@ pub(super) struct ImagesRequest {
     pub stream: bool,
 }
 
-pub(crate) use crate::providers::images::ImageFormat;
-
 pub(super) struct TranscriptionRequest {
-    /// The form's text fields and what the file is (name, size, SHA-256), never its bytes: what the policy, the
-    /// cache key and the archive see.
+    /// The form's text fields and what the file is (its name and size), never its bytes: what the policy and
+    /// the archive see (transcriptions are not cached).
     pub body: Map<String, Value>,
     pub model: String,
     /// `stream=true`: the transcript as `transcript.text.delta` and `.done` events.
@@ -65,8 +65,6 @@ pub(super) struct SpeechRequest {
     /// `stream_format: "sse"`: the audio as `speech.audio.delta` and `.done` events.
     pub sse: bool,
 }
-
-use crate::providers::audio::{self, TranscriptFormat, Transcription, Upload};
 
 impl ApiCall {
     pub(super) fn body(&self) -> &Map<String, Value> {
@@ -182,11 +180,7 @@ fn chat_of(body: Map<String, Value>, front: Front) -> Result<ApiCall, ApiError> 
         Some(_) => return Err(invalid("`messages` must be an array", "messages")),
         None => return Err(invalid("`messages` is required", "messages")),
     }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("`stream` must be a boolean", "stream")),
-    };
+    let stream = stream_field(&body)?;
     let include_usage = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -243,11 +237,7 @@ pub(super) fn images(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
             ))
         }
     };
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("`stream` must be a boolean", "stream")),
-    };
+    let stream = stream_field(&body)?;
     if stream && format == Some(ImageFormat::Url) {
         return Err(invalid(
             "a streamed image comes as base64 (`image_generation.completed` events): leave `response_format` unset",
@@ -273,17 +263,7 @@ pub(super) fn transcription(
     body: &RequestBody,
     limit: usize,
 ) -> Result<ApiCall, ApiError> {
-    let bytes = match body {
-        RequestBody::TooLarge => return Err(audio_too_large(limit)),
-        RequestBody::TimedOut => {
-            return Err(ApiError::new(
-                ErrorCode::RequestTimeout,
-                "the request body did not arrive in time",
-            ))
-        }
-        RequestBody::Bytes(b) if b.len() > limit => return Err(audio_too_large(limit)),
-        RequestBody::Bytes(b) => b,
-    };
+    let bytes = read_within(body, limit, audio_too_large)?;
     let boundary = crate::http::find_header(headers, "content-type")
         .and_then(crate::multipart::boundary)
         .ok_or_else(|| {
@@ -299,10 +279,9 @@ pub(super) fn transcription(
     for part in parts {
         if part.name == "file" {
             let filename = part.filename.clone().unwrap_or_else(|| "audio".into());
-            let digest = crate::auth::sha256_hex(part.data);
             body.insert(
                 "file".into(),
-                serde_json::json!({"filename": shown(&filename), "bytes": part.data.len(), "sha256": digest}),
+                serde_json::json!({"filename": shown(&filename), "bytes": part.data.len()}),
             );
             file = Some(Upload {
                 filename,
@@ -417,22 +396,38 @@ pub(super) fn speech(body: &RequestBody, limit: usize) -> Result<ApiCall, ApiErr
     }))
 }
 
+/// `stream`: a boolean, false when absent.
+fn stream_field(body: &Map<String, Value>) -> Result<bool, ApiError> {
+    match body.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid("`stream` must be a boolean", "stream")),
+    }
+}
+
 fn invalid(message: &str, param: &str) -> ApiError {
     ApiError::invalid_request(message).with_param(param)
 }
 
+/// The body's bytes, within `limit` (`too_large(limit)` over it), or why the host could not read them.
+fn read_within(
+    body: &RequestBody,
+    limit: usize,
+    too_large: fn(usize) -> ApiError,
+) -> Result<&[u8], ApiError> {
+    match body {
+        RequestBody::TooLarge => Err(too_large(limit)),
+        RequestBody::TimedOut => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )),
+        RequestBody::Bytes(b) if b.len() > limit => Err(too_large(limit)),
+        RequestBody::Bytes(b) => Ok(b),
+    }
+}
+
 pub(super) fn json_body(body: &RequestBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
-    let bytes = match body {
-        RequestBody::TooLarge => return Err(ApiError::payload_too_large(limit)),
-        RequestBody::TimedOut => {
-            return Err(ApiError::new(
-                ErrorCode::RequestTimeout,
-                "the request body did not arrive in time",
-            ))
-        }
-        RequestBody::Bytes(b) if b.len() > limit => return Err(ApiError::payload_too_large(limit)),
-        RequestBody::Bytes(b) => b,
-    };
+    let bytes = read_within(body, limit, ApiError::payload_too_large)?;
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::invalid_request(

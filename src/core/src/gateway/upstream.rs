@@ -17,18 +17,13 @@ use super::{Gateway, Reply};
 use crate::error::{ApiError, ErrorCode, FailureClass};
 use crate::log::Usage;
 use crate::ports::{ByteStream, Host, UpstreamRequest, UpstreamResponse};
-use crate::providers::audio;
-use crate::providers::images::{self, Media};
 use crate::providers::{Answer as Normalized, Dialect, ErrorResponse, ProviderConfig, Providers};
 use crate::redact::redact;
 
 /// Upstream error bodies are read up to this size for the message; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// A successful non-streaming upstream body larger than this is refused rather than held in memory.
-const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
-
-/// The content type of a media answer given as events (`stream: true`, `stream_format: "sse"`).
-const EVENT_STREAM: &str = "text/event-stream; charset=utf-8";
+pub(super) const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 
 /// A successful attempt: the reply (a JSON body in OpenAI's shape, or a stream past its first content token),
 /// the usage of a JSON answer, and when the first token arrived (streams).
@@ -73,6 +68,13 @@ impl<H: Host> Gateway<H> {
             .unwrap_or(self.config.upstream_timeout_ms);
         let deadline = started + timeout_ms as f64;
         let now_s = (started / 1000.0) as u64;
+        let on = || super::media::On {
+            p,
+            model,
+            deadline,
+            timeout_ms,
+            now_s,
+        };
         let chat = match call {
             ApiCall::Embeddings(e) => {
                 let req = dialect.embeddings_request(p, e.body.clone(), model)?;
@@ -82,69 +84,9 @@ impl<H: Host> Gateway<H> {
                     answer.normalized(dialect, |a| Ok(dialect.normalize_embeddings(a, model)))?
                 );
             }
-            ApiCall::Images(i) => {
-                let req = dialect.images_request(p, i.body.clone(), model)?;
-                let media = self.read_media(req, p, deadline, timeout_ms).await?;
-                let answer = dialect.images_answer(p, media, now_s)?;
-                let (answer, usage) = images::finish(answer, i.format);
-                let reply = if i.stream {
-                    let events = images::as_events(&answer).ok_or_else(|| {
-                        ApiError::invalid_request(format!(
-                            "provider `{}` gives images as URLs only, which cannot be streamed: leave `stream` unset",
-                            p.name
-                        ))
-                        .with_param("stream")
-                    })?;
-                    Reply::Media {
-                        body: events,
-                        content_type: EVENT_STREAM.into(),
-                    }
-                } else {
-                    Reply::Json(serde_json::to_vec(&answer).unwrap_or_default())
-                };
-                return Ok(Answer {
-                    reply,
-                    usage: Some(usage),
-                    first_token_at_ms: None,
-                });
-            }
-            ApiCall::Transcription(t) => {
-                let req = dialect.transcription_request(p, &t.call, model)?;
-                let media = self.read_media(req, p, deadline, timeout_ms).await?;
-                let transcript = dialect.transcription_answer(p, media)?;
-                let (mut body, mut content_type, usage) = audio::render(&transcript, t.call.format);
-                if t.stream {
-                    (body, content_type) = (audio::transcript_events(&transcript), EVENT_STREAM);
-                }
-                return Ok(Answer {
-                    reply: Reply::Media {
-                        body,
-                        content_type: content_type.to_owned(),
-                    },
-                    usage: Some(usage),
-                    first_token_at_ms: None,
-                });
-            }
-            ApiCall::Speech(s) => {
-                let req = dialect.speech_request(p, s.body.clone(), model)?;
-                let media = self.read_media(req, p, deadline, timeout_ms).await?;
-                let format = s
-                    .body
-                    .get("response_format")
-                    .and_then(serde_json::Value::as_str);
-                let (mut body, mut content_type) = dialect.speech_answer(p, media, format)?;
-                if s.sse {
-                    (body, content_type) = (audio::speech_events(&body), EVENT_STREAM.into());
-                }
-                return Ok(Answer {
-                    reply: Reply::Media { body, content_type },
-                    usage: Some(crate::log::Usage {
-                        characters: Some(s.characters),
-                        ..crate::log::Usage::default()
-                    }),
-                    first_token_at_ms: None,
-                });
-            }
+            ApiCall::Images(i) => return self.images_attempt(i, on()).await,
+            ApiCall::Transcription(t) => return self.transcription_attempt(t, on()).await,
+            ApiCall::Speech(s) => return self.speech_attempt(s, on()).await,
             ApiCall::Chat(c) => c,
         };
         let mut body = chat.body.clone();
@@ -179,7 +121,7 @@ impl<H: Host> Gateway<H> {
     }
 
     /// Sends one upstream request; maps connection failures, timeouts and error statuses to client errors.
-    async fn send(
+    pub(super) async fn send(
         &self,
         req: UpstreamRequest,
         p: &ProviderConfig,
@@ -306,25 +248,6 @@ impl<H: Host> Gateway<H> {
         Ok(JsonAnswer { parsed, bytes })
     }
 
-    /// Sends a media request and reads its whole answer: JSON when it is JSON, else bytes with their content
-    /// type (a picture, audio).
-    async fn read_media(
-        &self,
-        req: UpstreamRequest,
-        p: &ProviderConfig,
-        deadline: f64,
-        timeout_ms: u64,
-    ) -> Result<Media, Failure> {
-        let resp = self.send(req, p, deadline, timeout_ms).await?;
-        let content_type =
-            crate::http::find_header(&resp.headers, "content-type").map(str::to_owned);
-        let limit = Limit::Refuse(MAX_UPSTREAM_BODY);
-        let bytes = self
-            .read_body(resp.body, limit, deadline, timeout_ms, &p.name)
-            .await?;
-        Ok(Media::read(json_answer(bytes), content_type.as_deref()))
-    }
-
     /// Runs `fut` until `deadline` (Unix ms); `None` if the deadline came first (and `fut` is dropped).
     pub(super) async fn within<T>(&self, deadline: f64, fut: impl Future<Output = T>) -> Option<T> {
         let left = (deadline - self.host.now_ms()).max(0.0) as u64;
@@ -379,7 +302,7 @@ impl Limit {
 
 /// An upstream JSON answer without the blank lines some providers send while a request waits in their queue
 /// (DeepSeek, providers.md §2.6).
-fn json_answer(mut bytes: Vec<u8>) -> Vec<u8> {
+pub(super) fn json_answer(mut bytes: Vec<u8>) -> Vec<u8> {
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())

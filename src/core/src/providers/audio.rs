@@ -8,7 +8,6 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{ApiError, ErrorCode};
 use crate::log::Usage;
 
 /// The `response_format` of a transcription.
@@ -139,7 +138,7 @@ pub fn transcript_events(t: &Value) -> Vec<u8> {
 pub fn speech_events(audio: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for piece in audio.chunks(32 * 1024) {
-        let delta = json!({"type": "speech.audio.delta", "audio": super::images::base64(piece)});
+        let delta = json!({"type": "speech.audio.delta", "audio": crate::base64::encode(piece)});
         crate::sse::push_event(&mut out, None, &delta);
     }
     let done = json!({"type": "speech.audio.done", "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}});
@@ -185,6 +184,31 @@ fn cues(t: &Value, text: &str, seconds: Option<f64>, vtt: bool) -> String {
     out
 }
 
+/// An upload's form for an OpenAI-shaped `/audio/transcriptions`: `model`, `response_format`, the client's
+/// other fields, then the file.
+pub(crate) fn form(call: &Transcription, model: &str, response_format: &str) -> (String, Vec<u8>) {
+    let mut fields = vec![
+        ("model".to_owned(), model.to_owned()),
+        ("response_format".to_owned(), response_format.to_owned()),
+    ];
+    fields.extend(call.fields.iter().cloned());
+    let f = &call.file;
+    crate::multipart::encode(&fields, ("file", &f.filename, &f.content_type, &f.bytes))
+}
+
+/// A provider's audio bytes with their content type: the one it sent when it is audio, else the one the
+/// `response_format` asked for names.
+pub fn speech_bytes(
+    bytes: Vec<u8>,
+    content_type: Option<String>,
+    format: Option<&str>,
+) -> (Vec<u8>, String) {
+    let content_type = content_type
+        .filter(|c| c.starts_with("audio/"))
+        .unwrap_or_else(|| speech_content_type(format).to_owned());
+    (bytes, content_type)
+}
+
 /// The content type of a speech `response_format` (OpenAI's names; `mp3` unless asked).
 pub fn speech_content_type(format: Option<&str>) -> &'static str {
     match format.unwrap_or("mp3") {
@@ -200,14 +224,6 @@ pub fn speech_content_type(format: Option<&str>) -> &'static str {
 /// The speech formats OpenAI names.
 pub const SPEECH_FORMATS: &[&str] = &["mp3", "opus", "aac", "flac", "wav", "pcm"];
 
-/// A provider whose answer was not a transcript or audio.
-pub fn invalid(provider: &str, what: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::UpstreamInvalidResponse,
-        format!("upstream `{provider}` sent an audio answer without {what}"),
-    )
-}
-
 /// A transcript from fields of a JSON object (Workers AI's Whisper output, SiliconFlow's `{text}`).
 pub fn transcript(text: &Value, extra: &[(&str, &Value)]) -> Value {
     let mut out = Map::new();
@@ -220,50 +236,9 @@ pub fn transcript(text: &Value, extra: &[(&str, &Value)]) -> Value {
     Value::Object(out)
 }
 
-/// Standard base64 (padding optional) to bytes; `None` when it is not base64.
-pub fn unbase64(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let take = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&n.to_be_bytes()[1..=take]);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_decodes_what_it_encodes_and_refuses_what_is_not() {
-        for plain in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-            let encoded = super::super::images::base64(plain.as_bytes());
-            assert_eq!(unbase64(&encoded).unwrap(), plain.as_bytes());
-        }
-        assert_eq!(unbase64("Zm9v").unwrap(), b"foo");
-        assert!(unbase64("Zm9v!").is_none());
-        assert!(unbase64("Z").is_none());
-    }
 
     #[test]
     fn every_format_is_rendered_from_one_transcript() {

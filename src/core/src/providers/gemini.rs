@@ -77,7 +77,7 @@ impl Connector for Gemini {
     fn images_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: super::Media,
         created: u64,
     ) -> Result<Value, ApiError> {
         images_answer(p, answer, created)
@@ -193,11 +193,11 @@ fn images_request(
 /// The `inlineData` parts of the answer as OpenAI images, with the tokens they were billed as.
 fn images_answer(
     p: &ProviderConfig,
-    answer: images::Media,
+    answer: super::Media,
     created: u64,
 ) -> Result<Value, ApiError> {
-    let images::Media::Json(v) = answer else {
-        return Err(images::invalid(&p.name, "JSON"));
+    let super::Media::Json(v) = answer else {
+        return Err(super::Media::missing(&p.name, "images", "JSON"));
     };
     let pictures: Vec<(String, Option<String>)> = v["candidates"]
         .as_array()

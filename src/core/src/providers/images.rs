@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::log::Usage;
 
 /// The `response_format` a client asked for.
@@ -17,29 +17,6 @@ use crate::log::Usage;
 pub enum ImageFormat {
     Url,
     B64Json,
-}
-
-/// An upstream's images answer: JSON, or the bytes of one picture (and their content type) when the body is not
-/// JSON.
-pub enum Media {
-    Json(Value),
-    Raw {
-        bytes: Vec<u8>,
-        content_type: Option<String>,
-    },
-}
-
-impl Media {
-    /// The body as JSON when it is JSON, else as the bytes of a picture.
-    pub fn read(bytes: Vec<u8>, content_type: Option<&str>) -> Self {
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Media::Json(v),
-            Err(_) => Media::Raw {
-                bytes,
-                content_type: content_type.map(str::to_owned),
-            },
-        }
-    }
 }
 
 /// The answer in the format the client asked for, how many images it holds and what they used (OpenAI's
@@ -116,14 +93,6 @@ pub fn from_base64(pictures: Vec<(String, Option<String>)>, created: u64) -> Val
     json!({"created": created, "data": data})
 }
 
-/// A provider that sent something that is not an images answer.
-pub fn invalid(provider: &str, what: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::UpstreamInvalidResponse,
-        format!("upstream `{provider}` sent an images answer without {what}"),
-    )
-}
-
 /// One image per request only (the provider makes one per call).
 pub fn one_image_only(provider: &str, n: Option<&Value>) -> Result<(), ApiError> {
     match n.and_then(Value::as_u64) {
@@ -139,28 +108,6 @@ pub fn one_image_only(provider: &str, n: Option<&Value>) -> Result<(), ApiError>
 pub fn size(size: Option<&Value>) -> Option<(u64, u64)> {
     let (w, h) = size?.as_str()?.split_once('x')?;
     Some((w.parse().ok()?, h.parse().ok()?))
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for pictures a provider sends as bytes.
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The content type a picture's first bytes say it is (PNG, JPEG, WebP), for raw bodies without one.
@@ -179,22 +126,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648s_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
-    }
+    use crate::providers::Media;
 
     #[test]
     fn a_url_asked_for_comes_as_a_data_url_and_images_are_counted() {

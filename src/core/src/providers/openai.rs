@@ -99,8 +99,8 @@ impl Connector for OpenAi {
             "json"
         };
         let url = format!("{}/audio/transcriptions", p.base_url);
-        let form = crate::providers::transcription_form(call, &model, format);
-        Ok(crate::providers::form_post(
+        let form = crate::providers::audio::form(call, &model, format);
+        Ok(crate::providers::body_post(
             p,
             url,
             |key| key_header(p, key),

@@ -66,7 +66,7 @@ impl Connector for SiliconFlow {
     fn images_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: super::Media,
         created: u64,
     ) -> Result<Value, ApiError> {
         images_answer(p, answer, created)
@@ -80,8 +80,8 @@ impl Connector for SiliconFlow {
         model: &str,
     ) -> Result<UpstreamRequest, ApiError> {
         let url = format!("{}/audio/transcriptions", p.base_url);
-        let form = crate::providers::transcription_form(call, model, "json");
-        Ok(crate::providers::form_post(
+        let form = crate::providers::audio::form(call, model, "json");
+        Ok(crate::providers::body_post(
             p,
             url,
             |key| openai::key_header(p, key),
@@ -219,16 +219,16 @@ fn images_request(
 
 fn images_answer(
     p: &ProviderConfig,
-    answer: images::Media,
+    answer: super::Media,
     created: u64,
 ) -> Result<Value, ApiError> {
-    let images::Media::Json(v) = answer else {
-        return Err(images::invalid(&p.name, "JSON"));
+    let super::Media::Json(v) = answer else {
+        return Err(super::Media::missing(&p.name, "images", "JSON"));
     };
     let data: Vec<Value> = v
         .get("images")
         .and_then(Value::as_array)
-        .ok_or_else(|| images::invalid(&p.name, "`images`"))?
+        .ok_or_else(|| super::Media::missing(&p.name, "images", "`images`"))?
         .iter()
         .filter_map(|i| i.get("url").filter(|u| u.is_string()))
         .map(|url| serde_json::json!({"url": url}))

@@ -81,7 +81,7 @@ impl Connector for WorkersAi {
     fn images_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: super::Media,
         created: u64,
     ) -> Result<Value, ApiError> {
         images_answer(p, answer, created)
@@ -99,7 +99,7 @@ impl Connector for WorkersAi {
     fn transcription_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: super::Media,
     ) -> Result<Value, ApiError> {
         transcription_answer(p, answer)
     }
@@ -116,7 +116,7 @@ impl Connector for WorkersAi {
     fn speech_answer(
         &self,
         p: &ProviderConfig,
-        answer: images::Media,
+        answer: super::Media,
         format: Option<&str>,
     ) -> Result<(Vec<u8>, String), ApiError> {
         speech_answer(p, answer, format)
@@ -269,17 +269,17 @@ fn images_request(
 /// flux's base64 `image` in the envelope, or a Stable Diffusion model's PNG bytes.
 fn images_answer(
     p: &ProviderConfig,
-    answer: images::Media,
+    answer: super::Media,
     created: u64,
 ) -> Result<Value, ApiError> {
     match answer {
-        images::Media::Json(v) => {
+        super::Media::Json(v) => {
             if let Some(e) = envelope_error(&v, &p.name) {
                 return Err(e);
             }
             let image = v["result"]["image"]
                 .as_str()
-                .ok_or_else(|| images::invalid(&p.name, "`result.image`"))?;
+                .ok_or_else(|| super::Media::missing(&p.name, "images", "`result.image`"))?;
             // flux answers JPEG in practice (the schema does not say; the first bytes do: `/9j/` is JPEG's
             // magic number in base64, `iVBOR` PNG's).
             let mime = [
@@ -295,16 +295,16 @@ fn images_answer(
                 created,
             ))
         }
-        images::Media::Raw {
+        super::Media::Raw {
             bytes,
             content_type,
         } => {
             let mime = images::sniff(&bytes)
                 .map(str::to_owned)
                 .or(content_type.filter(|c| c.starts_with("image/")))
-                .ok_or_else(|| images::invalid(&p.name, "a picture"))?;
+                .ok_or_else(|| super::Media::missing(&p.name, "images", "a picture"))?;
             Ok(images::from_base64(
-                vec![(images::base64(&bytes), Some(mime))],
+                vec![(crate::base64::encode(&bytes), Some(mime))],
                 created,
             ))
         }
@@ -319,7 +319,7 @@ fn transcription_request(
     let mut out = Map::new();
     let audio = &call.file.bytes;
     if model.contains("turbo") {
-        out.insert("audio".into(), json!(images::base64(audio)));
+        out.insert("audio".into(), json!(crate::base64::encode(audio)));
         if let Some(l) = call.field("language") {
             out.insert("language".into(), json!(l));
         }
@@ -334,16 +334,16 @@ fn transcription_request(
 
 /// Whisper's output as a transcript: its text, segments (numbered, as OpenAI's are) or words, `vtt`, and the
 /// turbo model's language and duration.
-fn transcription_answer(p: &ProviderConfig, answer: images::Media) -> Result<Value, ApiError> {
-    let images::Media::Json(v) = answer else {
-        return Err(audio::invalid(&p.name, "JSON"));
+fn transcription_answer(p: &ProviderConfig, answer: super::Media) -> Result<Value, ApiError> {
+    let super::Media::Json(v) = answer else {
+        return Err(super::Media::missing(&p.name, "audio", "JSON"));
     };
     if let Some(e) = envelope_error(&v, &p.name) {
         return Err(e);
     }
     let r = &v["result"];
     if !r["text"].is_string() {
-        return Err(audio::invalid(&p.name, "`result.text`"));
+        return Err(super::Media::missing(&p.name, "audio", "`result.text`"));
     }
     let segments: Value = match r["segments"].as_array() {
         Some(s) => s
@@ -408,29 +408,24 @@ fn speech_request(
 /// melotts's base64 MP3 in the envelope, or aura's bytes.
 fn speech_answer(
     p: &ProviderConfig,
-    answer: images::Media,
+    answer: super::Media,
     format: Option<&str>,
 ) -> Result<(Vec<u8>, String), ApiError> {
     match answer {
-        images::Media::Json(v) => {
+        super::Media::Json(v) => {
             if let Some(e) = envelope_error(&v, &p.name) {
                 return Err(e);
             }
             let bytes = v["result"]["audio"]
                 .as_str()
-                .and_then(audio::unbase64)
-                .ok_or_else(|| audio::invalid(&p.name, "`result.audio`"))?;
+                .and_then(crate::base64::decode)
+                .ok_or_else(|| super::Media::missing(&p.name, "audio", "`result.audio`"))?;
             Ok((bytes, "audio/mpeg".into()))
         }
-        images::Media::Raw {
+        super::Media::Raw {
             bytes,
             content_type,
-        } => {
-            let content_type = content_type
-                .filter(|c| c.starts_with("audio/"))
-                .unwrap_or_else(|| audio::speech_content_type(format).to_owned());
-            Ok((bytes, content_type))
-        }
+        } => Ok(audio::speech_bytes(bytes, content_type, format)),
     }
 }
 

@@ -193,28 +193,3 @@ fn speech(model: &str, body: &Value) -> Response {
     }
     Json(json!({"result": {"audio": base64(&spoken(input))}, "success": true, "errors": [], "messages": []})).into_response()
 }
-
-/// Standard base64 to bytes (the turbo model's `audio`).
-fn unbase64(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::new();
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let take = chunk.len().checked_sub(1)?;
-        out.extend_from_slice(&n.to_be_bytes()[1..=take]);
-    }
-    Some(out)
-}
