@@ -326,6 +326,35 @@ fn invalid(message: impl Into<String>, param: &str) -> ApiError {
 mod tests {
     use super::*;
 
+    /// For the translators' tests: the events `stream` makes of these relay payloads (`[DONE]`, a `{"error"}`
+    /// object, or a chunk), parsed, each checked to be named after its `type`.
+    pub(super) fn run_events(stream: &mut dyn Events, payloads: &[&str]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for payload in payloads {
+            if *payload == "[DONE]" {
+                stream.done(&mut out);
+                continue;
+            }
+            let v: Value = serde_json::from_str(payload).expect("a test payload is JSON");
+            match v.get("error") {
+                Some(e) => stream.error(e, &mut out),
+                None => stream.chunk(&v, &mut out),
+            }
+        }
+        String::from_utf8(out)
+            .expect("events are UTF-8")
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (name, data) = e.split_once('\n').expect("an event line and a data line");
+                let data = data.strip_prefix("data: ").expect("a data line");
+                let v: Value = serde_json::from_str(data).expect("event data is JSON");
+                assert_eq!(name.strip_prefix("event: "), v["type"].as_str());
+                v
+            })
+            .collect()
+    }
+
     #[test]
     fn a_restream_ignores_what_is_not_json_and_handles_events_split_anywhere() {
         let mut r = Front::Messages

@@ -760,30 +760,7 @@ mod tests {
     }
 
     fn events(chunks: &[&str]) -> Vec<Value> {
-        let mut s = Stream::new(ctx());
-        let mut out = Vec::new();
-        for c in chunks {
-            match *c {
-                "[DONE]" => s.done(&mut out),
-                c => {
-                    let v: Value = serde_json::from_str(c).unwrap();
-                    match v.get("error") {
-                        Some(e) => s.error(e, &mut out),
-                        None => s.chunk(&v, &mut out),
-                    }
-                }
-            }
-        }
-        let text = String::from_utf8(out).unwrap();
-        text.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let (name, data) = e.split_once('\n').unwrap();
-                let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-                assert_eq!(name.strip_prefix("event: ").unwrap(), v["type"]);
-                v
-            })
-            .collect()
+        super::super::tests::run_events(&mut Stream::new(ctx()), chunks)
     }
 
     #[test]
