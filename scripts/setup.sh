@@ -56,7 +56,7 @@ fi
 # Python packages for the end-to-end and SDK tests, in the project's own virtualenv.
 req_sum=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/.setup-stamp 2>/dev/null || true)" != "$req_sum" ]; then
-  say "creating .venv with the test requirements (openai SDK, pytest, playwright)"
+  say "creating .venv with the test requirements (openai and anthropic SDKs, pytest, playwright)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   echo "$req_sum" > .venv/.setup-stamp
