@@ -6,6 +6,7 @@ mod cache;
 mod console;
 mod db;
 mod host;
+mod metrics;
 mod policy_source;
 mod secrets;
 mod server;
@@ -80,6 +81,10 @@ enum Command {
         /// How often the folders of expired days are deleted from the archive.
         #[arg(long, env = "GATEWAY_ARCHIVE_SWEEP_MS", default_value_t = 3_600_000)]
         archive_sweep_ms: u64,
+        /// Serve Prometheus metrics at `/metrics` on this address too, without a token (on the API's address
+        /// `/metrics` wants GATEWAY_METRICS_TOKEN, or the admin token, as a bearer).
+        #[arg(long, env = "GATEWAY_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Apply the SQL migrations in migrations/ to the database.
     Migrate {
@@ -234,6 +239,7 @@ fn run(cli: Cli) -> Result<(), String> {
             secrets_file,
             archive_dir,
             archive_sweep_ms,
+            metrics_listen,
         } => {
             let secrets = secrets::Secrets::new(secrets_file);
             let config =
@@ -271,6 +277,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     write_timeout: std::time::Duration::from_millis(write_timeout_ms),
                     max_connections,
                 },
+                metrics_listen,
             })
         }
         Command::Migrate { db } => {

@@ -79,6 +79,8 @@ pub struct ServeOptions {
     /// The payload archive's directory, and how often its expired days are deleted.
     pub archive: (PathBuf, Duration),
     pub limits: ClientLimits,
+    /// A second address serving only `/metrics`, without a token (for a private network's scraper).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What one client may hold of the server.
@@ -164,6 +166,18 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(
         opts.limits.max_connections.max(1),
     ));
+    let metrics = crate::metrics::Metrics::new(
+        log_stats.clone(),
+        (opts.limits.max_connections.max(1), connections.clone()),
+    );
+    let metrics_token = opts
+        .secrets
+        .get("GATEWAY_METRICS_TOKEN")
+        .or_else(|| opts.config.admin_token.clone())
+        .filter(|t| !t.is_empty());
+    if let Some(addr) = opts.metrics_listen {
+        crate::metrics::spawn_listener(addr, metrics.clone())?;
+    }
     let mut handles = Vec::new();
     for i in 0..opts.threads.max(1) {
         let listener = listener.try_clone().map_err(|e| e.to_string())?;
@@ -186,6 +200,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             ledger: ledger.clone(),
             cache: cache.clone(),
             archive: archive.clone(),
+            metrics: (metrics.clone(), metrics_token.clone()),
         };
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
@@ -276,6 +291,8 @@ struct ThreadShared {
     ledger: gateway_core::limits::Ledger,
     cache: crate::cache::ResponseCache,
     archive: crate::archive::Archive,
+    /// The metrics, and the token `/metrics` wants on the API's address (none: not served there).
+    metrics: (crate::metrics::Metrics, Option<String>),
 }
 
 fn worker_thread(
@@ -295,6 +312,7 @@ fn worker_thread(
         ledger,
         cache,
         archive,
+        metrics,
     }: ThreadShared,
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -349,12 +367,13 @@ fn worker_thread(
             };
             let _ = stream.set_nodelay(true);
             let (gateway, log_tx, logs) = (gateway.clone(), log_tx.clone(), logs.clone());
-            let (refusals, refusals_log) = (gateway.clone(), log_tx.clone());
+            let (refusals, refusals_log) = (gateway.clone(), (log_tx.clone(), metrics.0.clone()));
+            let metrics = metrics.clone();
             let stopping = shutdown.stopping();
             connections.spawn(async move {
                 let _permit = permit;
                 let service = service_fn(move |req| {
-                    let sinks = (log_tx.clone(), logs.clone());
+                    let sinks = (log_tx.clone(), logs.clone(), metrics.clone());
                     handle(gateway.clone(), sinks, limits.body_timeout, req)
                 });
                 // Without a timer hyper has no header read timeout: a slowloris client would hold its
@@ -377,7 +396,9 @@ fn worker_thread(
                 };
                 // A request hyper could not parse never reached `handle`; hyper answered it (431, 414, 400).
                 if let Some(code) = ended.err().as_ref().and_then(unparsed) {
-                    let _ = refusals_log.send(refusals.unreadable(code));
+                    let row = refusals.unreadable(code);
+                    refusals_log.1.record(&row);
+                    let _ = refusals_log.0.send(row);
                 }
             });
         }
@@ -430,10 +451,30 @@ impl AcceptErrors {
 
 async fn handle(
     gateway: Rc<Gateway<NativeHost>>,
-    (log_tx, logs): (mpsc::Sender<LogRecord>, Tasks),
+    (log_tx, logs, (metrics, metrics_token)): (
+        mpsc::Sender<LogRecord>,
+        Tasks,
+        (crate::metrics::Metrics, Option<String>),
+    ),
     body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<OutBody>, Infallible> {
+    if req.uri().path() == "/metrics" {
+        if let Some(token) = &metrics_token {
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let (status, kind, body) =
+                crate::metrics::answer(&metrics, req.method().as_str(), &headers, Some(token));
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", kind)
+                .body(OutBody::Full(Some(Bytes::from(body))))
+                .unwrap_or_else(|_| Response::new(OutBody::Full(None))));
+        }
+    }
     if let Some(file) = crate::console::serve(req.method().as_str(), req.uri().path()) {
         let mut builder = Response::builder().status(file.status);
         for (k, v) in file.headers {
@@ -490,6 +531,7 @@ async fn handle(
     let (work, row) = gateway.begin(request);
     logs.spawn(async move {
         if let Some(row) = row.await {
+            metrics.record(&row);
             let _ = log_tx.send(row);
         }
     });
