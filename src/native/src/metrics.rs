@@ -469,6 +469,55 @@ mod tests {
         assert!(text.contains("gateway_log_queue_depth 3\n"), "{text}");
     }
 
+    /// What the metrics cost a request, measured (not asserted):
+    /// `cargo test --release -p gateway-native metrics_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn metrics_cost() {
+        let m = metrics();
+        let row = LogRecord {
+            endpoint: Some("chat"),
+            status: 200,
+            provider: Some("deepseek".into()),
+            model: Some("deepseek-chat".into()),
+            rule_id: Some("zh".into()),
+            latency_ms: 30.0,
+            ttft_ms: Some(12.0),
+            attempt_log: vec![gateway_core::Attempt {
+                provider: "deepseek".into(),
+                model: "deepseek-chat".into(),
+                status: 200,
+                ms: 12.0,
+                error: None,
+            }],
+            usage: Some(gateway_core::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 20,
+                ..Default::default()
+            }),
+            ..LogRecord::default()
+        };
+        let n = 200_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            m.record(&row);
+        }
+        let per_row = t.elapsed().as_nanos() / n;
+        for i in 0..MAX_SERIES {
+            m.record(&LogRecord {
+                model: Some(format!("model-{i}")),
+                ..row.clone()
+            });
+        }
+        let t = std::time::Instant::now();
+        let text = m.render();
+        println!(
+            "record: {per_row} ns a row; render with every family full: {:?}, {} KiB",
+            t.elapsed(),
+            text.len() / 1024
+        );
+    }
+
     #[test]
     fn label_sets_are_capped() {
         let m = metrics();
